@@ -1,0 +1,74 @@
+# DAMF attention -- every target bootstraps what it needs on first use:
+# a local virtual environment (.venv) from pyproject.toml, and Icarus Verilog.
+#
+#   make sim [SIM=icarus|verilator] [VECTORS=FILE]   cocotb testbenches (or replay a vector file)
+#   make test                                       the whole test suite, both simulators
+#   make verilog [PRESET=default]                   Verilog + JSON of every block into build/verilog/PRESET
+#   make golden                                     golden vector files into golden/vectors/
+#   make lint                                       Verilator --lint-only -Wall on every block
+#   make clean                                      remove build outputs (keeps .venv)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+SIM ?= icarus
+PRESET ?= default
+VECTORS ?=
+PY := $(VENV)/bin/python
+DAMF := $(VENV)/bin/damf
+STAMP := $(VENV)/.installed
+BLOCKS = $(shell $(PY) -c "from damf.blocks import BLOCKS; print(' '.join(BLOCKS))")
+
+.PHONY: sim test verilog golden lint clean distclean env icarus help
+
+help:
+	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
+
+$(STAMP): pyproject.toml
+	@echo "== creating $(VENV) from pyproject.toml (first run only)"
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "damf: Python 3.11 or newer is required, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+env: $(STAMP)
+
+# Icarus comes from the system: install it with apt when we can, else say what to install.
+icarus:
+	@command -v iverilog >/dev/null && command -v vvp >/dev/null && exit 0; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "== installing Icarus Verilog with apt-get"; \
+		(apt-get install -y -qq iverilog || (apt-get update -qq && apt-get install -y -qq iverilog)) >/dev/null; \
+	elif command -v apt-get >/dev/null && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+		echo "== installing Icarus Verilog with sudo apt-get"; \
+		(sudo apt-get install -y -qq iverilog || (sudo apt-get update -qq && sudo apt-get install -y -qq iverilog)) >/dev/null; \
+	fi; \
+	command -v iverilog >/dev/null || { echo "damf: Icarus Verilog is required: install the 'iverilog' package (e.g. sudo apt-get install iverilog)" >&2; exit 1; }
+
+sim: $(STAMP) icarus
+ifeq ($(VECTORS),)
+	$(MAKE) --no-print-directory verilog PRESET=default
+	$(PY) -m pytest sim --sim $(SIM) -q
+else
+	$(DAMF) sim --vectors $(VECTORS) --sim $(SIM)
+endif
+
+test: $(STAMP) icarus
+	$(PY) -m pytest tests sim --sim all -q
+
+verilog: $(STAMP)
+	@for b in $(BLOCKS); do $(DAMF) generate $$b --preset $(PRESET) --out build/verilog/$(PRESET) || exit $$?; done
+
+golden: $(STAMP)
+	$(DAMF) golden --out golden/vectors
+
+lint: $(STAMP)
+	$(DAMF) lint --out build/lint
+
+clean:
+	rm -rf build sim_build results.xml .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,183 @@
+"""The ``damf`` command line: generate Verilog, write golden vectors, simulate, lint.
+
+Bad input (unknown block, preset or key, invalid value, malformed file) prints one line
+``damf: error: ...`` on stderr and exits with status 2, leaving no output files behind.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .blocks import BLOCKS, get_block, to_verilog
+from .config import PRESETS, ConfigError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, no usage dump: what was expected and what was given.
+        raise ConfigError(message)
+
+
+def _block_list():
+    width = max(map(len, BLOCKS))
+    return "\n".join(f"  {name:<{width}}  {b.summary}" for name, b in BLOCKS.items())
+
+
+def _config_from_args(block, args):
+    return block.config_cls.build(preset=args.preset, config_file=args.config, assignments=args.set or ())
+
+
+def _add_config_args(p):
+    p.add_argument("--preset", default="default", metavar="NAME",
+                   help=f"starting configuration: {', '.join(PRESETS)} (default: default)")
+    p.add_argument("--config", metavar="FILE", type=Path,
+                   help="JSON config file (a flat object of keys, or a BLOCK.json) applied over the preset")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one configuration key (repeatable), applied last")
+
+
+def _write_atomically(files):
+    """Write ``{path: text}``; either every file is written or none is."""
+    temps = []
+    try:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            temps.append((tmp, path))
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+# ---- commands -------------------------------------------------------------------------------
+
+def cmd_generate(args):
+    block = get_block(args.block)
+    cfg = _config_from_args(block, args)
+    text = to_verilog(cfg)  # everything is validated and built before anything is written
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out must be a directory, not the file '{out}'")
+    _write_atomically({out / f"{block.name}.v": text, out / f"{block.name}.json": cfg.to_json()})
+    print(f"wrote {out / (block.name + '.v')} and {out / (block.name + '.json')}")
+    return 0
+
+
+def cmd_golden(args):
+    from .golden import vectors
+    presets = args.preset or list(PRESETS)
+    for name in presets:
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset '{name}'; expected one of: {', '.join(PRESETS)}")
+    files = {}
+    for name in presets:
+        for block in BLOCKS.values():
+            cfg = block.config_cls.from_preset(name)
+            doc = vectors.generate(cfg, seed=args.seed, count=args.count)
+            files[Path(args.out) / name / f"{block.name}.json"] = vectors.dumps(doc)
+    _write_atomically(files)
+    for path in files:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_sim(args):
+    from .golden import vectors
+    from .sim.runner import SimFailed, run_testbench
+    cfg, inputs, expected = vectors.load(args.vectors, block=args.block)
+    build = Path(args.build) / cfg.block
+    build.mkdir(parents=True, exist_ok=True)
+    results = (build / "results.json").resolve()
+    if results.exists():
+        results.unlink()
+    print(f"simulating {cfg.block} on {args.sim} with {args.vectors} ...", flush=True)
+    start = time.monotonic()
+    try:
+        run_testbench(cfg, simulator=args.sim, module=f"damf.sim.tb_{cfg.block.replace('-', '_')}",
+                      build_dir=build / args.sim, testcase="vectors_file",
+                      env={"DAMF_VECTORS": str(Path(args.vectors).resolve()), "DAMF_RESULTS": str(results)})
+    except SimFailed as e:
+        print(f"damf: simulation failed: {e} (log above, build folder {build / args.sim})", file=sys.stderr)
+        return 1
+    got = json.loads(results.read_text())
+    matches, total, first = vectors.compare(expected, got)
+    print(f"{cfg.block} on {args.sim}: {matches}/{total} results match {args.vectors} "
+          f"({time.monotonic() - start:.1f} s)")
+    for index, name, exp, g in first:
+        print(f"  mismatch at result {index}: {name} = {g}, expected {exp}")
+    return 0 if matches == total else 1
+
+
+def cmd_lint(args):
+    from .lint import lint
+    return lint(presets=args.preset or list(PRESETS), out=Path(args.out))
+
+
+def main(argv=None):
+    parser = _Parser(
+        prog="damf",
+        description="DAMF attention hardware: Verilog generators, golden models and testbenches.",
+        epilog="blocks:\n" + _block_list(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("generate", help="write BLOCK.v and BLOCK.json",
+                       description="Write BLOCK.v (Verilog) and BLOCK.json (its configuration and derived widths).",
+                       epilog="blocks:\n" + _block_list(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("block", metavar="BLOCK", help="block name (see below)")
+    _add_config_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("golden", help="write golden vector files for the presets",
+                       description="Write DIR/PRESET/BLOCK.json golden vector files (see golden/vectors.py).")
+    p.add_argument("--preset", action="append", metavar="NAME", help="preset (repeatable; default: all)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    p.add_argument("--count", type=int, default=64, help="random input vectors per file (default: 64)")
+    p.set_defaults(func=cmd_golden)
+
+    p = sub.add_parser("sim", help="run the RTL against a vector file",
+                       description="Generate the block of a vector file, simulate it on its inputs, "
+                                   "and report matches and the first mismatches.")
+    p.add_argument("block", metavar="BLOCK", nargs="?", help="block name (default: the file's)")
+    p.add_argument("--vectors", required=True, metavar="FILE", help="vector file (format in golden/vectors.py)")
+    p.add_argument("--sim", default="icarus", choices=("icarus", "verilator"), help="simulator (default: icarus)")
+    p.add_argument("--build", default="build/vectors", metavar="DIR", help="build folder (default: build/vectors)")
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("lint", help="Verilator --lint-only -Wall on every generated block",
+                       description="Generate every block for the presets and lint each with Verilator -Wall.")
+    p.add_argument("--preset", action="append", metavar="NAME", help="preset (repeatable; default: all)")
+    p.add_argument("--out", default="build/lint", metavar="DIR", help="build folder (default: build/lint)")
+    p.set_defaults(func=cmd_lint)
+
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        if getattr(args, "block", None) is not None:
+            get_block(args.block)
+        if getattr(args, "count", 1) < 1:
+            raise ConfigError(f"--count must be at least 1, not {args.count}")
+        return args.func(args)
+    except ConfigError as e:
+        print(f"damf: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""Generator configurations: one frozen, validated object per generator.
+
+Every block generator takes exactly one configuration object.  The same object
+feeds the RTL generator (``damf.hdl``), the bit-exact golden model
+(``damf.golden``) and the cocotb testbenches (``damf.sim``), and is written as
+JSON next to every generated Verilog file, so software and hardware cannot
+drift apart on a width or a rounding rule.
+
+A configuration is built from, in increasing priority:
+
+1. a named preset (:data:`PRESETS`), of which each generator takes the keys it
+   knows;
+2. a JSON file (either a flat ``{"key": value}`` object, or the ``BLOCK.json``
+   written by ``damf generate``, whose ``"config"`` member is used);
+3. ``key=value`` overrides from the command line.
+
+All validation happens in :meth:`BlockConfig.__post_init__`; invalid values raise
+:class:`ConfigError` with a message naming what was expected and what was given.
+"""
+
+import dataclasses
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "ConfigError", "PRESETS", "BlockConfig", "InnerProductConfig",
+    "signed_range_width", "product_range",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration, file or command-line value is invalid.
+
+    The message is one line that says what was expected and what was given.
+    """
+
+
+# Model-level presets.  Each generator takes the keys it knows from these.
+#   default:   small and fast to simulate.
+#   bert-base: BERT-base attention (Devlin et al. 2019: d_model 768, 12 heads of
+#              64) at the sequence length of the DAMF paper's Table II (L = 128).
+PRESETS = {
+    "default": {
+        "d_model": 16, "n_heads": 2, "d_head": 8, "seq_len": 8,
+        "rank": 1, "lanes": 4, "x_width": 8, "w_width": 8,
+    },
+    "bert-base": {
+        "d_model": 768, "n_heads": 12, "d_head": 64, "seq_len": 128,
+        "rank": 1, "lanes": 16, "x_width": 8, "w_width": 8,
+    },
+}
+
+# Integer arithmetic in the golden model is done in int64; every derived width
+# is checked against this bound so the model stays exact.
+MAX_DERIVED_WIDTH = 62
+
+
+def signed_range_width(lo, hi):
+    """Smallest two's complement width holding every integer in ``[lo, hi]``."""
+    width = 1
+    while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
+        width += 1
+    return width
+
+
+def product_range(a_width, b_width):
+    """Exact ``(min, max)`` of the product of two signed integers of these widths."""
+    a = (-(1 << (a_width - 1)), (1 << (a_width - 1)) - 1)
+    b = (-(1 << (b_width - 1)), (1 << (b_width - 1)) - 1)
+    corners = [x * y for x in a for y in b]
+    return min(corners), max(corners)
+
+
+def _describe(value):
+    return repr(value) if not isinstance(value, str) else f"'{value}'"
+
+
+@dataclass(frozen=True)
+class BlockConfig:
+    """Base class of generator configurations.
+
+    Subclasses are frozen dataclasses; each field carries ``metadata["doc"]``
+    (shown by ``damf generate BLOCK --help``).  Subclasses implement
+    :meth:`_validate` and :meth:`derived`.
+    """
+
+    block = None  # the block name, e.g. "inner-product"
+
+    # ---- construction ---------------------------------------------------------------------
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ConfigError(f"{f.name} must be an integer, not {_describe(value)}")
+            if f.type == "str" and not isinstance(value, str):
+                raise ConfigError(f"{f.name} must be a string, not {_describe(value)}")
+            if f.type == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"{f.name} must be true or false, not {_describe(value)}")
+            choices = f.metadata.get("choices")
+            if choices is not None and value not in choices:
+                raise ConfigError(f"{f.name} must be one of {', '.join(choices)}, not {_describe(value)}")
+            minimum = f.metadata.get("min")
+            if minimum is not None and value < minimum:
+                raise ConfigError(f"{f.name} must be at least {minimum}, not {value}")
+            maximum = f.metadata.get("max")
+            if maximum is not None and value > maximum:
+                raise ConfigError(f"{f.name} must be at most {maximum}, not {value}")
+        self._validate()
+
+    def _validate(self):
+        pass
+
+    @classmethod
+    def keys(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def _field(cls, name):
+        for f in dataclasses.fields(cls):
+            if f.name == name:
+                return f
+        raise ConfigError(
+            f"unknown key '{name}' for {cls.block}; expected one of: {', '.join(cls.keys())}")
+
+    @classmethod
+    def from_preset(cls, name="default"):
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset '{name}'; expected one of: {', '.join(PRESETS)}")
+        known = set(cls.keys())
+        return cls(**{k: v for k, v in PRESETS[name].items() if k in known})
+
+    @classmethod
+    def from_dict(cls, values, *, base=None):
+        """Build from a mapping of keys to (JSON) values, on top of ``base``."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"a configuration must be a JSON object, not {type(values).__name__}")
+        for key in values:
+            cls._field(key)  # rejects unknown keys
+        values = {k: cls._from_json_value(k, v) for k, v in values.items()}
+        if base is None:
+            return cls(**values)
+        return dataclasses.replace(base, **values)
+
+    @classmethod
+    def _from_json_value(cls, key, value):
+        f = cls._field(key)
+        if f.type.startswith("tuple") and isinstance(value, list):
+            return tuple(tuple(row) if isinstance(row, list) else row for row in value)
+        return value
+
+    @classmethod
+    def from_file(cls, path, *, base=None):
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read config file '{path}': {e.strerror}") from None
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(
+                f"config file '{path}' is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+            ) from None
+        if isinstance(values, dict) and "config" in values and isinstance(values["config"], dict):
+            if values.get("block", cls.block) != cls.block:
+                raise ConfigError(
+                    f"config file '{path}' is for block '{values['block']}', not '{cls.block}'")
+            values = values["config"]
+        return cls.from_dict(values, base=base)
+
+    @classmethod
+    def parse_assignment(cls, text):
+        """Parse one command-line ``key=value`` into ``(key, value)``."""
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, not '{text}'")
+        f = cls._field(key)
+        raw = raw.strip()
+        if f.type == "int":
+            try:
+                return key, int(raw, 0)
+            except ValueError:
+                raise ConfigError(f"{key} must be an integer, not '{raw}'") from None
+        if f.type == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return key, True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return key, False
+            raise ConfigError(f"{key} must be true or false, not '{raw}'")
+        if f.type == "str":
+            return key, raw
+        try:
+            return key, cls._from_json_value(key, json.loads(raw))
+        except json.JSONDecodeError:
+            raise ConfigError(f"{key} must be a JSON value, not '{raw}'") from None
+
+    @classmethod
+    def build(cls, *, preset="default", config_file=None, assignments=()):
+        """Preset, then file, then ``key=value`` assignments."""
+        cfg = cls.from_preset(preset)
+        if config_file is not None:
+            cfg = cls.from_file(config_file, base=cfg)
+        overrides = dict(cls.parse_assignment(a) for a in assignments)
+        if overrides:
+            cfg = dataclasses.replace(cfg, **overrides)
+        return cfg
+
+    # ---- description ----------------------------------------------------------------------
+
+    def derived(self):
+        """Derived quantities (widths, latency, ...) as a JSON-able dict."""
+        return {}
+
+    def to_dict(self):
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = [list(row) if isinstance(row, tuple) else row for row in value]
+            out[f.name] = value
+        return out
+
+    def to_json(self):
+        """The ``BLOCK.json`` written next to the Verilog: block, config and derived values."""
+        from . import __version__
+        doc = {
+            "block": self.block,
+            "generator": f"damf {__version__}",
+            "config": self.to_dict(),
+            "derived": self.derived(),
+        }
+        return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+
+
+def _check_vectors(name, vectors, *, rows, cols, width):
+    if not isinstance(vectors, tuple) or len(vectors) != rows:
+        raise ConfigError(f"{name} must be a list of {rows} vectors (one per rank), not {_describe(vectors)}"
+                          if not isinstance(vectors, tuple) else
+                          f"{name} must hold {rows} vectors (one per rank), not {len(vectors)}")
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    for k, row in enumerate(vectors):
+        if not isinstance(row, tuple) or len(row) != cols:
+            given = len(row) if isinstance(row, tuple) else _describe(row)
+            raise ConfigError(f"{name}[{k}] must hold d_model = {cols} integers, not {given}")
+        for i, value in enumerate(row):
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ConfigError(
+                    f"{name}[{k}][{i}] must be an integer in [{lo}, {hi}] (w_width = {width}), "
+                    f"not {_describe(value)}")
+
+
+@dataclass(frozen=True)
+class InnerProductConfig(BlockConfig):
+    """Configuration of the singular-vector inner-product unit (``inner-product``).
+
+    The unit computes ``p_k = X_m . u_k`` and ``q_k = X_m . v_k`` for ``k < rank``.
+    """
+
+    block = "inner-product"
+
+    d_model:  "int" = field(default=16, metadata={"min": 1, "max": 1 << 16,
+                            "doc": "elements per token vector X_m"})
+    lanes:    "int" = field(default=4, metadata={"min": 1, "max": 256,
+                            "doc": "elements of X_m accepted per beat"})
+    rank:     "int" = field(default=1, metadata={"min": 1, "max": 64,
+                            "doc": "number of singular-vector pairs (u_k, v_k)"})
+    x_width:  "int" = field(default=8, metadata={"min": 2, "max": 32,
+                            "doc": "bits of each signed element of X"})
+    w_width:  "int" = field(default=8, metadata={"min": 2, "max": 32,
+                            "doc": "bits of each signed element of u and v"})
+    weights:  "str" = field(default="runtime", metadata={"choices": ("runtime", "fixed"),
+                            "doc": "runtime: u, v loaded through the w stream; "
+                                   "fixed: u, v are constants of the generated Verilog"})
+    weight_seed: "int" = field(default=1, metadata={"min": 0,
+                               "doc": "seed of the random u, v used when weights=fixed and u, v are not given"})
+    u: "tuple | None" = field(default=None, metadata={
+        "doc": "weights=fixed: rank x d_model signed integers (JSON list of lists); default: random from weight_seed"})
+    v: "tuple | None" = field(default=None, metadata={
+        "doc": "weights=fixed: rank x d_model signed integers (JSON list of lists); default: random from weight_seed"})
+
+    def _validate(self):
+        if self.lanes > self.d_model:
+            raise ConfigError(f"lanes must be at most d_model = {self.d_model}, not {self.lanes}")
+        if self.out_width > MAX_DERIVED_WIDTH:
+            raise ConfigError(
+                f"x_width + w_width + log2(d_model) must give at most {MAX_DERIVED_WIDTH} output bits, "
+                f"not {self.out_width} (x_width={self.x_width}, w_width={self.w_width}, d_model={self.d_model})")
+        for name in ("u", "v"):
+            vectors = getattr(self, name)
+            if vectors is None:
+                continue
+            if self.weights != "fixed":
+                raise ConfigError(f"{name} may only be given with weights=fixed, not weights={self.weights}")
+            _check_vectors(name, vectors, rows=self.rank, cols=self.d_model, width=self.w_width)
+
+    # ---- derived --------------------------------------------------------------------------
+
+    @property
+    def beats(self):
+        """Beats per token: ``ceil(d_model / lanes)``."""
+        return -(-self.d_model // self.lanes)
+
+    @property
+    def last_lanes(self):
+        """Valid lanes in the last beat of a token (the others are ignored)."""
+        return self.d_model - (self.beats - 1) * self.lanes
+
+    def sum_range(self, terms):
+        lo, hi = product_range(self.x_width, self.w_width)
+        return terms * lo, terms * hi
+
+    @property
+    def product_width(self):
+        return signed_range_width(*product_range(self.x_width, self.w_width))
+
+    @property
+    def lane_sum_width(self):
+        return signed_range_width(*self.sum_range(self.lanes))
+
+    @property
+    def out_width(self):
+        """Exact width of p and q: holds every sum of d_model products, no overflow."""
+        return signed_range_width(*self.sum_range(self.d_model))
+
+    @property
+    def word_width(self):
+        """Bits of one weight word (one beat of the w stream)."""
+        return 2 * self.rank * self.lanes * self.w_width
+
+    latency = 4
+    """Cycles from the handshake of a token's last beat to ``o.valid``, without backpressure."""
+
+    def fixed_vectors(self):
+        """``(u, v)`` as rank x d_model tuples, for weights=fixed."""
+        if self.weights != "fixed":
+            raise ConfigError("fixed_vectors() needs weights=fixed")
+        rng = random.Random(self.weight_seed)
+        lo, hi = -(1 << (self.w_width - 1)), (1 << (self.w_width - 1)) - 1
+
+        def draw():
+            return tuple(tuple(rng.randint(lo, hi) for _ in range(self.d_model)) for _ in range(self.rank))
+        u = self.u if self.u is not None else draw()
+        v = self.v if self.v is not None else draw()
+        return u, v
+
+    def to_dict(self):
+        out = super().to_dict()
+        if self.weights == "fixed":
+            # The JSON next to the Verilog carries the constants baked into it.
+            u, v = self.fixed_vectors()
+            out["u"] = [list(r) for r in u]
+            out["v"] = [list(r) for r in v]
+        return out
+
+    def derived(self):
+        return {
+            "beats": self.beats,
+            "last_lanes": self.last_lanes,
+            "product_width": self.product_width,
+            "lane_sum_width": self.lane_sum_width,
+            "out_width": self.out_width,
+            "word_width": self.word_width,
+            "latency": self.latency,
+            "cycles_per_token": self.beats,
+            "ports": {
+                "i__payload": self.lanes * self.x_width,
+                "o__payload": 2 * self.rank * self.out_width,
+                **({"w__payload": self.word_width} if self.weights == "runtime" else {}),
+            },
+        }
+
+    def __repr__(self):
+        return (f"InnerProductConfig(d_model={self.d_model}, lanes={self.lanes}, rank={self.rank}, "
+                f"x_width={self.x_width}, w_width={self.w_width}, weights={self.weights})")

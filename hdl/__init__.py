@@ -1,0 +1,1 @@
+"""Amaranth blocks of the DAMF attention datapath."""

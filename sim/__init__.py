@@ -1,0 +1,1 @@
+"""cocotb testbenches (``tb_*.py``) and their pytest runners (``test_*.py``)."""

@@ -1,0 +1,65 @@
+"""Build a block's Verilog and run a cocotb testbench on it through cocotb-test.
+
+The testbench learns its configuration from the ``BLOCK.json`` written next to the Verilog
+(path in ``DAMF_CONFIG``); other knobs travel as ``DAMF_*`` environment variables.
+"""
+
+import os
+from pathlib import Path
+
+from cocotb_test.simulator import run as cocotb_run
+
+from .. import toolchain
+from ..blocks import get_block, to_verilog
+
+__all__ = ["SimFailed", "write_block", "run_testbench"]
+
+# Amaranth's Verilog has no `timescale; the testbenches count clock cycles only.
+TIMESCALE = "1ns/1ps"
+
+# Verilator warns about width changes in Amaranth's output (see docs/lint.md and
+# `damf lint`, which waives each kind with its reason); simulation builds must not stop on them.
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
+
+
+class SimFailed(Exception):
+    pass
+
+
+def write_block(cfg, out_dir):
+    """Write ``BLOCK.v`` and ``BLOCK.json`` for ``cfg`` into ``out_dir``; return the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    v_path = out_dir / f"{cfg.block}.v"
+    j_path = out_dir / f"{cfg.block}.json"
+    v_path.write_text(to_verilog(cfg))
+    j_path.write_text(cfg.to_json())
+    return v_path, j_path
+
+
+def run_testbench(cfg, *, simulator, module, build_dir, testcase=None, env=None, waves=None):
+    """Generate the Verilog of ``cfg`` into ``build_dir`` and run cocotb ``module`` on it.
+
+    Raises :class:`SimFailed` when a cocotb test fails or the simulation cannot be built.
+    """
+    toolchain.require(simulator)
+    toolchain.apply()
+    build_dir = Path(build_dir).resolve()
+    v_path, j_path = write_block(cfg, build_dir / "rtl")
+    extra_env = {"DAMF_CONFIG": str(j_path), **(env or {})}
+    per_sim = {"compile_args": VERILATOR_ARGS, "make_args": ["-j2"]} if simulator == "verilator" else {}
+    try:
+        cocotb_run(
+            simulator=simulator,
+            verilog_sources=[str(v_path)],
+            toplevel=get_block(cfg.block).module,
+            module=module,
+            sim_build=str(build_dir),
+            timescale=TIMESCALE,
+            testcase=testcase,
+            extra_env=extra_env,
+            waves=bool(int(os.environ.get("WAVES", "0"))) if waves is None else waves,
+            **per_sim,
+        )
+    except SystemExit as e:  # cocotb-test reports failures by raising SystemExit
+        raise SimFailed(str(e)) from None

@@ -1,0 +1,126 @@
+"""Stream driver and monitor for Amaranth ``stream.Signature`` ports (cocotb 2.x).
+
+An Amaranth stream ``i`` appears in Verilog as ``i__payload``, ``i__valid`` and ``i__ready``.
+A transfer happens at a rising clock edge where ``valid`` and ``ready`` are both high.
+Both helpers sample the handshake in the ReadOnly phase just before the edge, so they work the
+same on Icarus and Verilator.
+
+``idle`` / ``backpressure`` are iterators of booleans, one per cycle: ``True`` means "insert a
+gap" (driver) or "hold ready low" (monitor).  :func:`random_pattern` makes seeded ones.
+"""
+
+import collections
+import itertools
+
+from cocotb.triggers import Event, ReadOnly, RisingEdge
+
+__all__ = ["pack", "unpack", "random_pattern", "StreamDriver", "StreamMonitor"]
+
+
+def pack(values, width):
+    """Pack signed integers into one int, element 0 in the least significant bits."""
+    word, mask = 0, (1 << width) - 1
+    for i, value in enumerate(values):
+        word |= (int(value) & mask) << (i * width)
+    return word
+
+
+def unpack(word, width, count):
+    """Inverse of :func:`pack`: ``count`` signed integers of ``width`` bits."""
+    out, mask, sign = [], (1 << width) - 1, 1 << (width - 1)
+    for i in range(count):
+        v = (word >> (i * width)) & mask
+        out.append(v - (1 << width) if v & sign else v)
+    return out
+
+
+def random_pattern(rng, probability):
+    """Endless booleans, each ``True`` with ``probability`` (``0`` gives never)."""
+    if probability <= 0:
+        return itertools.repeat(False)
+    return iter(lambda: rng.random() < probability, None)
+
+
+class StreamDriver:
+    """Offers queued payloads on ``<name>__payload/valid``, honouring ``<name>__ready``."""
+
+    def __init__(self, dut, name, clk, idle=None):
+        self.payload = getattr(dut, f"{name}__payload")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.clk = clk
+        self.idle = idle if idle is not None else itertools.repeat(False)
+        self.queue = collections.deque()
+        self.sent = 0
+        self.empty = Event()
+        self.empty.set()
+        self.accept_cycles = []  # cycle numbers of accepted transfers (see `cycle`)
+        self.cycle = 0
+        self.valid.value = 0
+
+    def send(self, payload):
+        self.queue.append(int(payload))
+        self.empty.clear()
+
+    async def wait_empty(self):
+        """Return once every queued payload has been accepted."""
+        await self.empty.wait()
+
+    async def run(self):
+        current = None
+        while True:
+            if current is None and self.queue and not next(self.idle):
+                current = self.queue.popleft()
+            if current is None:
+                self.valid.value = 0
+            else:
+                self.valid.value = 1
+                self.payload.value = current
+            await ReadOnly()
+            fired = current is not None and bool(self.ready.value)
+            await RisingEdge(self.clk)
+            self.cycle += 1
+            if fired:
+                current = None
+                self.sent += 1
+                self.accept_cycles.append(self.cycle)
+                if not self.queue:
+                    self.empty.set()
+
+
+class StreamMonitor:
+    """Drives ``<name>__ready`` (with backpressure) and records accepted payloads."""
+
+    def __init__(self, dut, name, clk, backpressure=None):
+        self.payload = getattr(dut, f"{name}__payload")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.clk = clk
+        self.backpressure = backpressure if backpressure is not None else itertools.repeat(False)
+        self.received = []
+        self.cycles = []  # cycle numbers of the transfers
+        self.cycle = 0
+        self._waiters = []
+        self.ready.value = 0
+
+    async def wait_for(self, count):
+        """Return once ``count`` payloads have been received in total."""
+        while len(self.received) < count:
+            event = Event()
+            self._waiters.append(event)
+            await event.wait()
+
+    async def run(self):
+        while True:
+            self.ready.value = 0 if next(self.backpressure) else 1
+            await ReadOnly()
+            fired = bool(self.valid.value) and bool(self.ready.value)
+            payload = int(self.payload.value) if fired else None
+            await RisingEdge(self.clk)
+            self.cycle += 1
+            if fired:
+                self.received.append(payload)
+                self.cycles.append(self.cycle)
+                waiters, self._waiters = self._waiters, []
+                for event in waiters:
+                    event.set()

@@ -1,0 +1,221 @@
+"""cocotb testbench of the inner-product unit, checked against ``golden.inner_product``.
+
+Environment (set by the runner ``sim/test_inner_product.py`` or ``damf sim``):
+
+* ``DAMF_CONFIG``  -- the ``inner-product.json`` written next to the Verilog (required);
+* ``DAMF_SEED``    -- seed of every random choice (printed at the start of each test);
+* ``DAMF_COUNT``   -- random tokens per weight set (default 1000);
+* ``DAMF_IDLE`` / ``DAMF_BACKPRESSURE`` -- probability of an input gap / of ready low;
+* ``DAMF_TIMEOUT_MS`` -- simulated-time limit of each test (default 5 ms = 500 k cycles),
+  so a stalled unit fails instead of hanging;
+* ``DAMF_VECTORS`` / ``DAMF_RESULTS`` -- for ``vectors_file``: the vector file to replay and
+  where to write what the RTL produced.
+"""
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+
+from ..config import InnerProductConfig
+from ..golden import vectors as golden_vectors
+from ..golden.inner_product import inner_product
+from ..golden.quant import int_range
+from ..hdl.inner_product import pack_weight_words
+from .streams import StreamDriver, StreamMonitor, pack, random_pattern, unpack
+
+
+# Every test fails, rather than hangs, if the unit deadlocks.
+TIMEOUT = {"timeout_time": float(os.environ.get("DAMF_TIMEOUT_MS", "5")), "timeout_unit": "ms"}
+
+
+class TB:
+    """Clock, reset, and one driver/monitor per stream of the unit."""
+
+    def __init__(self, dut, *, idle=0.0, backpressure=0.0, seed=None):
+        self.dut = dut
+        self.cfg = InnerProductConfig.from_file(os.environ["DAMF_CONFIG"])
+        self.seed = int(os.environ.get("DAMF_SEED", "1")) if seed is None else seed
+        self.rng = random.Random(self.seed)
+        self.nprng = np.random.default_rng(self.seed)
+        dut._log.info("seed %d (rerun with DAMF_SEED=%d), %r", self.seed, self.seed, self.cfg)
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        self.x = StreamDriver(dut, "i", dut.clk, random_pattern(self.rng, idle))
+        self.out = StreamMonitor(dut, "o", dut.clk, random_pattern(self.rng, backpressure))
+        self.w = (StreamDriver(dut, "w", dut.clk, random_pattern(self.rng, idle))
+                  if self.cfg.weights == "runtime" else None)
+        self.expected_p, self.expected_q = [], []
+
+    async def reset(self):
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 2)
+        self.dut.rst.value = 0
+        await RisingEdge(self.dut.clk)
+        cocotb.start_soon(self.x.run())
+        cocotb.start_soon(self.out.run())
+        if self.w is not None:
+            cocotb.start_soon(self.w.run())
+
+    def queue_load(self, u, v):
+        """Queue one weight load (padding lanes filled with noise)."""
+        lo, hi = int_range(self.cfg.w_width)
+        for word in pack_weight_words(self.cfg, u, v, pad=lambda: self.rng.randint(lo, hi)):
+            self.w.send(word)
+
+    async def load(self, u, v):
+        """Load weights through the w stream, once all queued tokens are accepted."""
+        await self.x.wait_empty()
+        self.queue_load(u, v)
+        await self.w.wait_empty()
+
+    def send_tokens(self, tokens, u=None, v=None):
+        """Queue tokens (beats with random padding lanes) and, given u and v, their golden results."""
+        cfg = self.cfg
+        lo, hi = int_range(cfg.x_width)
+        if u is not None:
+            p, q = inner_product(cfg, tokens, u, v)
+            self.expected_p += p.tolist()
+            self.expected_q += q.tolist()
+        for token in tokens:
+            token = list(token)
+            # Padding lanes of the last beat must be ignored: fill them with noise.
+            token += [self.rng.randint(lo, hi) for _ in range(cfg.beats * cfg.lanes - cfg.d_model)]
+            for b in range(cfg.beats):
+                self.x.send(pack(token[b * cfg.lanes:(b + 1) * cfg.lanes], cfg.x_width))
+
+    async def wait_results(self, count):
+        """Wait for ``count`` results in total, failing (not hanging) if they do not come.
+
+        The bound is generous: every beat queued so far may take 20 cycles (gaps, stalls).
+        """
+        beats = self.x.sent + len(self.x.queue) + (self.w.sent + len(self.w.queue) if self.w else 0)
+        budget = 20 * beats + 100 * self.cfg.latency
+        try:
+            await with_timeout(self.out.wait_for(count), budget * 10, "ns")
+        except SimTimeoutError:
+            raise AssertionError(f"{len(self.out.received)} of {count} results after {budget} cycles: "
+                                 f"the unit stalled (seed {self.seed})") from None
+
+    def results(self):
+        w, r = self.cfg.out_width, self.cfg.rank
+        got = [unpack(word, w, 2 * r) for word in self.out.received]
+        return [g[:r] for g in got], [g[r:] for g in got]
+
+    async def check(self):
+        """Wait for every expected result and compare them all, in order."""
+        await self.wait_results(len(self.expected_p))
+        await ClockCycles(self.dut.clk, 2 * self.cfg.latency)  # nothing extra may follow
+        got_p, got_q = self.results()
+        assert len(got_p) == len(self.expected_p), \
+            f"{len(got_p)} results for {len(self.expected_p)} tokens (seed {self.seed})"
+        for i, (ep, eq, gp, gq) in enumerate(zip(self.expected_p, self.expected_q, got_p, got_q)):
+            assert (gp, gq) == (ep, eq), \
+                f"token {i}: p={gp} q={gq}, expected p={ep} q={eq} (seed {self.seed})"
+        self.dut._log.info("%d results match the golden model", len(got_p))
+
+
+def weight_sets(tb):
+    """(u, v) pairs to test: random, and for runtime weights also the extremes."""
+    cfg = tb.cfg
+    if cfg.weights == "fixed":
+        return [cfg.fixed_vectors()]
+    lo, hi = int_range(cfg.w_width)
+    extremes = ([[lo] * cfg.d_model] * cfg.rank, [[hi] * cfg.d_model] * cfg.rank)
+    return [extremes, tuple(m.tolist() for m in golden_vectors.random_weights(cfg, tb.nprng))]
+
+
+async def run_random(dut, idle, backpressure):
+    tb = TB(dut, idle=idle, backpressure=backpressure)
+    await tb.reset()
+    count = int(os.environ.get("DAMF_COUNT", "1000"))
+    for u, v in weight_sets(tb):
+        if tb.w is not None:
+            await tb.load(u, v)
+        tb.send_tokens(golden_vectors.edge_tokens(tb.cfg), u, v)
+        tb.send_tokens(golden_vectors.random_tokens(tb.cfg, tb.nprng, count).tolist(), u, v)
+    await tb.check()
+
+
+@cocotb.test(**TIMEOUT)
+async def random_no_stalls(dut):
+    """Edge and random tokens, every weight set, source always valid, sink always ready."""
+    await run_random(dut, idle=0.0, backpressure=0.0)
+
+
+@cocotb.test(**TIMEOUT)
+async def random_gaps_and_backpressure(dut):
+    """Edge and random tokens with random input gaps and output backpressure."""
+    await run_random(dut, idle=float(os.environ.get("DAMF_IDLE", "0.3")),
+                     backpressure=float(os.environ.get("DAMF_BACKPRESSURE", "0.3")))
+
+
+@cocotb.test(**TIMEOUT)
+async def latency_and_throughput(dut):
+    """Measured latency equals ``cfg.latency``; one result every ``beats`` cycles."""
+    tb = TB(dut)
+    await tb.reset()
+    cfg = tb.cfg
+    u, v = weight_sets(tb)[-1]
+    if tb.w is not None:
+        await tb.load(u, v)
+    tokens = golden_vectors.random_tokens(cfg, tb.nprng, 16).tolist()
+    tb.send_tokens(tokens, u, v)
+    await tb.check()
+    last_beats = tb.x.accept_cycles[cfg.beats - 1::cfg.beats]
+    latencies = {o - i for i, o in zip(last_beats, tb.out.cycles)}
+    assert latencies == {cfg.latency}, f"latency {latencies}, documented {cfg.latency}"
+    intervals = {b - a for a, b in zip(tb.out.cycles, tb.out.cycles[1:])}
+    assert intervals == {cfg.beats}, f"result interval {intervals}, documented {cfg.beats}"
+
+
+@cocotb.test(**TIMEOUT)
+async def reload_while_streaming(dut):
+    """Weight loads offered while tokens stream: each token uses exactly one weight set.
+
+    A token uses the last load whose first word was accepted before the token's first beat;
+    a load must never split a token, nor be accepted in the same cycle as a token starts.
+    """
+    tb = TB(dut, idle=0.2, backpressure=0.2)
+    if tb.w is None:
+        assert not hasattr(dut, "w__valid"), "weights=fixed must not have a w stream"
+        return
+    await tb.reset()
+    cfg = tb.cfg
+    sets = [tuple(m.tolist() for m in golden_vectors.random_weights(cfg, tb.nprng)) for _ in range(4)]
+    await tb.load(*sets[0])
+    tokens = golden_vectors.random_tokens(cfg, tb.nprng, 300).tolist()
+    tb.send_tokens(tokens)
+    for u, v in sets[1:]:
+        await ClockCycles(dut.clk, tb.rng.randint(1, 60 * cfg.beats))
+        tb.queue_load(u, v)
+        await tb.w.wait_empty()
+    await tb.x.wait_empty()
+    starts = tb.w.accept_cycles[::cfg.beats]       # first word of each load
+    firsts = tb.x.accept_cycles[::cfg.beats]       # first beat of each token
+    used = [sum(1 for s in starts if s <= t) - 1 for t in firsts]
+    assert used[-1] > 0, "no load happened while tokens streamed"
+    for t, k in zip(tokens, used):
+        p, q = inner_product(cfg, [t], *sets[k])
+        tb.expected_p += p.tolist()
+        tb.expected_q += q.tolist()
+    await tb.check()
+
+
+@cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)
+async def vectors_file(dut):
+    """Replay a user's vector file; write what the RTL produced to ``DAMF_RESULTS``."""
+    tb = TB(dut)
+    await tb.reset()
+    _, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="inner-product")
+    u, v = (inputs["u"], inputs["v"]) if tb.cfg.weights == "runtime" else tb.cfg.fixed_vectors()
+    if tb.w is not None:
+        await tb.load(u, v)
+    tb.send_tokens(inputs["x"], u, v)
+    await tb.wait_results(len(inputs["x"]))
+    got_p, got_q = tb.results()
+    with open(os.environ["DAMF_RESULTS"], "w") as f:
+        json.dump({"p": got_p, "q": got_q}, f)
