@@ -51,6 +51,7 @@ def _write_atomically(files):
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
             with os.fdopen(fd, "w") as f:
                 f.write(text)
+            os.chmod(tmp, 0o666 & ~_umask())
             temps.append((tmp, path))
         for tmp, path in temps:
             os.replace(tmp, path)
@@ -58,6 +59,12 @@ def _write_atomically(files):
         for tmp, _ in temps:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 # ---- commands -------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class InnerProduct(wiring.Component):
 
     def __init__(self, config):
         if not isinstance(config, InnerProductConfig):
+            self._MustUse__silence = True  # never built: no "unused elaboratable" warning
             raise TypeError(f"Config must be an InnerProductConfig, not {config!r}")
         self._config = config
         members = {

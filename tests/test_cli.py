@@ -1,0 +1,87 @@
+"""The damf command line: generation, determinism, and clean errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from damf.blocks import BLOCKS
+from damf.config import PRESETS
+
+
+def damf(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "damf.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_lists_blocks():
+    result = damf("--help")
+    assert result.returncode == 0
+    for name in BLOCKS:
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_generate_is_deterministic_and_pathless(tmp_path, preset):
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        for block in BLOCKS:
+            result = damf("generate", block, "--preset", preset, "--out", out)
+            assert result.returncode == 0, result.stderr
+    for block in BLOCKS:
+        v = [(o / f"{block}.v").read_text() for o in outs]
+        j = [(o / f"{block}.json").read_text() for o in outs]
+        assert v[0] == v[1] and j[0] == j[1]
+        assert str(tmp_path) not in v[0] and "src = " not in v[0]
+        assert json.loads(j[0])["block"] == block
+
+
+def test_generate_set_and_config(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"d_model": 9, "lanes": 2}')
+    result = damf("generate", "inner-product", "--config", cfg, "--set", "rank=3", "--out", tmp_path / "o")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((tmp_path / "o" / "inner-product.json").read_text())
+    assert (doc["config"]["d_model"], doc["config"]["lanes"], doc["config"]["rank"]) == (9, 2, 3)
+    assert doc["derived"]["beats"] == 5
+
+
+BAD = [
+    (["generate", "inner-product", "--set", "d_model=0"], "d_model must be at least 1, not 0"),
+    (["generate", "inner-product", "--set", "d_model=-3"], "d_model must be at least 1, not -3"),
+    (["generate", "inner-product", "--set", "x_width=1"], "x_width must be at least 2, not 1"),
+    (["generate", "inner-product", "--set", "lanes=99"], "lanes must be at most d_model = 16, not 99"),
+    (["generate", "inner-product", "--preset", "huge"], "unknown preset 'huge'; expected one of: default, bert-base"),
+    (["generate", "attention", "--preset", "default"], "unknown block 'attention'; expected one of: "),
+    (["generate", "inner-product", "--set", "depth=3"], "unknown key 'depth' for inner-product; expected one of: "),
+    (["generate", "inner-product", "--set", "d_model=sixteen"], "d_model must be an integer, not 'sixteen'"),
+    (["generate", "inner-product", "--set", "weights=rom"], "weights must be one of runtime, fixed, not 'rom'"),
+    (["generate", "inner-product", "--config", "{cfg}"], "config file '{cfg}' is not valid JSON: "),
+    (["generate", "inner-product", "--config", "{missing}"], "cannot read config file '{missing}': No such file or directory"),
+    (["generate", "inner-product"], "the following arguments are required: --out"),
+    (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+    (["golden", "--preset", "huge"], "unknown preset 'huge'; expected one of: default, bert-base"),
+    (["golden", "--count", "0"], "--count must be at least 1, not 0"),
+    (["sim", "--vectors", "{cfg}"], "vector file '{cfg}' is not valid JSON: "),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input(tmp_path, args, message):
+    """One line on stderr naming expected and given, exit status 2, nothing written."""
+    cfg = tmp_path / "broken.json"
+    cfg.write_text('{"d_model": 16,')
+    paths = {"cfg": cfg, "missing": tmp_path / "missing.json"}
+    args = [a.format(**paths) for a in args]
+    out = tmp_path / "out"
+    if args[0] in ("generate", "golden") and "--out" not in args and "required" not in message:
+        args += ["--out", out]
+    result = damf(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("damf: error: " + message.format(**paths)), lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.json"]
