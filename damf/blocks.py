@@ -16,6 +16,7 @@ class Block:
     config_cls: type
     build: object          # config -> wiring.Component
     module: str            # Verilog module name (explicit, so output is deterministic)
+    variants: tuple = ({},)  # overrides linted beside each preset (structurally different RTL)
 
 
 def _inner_product(cfg):
@@ -30,6 +31,7 @@ BLOCKS = {
         config_cls=InnerProductConfig,
         build=_inner_product,
         module="damf_inner_product",
+        variants=({}, {"weights": "fixed"}),
     ),
 }
 

@@ -5,6 +5,7 @@ warning that Amaranth's Verilog output produces by construction, each with its r
 Anything else is reported and fails the run.
 """
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -23,15 +24,16 @@ def lint(*, presets, out):
     env = toolchain.environ()
     failures = 0
     for preset in presets:
-        for block in BLOCKS.values():
-            cfg = block.config_cls.from_preset(preset)
-            v_path, _ = write_block(cfg, out / preset)
+        for block, overrides in ((b, o) for b in BLOCKS.values() for o in b.variants):
+            cfg = dataclasses.replace(block.config_cls.from_preset(preset), **overrides)
+            variant = ",".join(f"{k}={v}" for k, v in overrides.items())
+            v_path, _ = write_block(cfg, out / preset / (variant or "preset"))
             cmd = ["verilator", "--lint-only", "-Wall", "--top-module", block.module,
                    str(WAIVERS), str(v_path)]
             result = subprocess.run(cmd, env=env, capture_output=True, text=True)
             warnings = [line for line in result.stderr.splitlines() if line.startswith("%")]
             status = "clean" if result.returncode == 0 and not warnings else f"{len(warnings)} warnings"
-            print(f"{preset:>10} {block.name:<16} {status}", flush=True)
+            print(f"{preset:>10} {block.name:<16} {variant:<16} {status}", flush=True)
             if status != "clean":
                 failures += 1
                 sys.stdout.write(result.stderr)

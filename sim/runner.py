@@ -47,7 +47,14 @@ def run_testbench(cfg, *, simulator, module, build_dir, testcase=None, env=None,
     build_dir = Path(build_dir).resolve()
     v_path, j_path = write_block(cfg, build_dir / "rtl")
     extra_env = {"DAMF_CONFIG": str(j_path), **(env or {})}
-    per_sim = {"compile_args": VERILATOR_ARGS, "make_args": ["-j2"]} if simulator == "verilator" else {}
+    waves = bool(int(os.environ.get("WAVES", "0"))) if waves is None else waves
+    per_sim = {}
+    if simulator == "verilator":
+        # Verilator's FST writer needs liblz4 headers; VCD needs nothing (dump.vcd in build_dir).
+        per_sim = {"compile_args": VERILATOR_ARGS + (["--trace", "--trace-structs"] if waves else []),
+                   "plus_args": ["--trace"] if waves else [],
+                   "make_args": ["-j2"]}
+        waves = False
     try:
         cocotb_run(
             simulator=simulator,
@@ -58,7 +65,7 @@ def run_testbench(cfg, *, simulator, module, build_dir, testcase=None, env=None,
             timescale=TIMESCALE,
             testcase=testcase,
             extra_env=extra_env,
-            waves=bool(int(os.environ.get("WAVES", "0"))) if waves is None else waves,
+            waves=waves,
             **per_sim,
         )
     except SystemExit as e:  # cocotb-test reports failures by raising SystemExit
