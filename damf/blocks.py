@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from amaranth.back import verilog
 
 from .config import ConfigError, InnerProductConfig
+from .config import SystolicQKConfig
 
 __all__ = ["Block", "BLOCKS", "get_block", "to_verilog"]
 
@@ -24,6 +25,11 @@ def _inner_product(cfg):
     return InnerProduct(cfg)
 
 
+def _systolic_qk(cfg):
+    from .hdl.systolic_qk import SystolicQK
+    return SystolicQK(cfg)
+
+
 BLOCKS = {
     "inner-product": Block(
         name="inner-product",
@@ -32,6 +38,15 @@ BLOCKS = {
         build=_inner_product,
         module="damf_inner_product",
         variants=({}, {"weights": "fixed"}),
+    ),
+    "systolic-qk": Block(
+        name="systolic-qk",
+        summary="output-stationary systolic array: streams tiles of Q and K, outputs rows of S = Q.K^T",
+        config_cls=SystolicQKConfig,
+        build=_systolic_qk,
+        module="damf_systolic_qk",
+        # padding rows and columns, and i.ready held between tiles (d_head < max(rows, cols))
+        variants=({}, {"rows": 3, "cols": 5, "d_head": 2}),
     ),
 }
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 __all__ = [
     "ConfigError", "PRESETS", "BlockConfig", "InnerProductConfig",
-    "signed_range_width", "product_range",
+    "signed_range_width", "product_range", "SystolicQKConfig",
 ]
 
 
@@ -376,3 +376,146 @@ class InnerProductConfig(BlockConfig):
     def __repr__(self):
         return (f"InnerProductConfig(d_model={self.d_model}, lanes={self.lanes}, rank={self.rank}, "
                 f"x_width={self.x_width}, w_width={self.w_width}, weights={self.weights})")
+
+
+@dataclass(frozen=True)
+class SystolicQKConfig(BlockConfig):
+    """Configuration of the baseline systolic score engine (``systolic-qk``).
+
+    An output-stationary ``rows x cols`` array of multiply-accumulate cells computes
+    ``S = Q K^T`` for ``Q`` and ``K`` of shape ``seq_len x d_head``, one ``rows x cols`` tile of
+    ``S`` at a time (see :mod:`damf.hdl.systolic_qk` for the stream protocol).
+    """
+
+    block = "systolic-qk"
+
+    rows:    "int" = field(default=4, metadata={"min": 1, "max": 64,
+                           "doc": "rows of the array R: rows of Q (and of S) per tile"})
+    cols:    "int" = field(default=4, metadata={"min": 1, "max": 64,
+                           "doc": "columns of the array C: rows of K (columns of S) per tile"})
+    d_head:  "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+                           "doc": "elements per query/key vector (the accumulation length)"})
+    seq_len: "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+                           "doc": "sequence length L: rows of Q and of K"})
+    q_width: "int" = field(default=8, metadata={"min": 2, "max": 32,
+                           "doc": "bits of each signed element of Q"})
+    k_width: "int" = field(default=8, metadata={"min": 2, "max": 32,
+                           "doc": "bits of each signed element of K"})
+
+    def _validate(self):
+        if self.rows > self.seq_len:
+            raise ConfigError(f"rows must be at most seq_len = {self.seq_len}, not {self.rows}")
+        if self.cols > self.seq_len:
+            raise ConfigError(f"cols must be at most seq_len = {self.seq_len}, not {self.cols}")
+        if self.acc_width > MAX_DERIVED_WIDTH:
+            raise ConfigError(
+                f"q_width + k_width + log2(d_head) must give at most {MAX_DERIVED_WIDTH} score bits, "
+                f"not {self.acc_width} (q_width={self.q_width}, k_width={self.k_width}, d_head={self.d_head})")
+
+    # ---- derived --------------------------------------------------------------------------
+
+    @property
+    def tile_rows(self):
+        """Tiles down ``S``: ``ceil(seq_len / rows)``."""
+        return -(-self.seq_len // self.rows)
+
+    @property
+    def tile_cols(self):
+        """Tiles across ``S``: ``ceil(seq_len / cols)``."""
+        return -(-self.seq_len // self.cols)
+
+    @property
+    def tiles(self):
+        return self.tile_rows * self.tile_cols
+
+    @property
+    def last_rows(self):
+        """Rows of ``Q`` in a tile of the last tile row (the others are padding)."""
+        return self.seq_len - (self.tile_rows - 1) * self.rows
+
+    @property
+    def last_cols(self):
+        """Rows of ``K`` in a tile of the last tile column (the others are padding)."""
+        return self.seq_len - (self.tile_cols - 1) * self.cols
+
+    def tile_origins(self):
+        """``(r0, c0)`` of every tile in stream order: tile rows outer, tile columns inner."""
+        return [(ti * self.rows, tj * self.cols)
+                for ti in range(self.tile_rows) for tj in range(self.tile_cols)]
+
+    def tile_score_rows(self, r0):
+        """Score rows the block emits for a tile whose first row is ``r0``."""
+        return min(self.rows, self.seq_len - r0)
+
+    @property
+    def score_beats(self):
+        """Beats of ``o`` per ``S``: every valid row of every tile, ``seq_len * tile_cols``."""
+        return self.seq_len * self.tile_cols
+
+    @property
+    def product_width(self):
+        return signed_range_width(*product_range(self.q_width, self.k_width))
+
+    @property
+    def acc_width(self):
+        """Exact width of a score: holds every sum of ``d_head`` products, no overflow."""
+        lo, hi = product_range(self.q_width, self.k_width)
+        return signed_range_width(self.d_head * lo, self.d_head * hi)
+
+    @property
+    def hold(self):
+        """Cycles ``i.ready`` stays low after a tile's last beat, so tiles start
+        ``cycles_per_tile`` apart: ``max(rows, cols) - d_head``, at least 0."""
+        return max(0, max(self.rows, self.cols) - self.d_head)
+
+    @property
+    def cycles_per_tile(self):
+        """Cycles between the starts of consecutive tiles in steady state (no gaps, no
+        backpressure): ``max(d_head, rows, cols)``.  The array runs at one MAC per cell per
+        cycle when ``d_head >= max(rows, cols)``."""
+        return self.d_head + self.hold
+
+    @property
+    def latency(self):
+        """Cycles from the handshake of a tile's last input beat to the handshake of its first
+        score row, when ``o`` is ready: ``cols + 2``."""
+        return self.cols + 2
+
+    @property
+    def tile_cycles(self):
+        """Cycles from a lone tile's first input beat to its last score row: ``d_head + rows + cols``."""
+        return self.d_head - 1 + self.latency + self.rows - 1
+
+    @property
+    def cycles(self):
+        """Cycles from the first input handshake to the last score handshake for one ``S``, with
+        a source always valid and a sink always ready:
+        ``(tiles - 1) * cycles_per_tile + d_head + cols + last_rows``."""
+        return (self.tiles - 1) * self.cycles_per_tile + self.d_head - 1 + self.latency + self.last_rows - 1
+
+    def derived(self):
+        return {
+            "tile_rows": self.tile_rows,
+            "tile_cols": self.tile_cols,
+            "tiles": self.tiles,
+            "last_rows": self.last_rows,
+            "last_cols": self.last_cols,
+            "product_width": self.product_width,
+            "acc_width": self.acc_width,
+            "beats_per_tile": self.d_head,
+            "input_beats": self.tiles * self.d_head,
+            "score_beats": self.score_beats,
+            "hold": self.hold,
+            "cycles_per_tile": self.cycles_per_tile,
+            "latency": self.latency,
+            "tile_cycles": self.tile_cycles,
+            "cycles": self.cycles,
+            "ports": {
+                "i__payload": self.rows * self.q_width + self.cols * self.k_width,
+                "o__payload": self.cols * self.acc_width,
+            },
+        }
+
+    def __repr__(self):
+        return (f"SystolicQKConfig(rows={self.rows}, cols={self.cols}, d_head={self.d_head}, "
+                f"seq_len={self.seq_len}, q_width={self.q_width}, k_width={self.k_width})")

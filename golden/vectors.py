@@ -19,6 +19,13 @@ Every number is a plain (signed, decimal) JSON integer in the block's own format
     (only for ``weights = "runtime"``; with ``"fixed"`` the config carries them).
     ``expected.p``, ``expected.q``: N lists of ``rank`` integers (``p[m][k] = x[m] . u[k]``).
 
+``systolic-qk``
+    ``N`` problems (``Q``, ``K`` pairs) stacked: ``inputs.q`` and ``inputs.k`` are ``N * seq_len``
+    lists of ``d_head`` integers (``q_width`` / ``k_width`` bits); problem ``n`` is rows
+    ``n*seq_len .. (n+1)*seq_len - 1``.  ``expected.s``: ``N * seq_len`` lists of ``seq_len``
+    integers, ``S = Q K^T`` of each problem stacked the same way.  The first problems pair
+    every edge row (all-max, all-min, zeros, both alternating) of ``Q`` with every one of ``K``.
+
 Files are written deterministically (sorted keys, one row per line), so regenerating from the
 same seed gives byte-identical files.
 """
@@ -30,6 +37,7 @@ import numpy as np
 
 from ..config import ConfigError
 from .inner_product import inner_product
+from .systolic_qk import scores as systolic_qk_scores
 from .quant import int_range
 
 __all__ = ["FORMAT", "VectorFileError", "generate", "dumps", "load", "compare", "edge_tokens"]
@@ -95,8 +103,64 @@ def _inner_product_check(cfg, inputs, expected, where):
             _check_matrix(expected[name], n, cfg.rank, cfg.out_width, f"{where}: expected.{name}")
 
 
+
+# ---- systolic-qk --------------------------------------------------------------------------
+
+def edge_rows(width, length):
+    """All-max, all-min, zeros and both alternating-sign rows of ``length`` ``width``-bit integers."""
+    lo, hi = int_range(width)
+    alt = [hi if i % 2 == 0 else lo for i in range(length)]
+    return [[hi] * length, [lo] * length, [0] * length, alt, [lo if v == hi else hi for v in alt]]
+
+
+def qk_edge_problems(cfg):
+    """``(q, k)`` pairs whose scores pair every edge row of Q with every edge row of K."""
+    q_edges, k_edges = edge_rows(cfg.q_width, cfg.d_head), edge_rows(cfg.k_width, cfg.d_head)
+    n, length = len(q_edges), cfg.seq_len
+    starts = range(0, n, length)
+    return [([q_edges[(a + i) % n] for i in range(length)], [k_edges[(b + j) % n] for j in range(length)])
+            for a in starts for b in starts]
+
+
+def random_qk(cfg, rng):
+    """One random ``(q, k)`` pair, each ``seq_len x d_head``."""
+    (qlo, qhi), (klo, khi) = int_range(cfg.q_width), int_range(cfg.k_width)
+    shape = (cfg.seq_len, cfg.d_head)
+    return (rng.integers(qlo, qhi, shape, endpoint=True).tolist(),
+            rng.integers(klo, khi, shape, endpoint=True).tolist())
+
+
+def qk_problems(cfg, inputs):
+    """The stacked problems of a vector file as a list of ``(q, k)`` pairs."""
+    q, k, length = inputs["q"], inputs["k"], cfg.seq_len
+    return [(q[i:i + length], k[i:i + length]) for i in range(0, len(q), length)]
+
+
+def _systolic_qk_generate(cfg, rng, count):
+    # count random Q rows, rounded up to whole problems
+    problems = qk_edge_problems(cfg) + [random_qk(cfg, rng) for _ in range(-(-count // cfg.seq_len))]
+    return {"q": [row for q, _ in problems for row in q], "k": [row for _, k in problems for row in k]}
+
+
+def _systolic_qk_expected(cfg, inputs):
+    return {"s": [row for q, k in qk_problems(cfg, inputs) for row in systolic_qk_scores(cfg, q, k).tolist()]}
+
+
+def _systolic_qk_check(cfg, inputs, expected, where):
+    _check_keys(inputs, ["q", "k"], f"{where}: inputs")
+    n = _check_matrix(inputs["q"], None, cfg.d_head, cfg.q_width, f"{where}: inputs.q")
+    if n == 0 or n % cfg.seq_len:
+        raise VectorFileError(f"{where}: inputs.q must hold a positive multiple of seq_len = {cfg.seq_len} rows, "
+                              f"not {n}")
+    _check_matrix(inputs["k"], n, cfg.d_head, cfg.k_width, f"{where}: inputs.k")
+    if expected is not None:
+        _check_keys(expected, ["s"], f"{where}: expected")
+        _check_matrix(expected["s"], n, cfg.seq_len, cfg.acc_width, f"{where}: expected.s")
+
+
 BLOCK_VECTORS = {
     "inner-product": (_inner_product_generate, _inner_product_expected, _inner_product_check),
+    "systolic-qk": (_systolic_qk_generate, _systolic_qk_expected, _systolic_qk_check),
 }
 
 
