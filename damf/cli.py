@@ -6,6 +6,7 @@ Bad input (unknown block, preset or key, invalid value, malformed file) prints o
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -99,6 +100,18 @@ def cmd_golden(args):
     return 0
 
 
+class _SimLog(logging.Filter):
+    """Keeps the simulator's log lines; shows them only with --verbose or on failure."""
+
+    def __init__(self, echo):
+        super().__init__()
+        self.echo, self.lines = echo, []
+
+    def filter(self, record):
+        self.lines.append(record.getMessage())
+        return self.echo
+
+
 def cmd_sim(args):
     from .golden import vectors
     from .sim.runner import SimFailed, run_testbench
@@ -110,13 +123,19 @@ def cmd_sim(args):
         results.unlink()
     print(f"simulating {cfg.block} on {args.sim} with {args.vectors} ...", flush=True)
     start = time.monotonic()
+    log = _SimLog(echo=args.verbose)
+    logging.getLogger("cocotb").addFilter(log)
     try:
         run_testbench(cfg, simulator=args.sim, module=f"damf.sim.tb_{cfg.block.replace('-', '_')}",
                       build_dir=build / args.sim, testcase="vectors_file",
                       env={"DAMF_VECTORS": str(Path(args.vectors).resolve()), "DAMF_RESULTS": str(results)})
     except SimFailed as e:
-        print(f"damf: simulation failed: {e} (log above, build folder {build / args.sim})", file=sys.stderr)
+        if not args.verbose:
+            print("\n".join(log.lines[-60:]), file=sys.stderr)
+        print(f"damf: simulation failed: {e} (build folder {build / args.sim})", file=sys.stderr)
         return 1
+    finally:
+        logging.getLogger("cocotb").removeFilter(log)
     got = json.loads(results.read_text())
     matches, total, first = vectors.compare(expected, got)
     print(f"{cfg.block} on {args.sim}: {matches}/{total} results match {args.vectors} "
@@ -188,6 +207,7 @@ def main(argv=None):
     p.add_argument("--vectors", required=True, metavar="FILE", help="vector file (format in golden/vectors.py)")
     p.add_argument("--sim", default="icarus", choices=("icarus", "verilator"), help="simulator (default: icarus)")
     p.add_argument("--build", default="build/vectors", metavar="DIR", help="build folder (default: build/vectors)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the simulator's log (default: only on failure)")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("lint", help="Verilator --lint-only -Wall on every generated block",
