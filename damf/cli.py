@@ -175,6 +175,37 @@ def cmd_synth(args):
         return 1
 
 
+def cmd_eval(args):
+    from .golden import eval as ev
+    opts = ev.EvalOptions(
+        ranks=ev.parse_ranks(args.ranks),
+        sentences=Path(args.sentences) if args.sentences else ev.DEFAULT_SENTENCES,
+        limit=args.limit,
+        layers=tuple(int(x) for x in ev.parse_widths("layers", args.layers, 0, 1 << 10)) if args.layers else None,
+        x_width=ev.parse_widths("x-width", args.x_width, 2, 24),
+        w_width=ev.parse_widths("w-width", args.w_width, 2, 24),
+        v_width=ev.parse_widths("v-width", args.v_width, 2, 24),
+        weight_frac=ev.parse_widths("weight-frac", args.weight_frac, 0, 30),
+        out_frac=args.out_frac,
+    )
+    if not 0 <= opts.out_frac <= 16:
+        raise ConfigError(f"--out-frac must be in [0, 16], not {opts.out_frac}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out must be a directory, not the file '{out}'")
+    ev.read_sentences(opts.sentences, opts.limit)  # bad input fails before the model loads
+    result = ev.run(opts)
+    command = " ".join(["damf eval", f"--ranks {args.ranks}"]
+                       + ([f"--sentences {args.sentences}"] if args.sentences else [])
+                       + ([f"--limit {args.limit}"] if args.limit is not None else [])
+                       + ([f"--layers {args.layers}"] if args.layers else [])
+                       + [f"--x-width {args.x_width}", f"--w-width {args.w_width}", f"--v-width {args.v_width}",
+                          f"--weight-frac {args.weight_frac}", f"--out-frac {args.out_frac}", f"--out {args.out}"])
+    for path in ev.write_report(result, out, command=command):
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None):
     parser = _Parser(
         prog="damf",
@@ -241,6 +272,29 @@ def main(argv=None):
     p.add_argument("--build", default="build/synth", metavar="DIR", help="work folder (default: build/synth)")
     p.add_argument("--no-pnr", action="store_true", help="skip place and route (no fmax)")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("eval", help="DAMF on a trained transformer (all-MiniLM-L6-v2): report and plots",
+                       description="Evaluate DAMF on all-MiniLM-L6-v2: singular-value concentration, score and "
+                                   "head-output fidelity per rank (float and bit-exact), end-to-end embedding "
+                                   "cosine, width sweeps; writes DIR/report.md, report.json and PNG plots "
+                                   "(see docs/eval.md). Progress goes to stderr.")
+    p.add_argument("--ranks", default="1,2,4,8,full", metavar="LIST",
+                   help="ranks to evaluate, e.g. 1,2,4,8,full (default: 1,2,4,8,full)")
+    p.add_argument("--sentences", metavar="FILE",
+                   help="one sentence per line, # comments (default: the project's golden/data/sentences.txt)")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N sentences")
+    p.add_argument("--layers", metavar="LIST", help="layers to put DAMF in and evaluate (default: all)")
+    p.add_argument("--out", default="reports/eval", metavar="DIR", help="output directory (default: reports/eval)")
+    p.add_argument("--x-width", default="8,6,10,12", metavar="LIST",
+                   help="bits of X' = [X, 1]: the baseline, then values to sweep (default: 8,6,10,12)")
+    p.add_argument("--w-width", default="8,6,10,12", metavar="LIST",
+                   help="bits of u and v: baseline, then sweep (default: 8,6,10,12)")
+    p.add_argument("--v-width", default="8,6,10", metavar="LIST",
+                   help="bits of V: baseline, then sweep (default: 8,6,10)")
+    p.add_argument("--weight-frac", default="12,8,16", metavar="LIST",
+                   help="damf-head weight_frac: baseline, then sweep (default: 12,8,16)")
+    p.add_argument("--out-frac", type=int, default=4, metavar="N", help="damf-head out_frac (default: 4)")
+    p.set_defaults(func=cmd_eval)
 
     try:
         args = parser.parse_args(argv)
