@@ -6,6 +6,9 @@ from amaranth.back import verilog
 
 from .config import ConfigError, InnerProductConfig
 from .config import SystolicQKConfig
+from .config import SoftmaxConfig
+from .config import SystolicAVConfig
+from .head_config import RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
 
 __all__ = ["Block", "BLOCKS", "get_block", "to_verilog"]
 
@@ -30,6 +33,26 @@ def _systolic_qk(cfg):
     return SystolicQK(cfg)
 
 
+def _softmax(cfg):
+    from .hdl.softmax import Softmax
+    return Softmax(cfg)
+
+
+def _score(cfg):
+    from .hdl.score import Score
+    return Score(cfg)
+
+
+def _row_stats(cfg):
+    from .hdl.row_stats import RowStats
+    return RowStats(cfg)
+
+
+def _shift_accumulate(cfg):
+    from .hdl.shift_accumulate import ShiftAccumulate
+    return ShiftAccumulate(cfg)
+
+
 BLOCKS = {
     "inner-product": Block(
         name="inner-product",
@@ -47,6 +70,50 @@ BLOCKS = {
         module="damf_systolic_qk",
         # padding rows and columns, and i.ready held between tiles (d_head < max(rows, cols))
         variants=({}, {"rows": 3, "cols": 5, "d_head": 2}),
+    ),
+    "score": Block(
+        name="score",
+        summary="DAMF scores: loads keys q_n, then streams each query's row A_mn = p_m.q_n, parallel per beat",
+        config_cls=ScoreConfig,
+        build=_score,
+        module="damf_score",
+        # one score per beat, and a partial last beat (seq_len not a multiple of parallel)
+        variants=({}, {"parallel": 1}, {"parallel": 3}),
+    ),
+    "row-stats": Block(
+        name="row-stats",
+        summary="DAMF row set-up: from a score row, N, A_max, max|A|, S, normaliser C, denominator D, "
+                "exponents and shifts (maclaurin modes)",
+        config_cls=RowStatsConfig,
+        build=_row_stats,
+        module="damf_row_stats",
+        variants=({}, {"mode": "maclaurin-abs"}, {"parallel": 3}),
+    ),
+    "shift-accumulate": Block(
+        name="shift-accumulate",
+        summary="DAMF A'xV without multipliers: per key acc += sign (V_n << t_n), at row end adds SV << t_C, "
+                "rounds and saturates Z_m",
+        config_cls=ShiftAccumulateConfig,
+        build=_shift_accumulate,
+        module="damf_shift_accumulate",
+    ),
+    "softmax": Block(
+        name="softmax",
+        summary="baseline integer softmax: streams rows of scores, outputs rows of probabilities (I-BERT-style exp)",
+        config_cls=SoftmaxConfig,
+        build=_softmax,
+        module="damf_softmax",
+        # exp_shift < exp_frac (a left shift of the fraction), a single-score row buffer
+        variants=({}, {"scale": 3, "scale_frac": 0, "seq_len": 1}),
+    ),
+    "systolic-av": Block(
+        name="systolic-av",
+        summary="the systolic-qk array as the A'.V engine: streams tiles of A' and V^T, outputs rows of Z = A'.V",
+        config_cls=SystolicAVConfig,
+        build=_systolic_qk,
+        module="damf_systolic_av",
+        # padding rows and columns (L and d_head multiples of neither), i.ready held (L < cols)
+        variants=({}, {"rows": 3, "cols": 5, "seq_len": 4, "d_head": 11}),
     ),
 }
 

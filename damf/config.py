@@ -27,6 +27,7 @@ from pathlib import Path
 __all__ = [
     "ConfigError", "PRESETS", "BlockConfig", "InnerProductConfig",
     "signed_range_width", "product_range", "SystolicQKConfig",
+    "SoftmaxConfig", "SystolicAVConfig",
 ]
 
 
@@ -493,6 +494,23 @@ class SystolicQKConfig(BlockConfig):
         ``(tiles - 1) * cycles_per_tile + d_head + cols + last_rows``."""
         return (self.tiles - 1) * self.cycles_per_tile + self.d_head - 1 + self.latency + self.last_rows - 1
 
+    # The generator is written in terms of these three, so that the A' x V engine
+    # (SystolicAVConfig) is the same hardware with other row counts and inner length.
+    @property
+    def q_rows(self):
+        """Rows of the left operand (``Q``): ``seq_len``."""
+        return self.seq_len
+
+    @property
+    def k_rows(self):
+        """Rows of the right operand (``K``), i.e. columns of the product: ``seq_len``."""
+        return self.seq_len
+
+    @property
+    def steps(self):
+        """Accumulation length (input beats per tile): ``d_head``."""
+        return self.d_head
+
     def derived(self):
         return {
             "tile_rows": self.tile_rows,
@@ -518,4 +536,244 @@ class SystolicQKConfig(BlockConfig):
 
     def __repr__(self):
         return (f"SystolicQKConfig(rows={self.rows}, cols={self.cols}, d_head={self.d_head}, "
+                f"seq_len={self.seq_len}, q_width={self.q_width}, k_width={self.k_width})")
+
+
+# Coefficients of the integer exponential of the softmax unit: 2**-x on [0, 1) is
+# 1 + (SOFTMAX_POLY_A1 * x + SOFTMAX_POLY_A2 * x**2) / 2**SOFTMAX_POLY_FRAC, a second-order
+# polynomial exact at x = 0 (1) and x = 1 (1/2) whose x**2 coefficient 0.17214 minimizes the
+# largest error on [0, 1] (1.9e-3 absolute, 3.8e-3 relative), in the style of I-BERT's i-exp.
+SOFTMAX_POLY_FRAC = 16
+SOFTMAX_POLY_A2 = 11281                                   # round(0.17214 * 2**16)
+SOFTMAX_POLY_A1 = -(1 << (SOFTMAX_POLY_FRAC - 1)) - SOFTMAX_POLY_A2  # p(1) = 1/2 exactly
+
+
+@dataclass(frozen=True)
+class SoftmaxConfig(BlockConfig):
+    """Configuration of the baseline integer softmax unit (``softmax``).
+
+    Rows of up to ``seq_len`` signed ``in_width``-bit scores ``s`` in, rows of unsigned
+    ``prob_width``-bit probabilities out: ``softmax(alpha * s)`` with the constant
+    ``alpha = scale * 2**-scale_frac`` (``1/sqrt(d_head)`` times the quantization scales of the
+    scores).  See :mod:`damf.hdl.softmax` for the arithmetic and the stream protocol.
+    """
+
+    block = "softmax"
+
+    seq_len:    "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+                              "doc": "longest row L (rows of any length 1 .. L at run time)"})
+    in_width:   "int" = field(default=19, metadata={"min": 2, "max": 40,
+                              "doc": "bits of a signed score (the systolic array's acc_width)"})
+    scale:      "int" = field(default=181, metadata={"min": 1, "max": (1 << 32) - 1,
+                              "doc": "alpha = scale * 2**-scale_frac multiplies the scores "
+                                     "(default 2**-10/sqrt(8): 8-bit Q, K with 5 fraction bits, d_head 8)"})
+    scale_frac: "int" = field(default=19, metadata={"min": 0, "max": 48,
+                              "doc": "fraction bits of scale"})
+    prob_width: "int" = field(default=8, metadata={"min": 2, "max": 24,
+                              "doc": "bits of an unsigned probability, all fraction bits (saturates at 1 - 2**-prob_width)"})
+    exp_frac:   "int" = field(default=15, metadata={"min": 4, "max": 24,
+                              "doc": "fraction bits of the integer exponential (exp values are 0 .. 2**exp_frac)"})
+
+    def _validate(self):
+        if self.exp_shift < 0:
+            raise ConfigError(
+                f"alpha * log2(e) = scale * 2**-scale_frac * log2(e) must be below 2**16, "
+                f"not {self.alpha * 1.4426950408889634:.6g} (scale={self.scale}, scale_frac={self.scale_frac})")
+
+    # ---- derived --------------------------------------------------------------------------
+
+    @property
+    def alpha(self):
+        """The real factor applied to the scores before the exponential."""
+        return self.scale * 2.0 ** -self.scale_frac
+
+    def _mult(self):
+        import math
+        mant, exp = math.frexp(self.alpha * math.log2(math.e))   # mant in [0.5, 1)
+        return int(math.floor(mant * (1 << 16) + 0.5)), 16 - exp
+
+    @property
+    def exp_mult(self):
+        """``alpha * log2(e)`` as the integer ``exp_mult * 2**-exp_shift`` (16-17 significant bits)."""
+        return self._mult()[0]
+
+    @property
+    def exp_shift(self):
+        """Fraction bits of ``exp_mult``."""
+        return self._mult()[1]
+
+    @property
+    def diff_width(self):
+        """Bits of ``max - s`` (unsigned)."""
+        return self.in_width
+
+    @property
+    def arg_width(self):
+        """Bits of ``u = (max - s) * exp_mult`` (unsigned)."""
+        return self.diff_width + self.exp_mult.bit_length()
+
+    @property
+    def exp_width(self):
+        """Bits of an exponential value ``e`` (unsigned, ``exp_frac`` fraction bits, at most 1.0)."""
+        return self.exp_frac + 1
+
+    @property
+    def sum_width(self):
+        return (self.seq_len << self.exp_frac).bit_length()
+
+    @property
+    def guard(self):
+        """Extra quotient bits of the reciprocal: its rounding error is below 2**-guard LSB."""
+        return self.seq_len.bit_length() + 2
+
+    @property
+    def recip_shift(self):
+        """``recip = 2**recip_shift // sum``; ``recip_shift = exp_frac + prob_width + guard``."""
+        return self.exp_frac + self.prob_width + self.guard
+
+    @property
+    def recip_width(self):
+        """Bits of the reciprocal (= cycles of the divider): ``prob_width + guard + 1``."""
+        return self.prob_width + self.guard + 1
+
+    @property
+    def exp_latency(self):
+        """Pipeline stages of the exponential pass (read, multiply, polynomial, write)."""
+        return 3
+
+    def row_cycles(self, n):
+        """Cycles from the first input handshake of a row of ``n`` scores to its last output
+        handshake, with a source always valid and a sink always ready: ``3*n + recip_width + 4``."""
+        return 3 * n + self.recip_width + 4
+
+    def row_latency(self, n):
+        """Cycles from a row's last input handshake to its first output handshake (sink ready):
+        ``n + recip_width + 6``."""
+        return n + self.recip_width + 6
+
+    def row_interval(self, n):
+        """Cycles between the first input handshakes of consecutive rows of ``n``, steady state:
+        ``row_cycles(n) + 1`` (the unit takes the next row after the last output of this one)."""
+        return self.row_cycles(n) + 1
+
+    def derived(self):
+        return {
+            "alpha": self.alpha,
+            "exp_mult": self.exp_mult,
+            "exp_shift": self.exp_shift,
+            "poly": {"frac": SOFTMAX_POLY_FRAC, "a1": SOFTMAX_POLY_A1, "a2": SOFTMAX_POLY_A2},
+            "arg_width": self.arg_width,
+            "exp_width": self.exp_width,
+            "sum_width": self.sum_width,
+            "guard": self.guard,
+            "recip_shift": self.recip_shift,
+            "recip_width": self.recip_width,
+            "row_cycles": self.row_cycles(self.seq_len),
+            "row_latency": self.row_latency(self.seq_len),
+            "row_interval": self.row_interval(self.seq_len),
+            "ports": {
+                "i__payload": self.in_width + 1,
+                "o__payload": self.prob_width + 1,
+            },
+        }
+
+    def __repr__(self):
+        return (f"SoftmaxConfig(seq_len={self.seq_len}, in_width={self.in_width}, scale={self.scale}, "
+                f"scale_frac={self.scale_frac}, prob_width={self.prob_width}, exp_frac={self.exp_frac})")
+
+
+@dataclass(frozen=True)
+class SystolicAVConfig(SystolicQKConfig):
+    """Configuration of the baseline ``A' x V`` engine (``systolic-av``).
+
+    The same output-stationary array as ``systolic-qk`` (:mod:`damf.hdl.systolic_qk`), with
+    ``Q = A'`` (``seq_len x seq_len`` probabilities) and ``K = V^T`` (``d_head`` rows of length
+    ``seq_len``): ``Z = A' (V^T)^T = A' V``.  Tiles are ``rows`` rows of ``A'`` by ``cols``
+    columns of ``V``; the inner length (beats per tile) is ``seq_len``.  ``q_width`` is the
+    width of a signed element of ``A'`` (a ``prob_width``-bit unsigned probability needs
+    ``prob_width + 1``), ``k_width`` that of ``V``.
+    """
+
+    block = "systolic-av"
+
+    rows:    "int" = field(default=4, metadata={"min": 1, "max": 64,
+                           "doc": "rows of the array R: rows of A' (and of Z) per tile"})
+    cols:    "int" = field(default=4, metadata={"min": 1, "max": 64,
+                           "doc": "columns of the array C: columns of V (and of Z) per tile"})
+    d_head:  "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+                           "doc": "columns of V and of Z"})
+    seq_len: "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+                           "doc": "sequence length L: rows and columns of A', rows of V (the accumulation length)"})
+    q_width: "int" = field(default=9, metadata={"min": 2, "max": 32,
+                           "doc": "bits of each signed element of A' (prob_width + 1 for softmax output)"})
+    k_width: "int" = field(default=8, metadata={"min": 2, "max": 32,
+                           "doc": "bits of each signed element of V"})
+
+    def _validate(self):
+        if self.rows > self.seq_len:
+            raise ConfigError(f"rows must be at most seq_len = {self.seq_len}, not {self.rows}")
+        if self.cols > self.d_head:
+            raise ConfigError(f"cols must be at most d_head = {self.d_head}, not {self.cols}")
+        if self.acc_width > MAX_DERIVED_WIDTH:
+            raise ConfigError(
+                f"q_width + k_width + log2(seq_len) must give at most {MAX_DERIVED_WIDTH} output bits, "
+                f"not {self.acc_width} (q_width={self.q_width}, k_width={self.k_width}, seq_len={self.seq_len})")
+
+    @property
+    def k_rows(self):
+        """Rows of ``K = V^T``, i.e. columns of ``Z``: ``d_head``."""
+        return self.d_head
+
+    @property
+    def steps(self):
+        """Accumulation length (input beats per tile): ``seq_len``."""
+        return self.seq_len
+
+    @property
+    def tile_cols(self):
+        """Tiles across ``Z``: ``ceil(d_head / cols)``."""
+        return -(-self.d_head // self.cols)
+
+    @property
+    def last_cols(self):
+        return self.d_head - (self.tile_cols - 1) * self.cols
+
+    @property
+    def score_beats(self):
+        """Beats of ``o`` per ``Z``: ``seq_len * tile_cols``."""
+        return self.seq_len * self.tile_cols
+
+    @property
+    def acc_width(self):
+        """Exact width of an element of ``Z``: every sum of ``seq_len`` products."""
+        lo, hi = product_range(self.q_width, self.k_width)
+        return signed_range_width(self.seq_len * lo, self.seq_len * hi)
+
+    @property
+    def hold(self):
+        return max(0, max(self.rows, self.cols) - self.steps)
+
+    @property
+    def cycles_per_tile(self):
+        """``max(seq_len, rows, cols)``."""
+        return self.steps + self.hold
+
+    @property
+    def tile_cycles(self):
+        """``seq_len + rows + cols``."""
+        return self.steps - 1 + self.latency + self.rows - 1
+
+    @property
+    def cycles(self):
+        """``(tiles - 1) * cycles_per_tile + seq_len + cols + last_rows``."""
+        return (self.tiles - 1) * self.cycles_per_tile + self.steps - 1 + self.latency + self.last_rows - 1
+
+    def derived(self):
+        out = super().derived()
+        out["beats_per_tile"] = self.steps
+        out["input_beats"] = self.tiles * self.steps
+        return out
+
+    def __repr__(self):
+        return (f"SystolicAVConfig(rows={self.rows}, cols={self.cols}, d_head={self.d_head}, "
                 f"seq_len={self.seq_len}, q_width={self.q_width}, k_width={self.k_width})")

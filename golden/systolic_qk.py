@@ -12,7 +12,7 @@ import numpy as np
 
 from .inner_product import check_range
 
-__all__ = ["scores", "score_rows", "scores_from_rows"]
+__all__ = ["scores", "score_rows", "scores_from_rows", "av_product"]
 
 
 def scores(cfg, q, k):
@@ -34,8 +34,8 @@ def score_rows(cfg, s):
     """The ``o`` beats for ``S``, each a list of ``cols`` ints: for every tile in stream order,
     its rows inside the sequence; lanes past the end of the sequence are 0."""
     s = np.asarray(s, dtype=np.int64)
-    padded = np.zeros((cfg.seq_len, cfg.tile_cols * cfg.cols), dtype=np.int64)
-    padded[:, :cfg.seq_len] = s
+    padded = np.zeros((cfg.q_rows, cfg.tile_cols * cfg.cols), dtype=np.int64)
+    padded[:, :cfg.k_rows] = s
     return [padded[r0 + r, c0:c0 + cfg.cols].tolist()
             for r0, c0 in cfg.tile_origins() for r in range(cfg.tile_score_rows(r0))]
 
@@ -44,9 +44,25 @@ def scores_from_rows(cfg, rows):
     """Inverse of :func:`score_rows`: ``S`` from ``score_beats`` beats (padding lanes dropped)."""
     if len(rows) != cfg.score_beats:
         raise ValueError(f"an S takes {cfg.score_beats} score rows, not {len(rows)}")
-    s = np.zeros((cfg.seq_len, cfg.tile_cols * cfg.cols), dtype=np.int64)
+    s = np.zeros((cfg.q_rows, cfg.tile_cols * cfg.cols), dtype=np.int64)
     it = iter(rows)
     for r0, c0 in cfg.tile_origins():
         for r in range(cfg.tile_score_rows(r0)):
             s[r0 + r, c0:c0 + cfg.cols] = next(it)
-    return s[:, :cfg.seq_len]
+    return s[:, :cfg.k_rows]
+
+
+def av_product(cfg, a, v):
+    """``Z = A' V`` (``seq_len x d_head`` int64) for a ``systolic-av`` configuration: the same
+    engine with ``Q = A'`` (``seq_len x seq_len``) and ``K = V^T`` (``d_head x seq_len``).
+    :func:`score_rows` / :func:`scores_from_rows` give and invert its ``o`` stream."""
+    a = np.asarray(a, dtype=np.int64)
+    v = np.asarray(v, dtype=np.int64)
+    for name, m, shape in (("a", a, (cfg.seq_len, cfg.seq_len)), ("v", v, (cfg.seq_len, cfg.d_head))):
+        if m.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, not {m.shape}")
+    check_range("a", a, cfg.q_width)
+    check_range("v", v, cfg.k_width)
+    z = a @ v
+    check_range("z", z, cfg.acc_width)  # cannot fail: acc_width is derived from the bound
+    return z

@@ -7,6 +7,7 @@ Format ``damf-vectors/1`` (one JSON object)::
      "block": "inner-product",          # a block name of `damf --help`
      "config": {...},                   # the block's configuration (as in BLOCK.json)
      "seed": 1,                         # seed the random inputs were drawn from (informative)
+ "count": 64,                       # random inputs requested (informative; edge inputs come first)
      "inputs": {...},                   # per block, below
      "expected": {...}                  # per block, below
     }
@@ -25,6 +26,33 @@ Every number is a plain (signed, decimal) JSON integer in the block's own format
     ``n*seq_len .. (n+1)*seq_len - 1``.  ``expected.s``: ``N * seq_len`` lists of ``seq_len``
     integers, ``S = Q K^T`` of each problem stacked the same way.  The first problems pair
     every edge row (all-max, all-min, zeros, both alternating) of ``Q`` with every one of ``K``.
+
+``systolic-av``
+    ``N`` problems ``(A', V)`` stacked: ``inputs.a`` is ``N * seq_len`` lists of ``seq_len``
+    integers (``q_width`` bits), ``inputs.v`` ``N * seq_len`` lists of ``d_head`` integers
+    (``k_width`` bits); ``expected.z``: ``N * seq_len`` lists of ``d_head`` integers, ``A' V``.
+
+``softmax``
+    ``inputs.s``: rows of ``1 .. seq_len`` signed ``in_width``-bit scores (one row per list).
+    ``expected.p``: for each row, its probabilities (``prob_width`` fraction bits, unsigned).
+    The first rows are edge rows (all-max, all-min, zeros, alternating, one maximum, a single
+    score, a tie), the rest ``--count`` random rows of random length.
+
+``score``
+    ``inputs.lengths``: one ``[Lq, Lk]`` pair per problem (``1 <= Lk <= seq_len``, ``Lq >= 1``);
+    ``inputs.p`` / ``inputs.q``: the problems' queries / keys stacked (``rank`` integers of
+    ``pq_width`` bits each).  ``expected.a``: one row of ``Lk`` scores per query, stacked.
+
+``row-stats``
+    ``inputs.rows``: score rows of ``1..seq_len`` integers of ``score_width`` bits (the
+    attended keys only).  ``expected.setup``: one list per row, the fields of
+    ``golden/row_stats.py`` ``FIELDS`` in order (``n, a_max, m, s, c, d, uniform, fallback,
+    i_c, r, i_d, c_shift, sh``).
+
+``shift-accumulate``
+    ``inputs.rows``: one ``[N, t_C, sh]`` per row; ``inputs.keys``: the rows' keys stacked,
+    each ``V_n`` (``d_head`` integers of ``v_width`` bits) followed by ``s_n`` and ``t_n``.
+    ``expected.z``: one ``Z_m`` (``d_head`` integers of ``out_width`` bits) per row.
 
 Files are written deterministically (sorted keys, one row per line), so regenerating from the
 same seed gives byte-identical files.
@@ -158,9 +186,284 @@ def _systolic_qk_check(cfg, inputs, expected, where):
         _check_matrix(expected["s"], n, cfg.seq_len, cfg.acc_width, f"{where}: expected.s")
 
 
+# ---- softmax ------------------------------------------------------------------------------
+
+def softmax_edge_rows(cfg):
+    """Full-length all-max, all-min, zeros and alternating rows, one maximum among minima, a
+    single score, and a tie of two maxima in a row of minima."""
+    rows = edge_rows(cfg.in_width, cfg.seq_len)
+    lo, hi = int_range(cfg.in_width)
+    rows.append([hi] + [lo] * (cfg.seq_len - 1))
+    rows.append([0])
+    rows.append(([lo] * (cfg.seq_len - 2) + [hi, hi])[-cfg.seq_len:])
+    return rows
+
+
+def random_score_rows(cfg, rng, count):
+    """``count`` rows of random length ``1 .. seq_len``; each row's scores are spread over a
+    random fraction of the input range, so the probabilities are neither all one-hot nor flat."""
+    lo, hi = int_range(cfg.in_width)
+    rows = []
+    for _ in range(count):
+        n = int(rng.integers(1, cfg.seq_len, endpoint=True))
+        span = max(1, int(hi * 2.0 ** -rng.integers(0, cfg.in_width)))
+        centre = int(rng.integers(lo + span, hi - span, endpoint=True)) if hi - span >= lo + span else 0
+        rows.append(np.clip(rng.integers(centre - span, centre + span, n, endpoint=True), lo, hi).tolist())
+    return rows
+
+
+def _softmax_generate(cfg, rng, count):
+    return {"s": softmax_edge_rows(cfg) + random_score_rows(cfg, rng, count)}
+
+
+def _softmax_expected(cfg, inputs):
+    from .softmax import softmax_rows
+    return {"p": softmax_rows(cfg, inputs["s"])}
+
+
+def _check_ragged(rows, lengths, max_len, width, where):
+    """Rows of 1 .. max_len integers (``lengths`` given: row r must hold lengths[r])."""
+    lo, hi = int_range(width)
+    if not isinstance(rows, list):
+        raise VectorFileError(f"{where} must be a list of lists, not {type(rows).__name__}")
+    if lengths is not None and len(rows) != len(lengths):
+        raise VectorFileError(f"{where} must hold {len(lengths)} rows, not {len(rows)}")
+    for r, row in enumerate(rows):
+        if not isinstance(row, list) or (lengths is None and not 1 <= len(row) <= max_len) \
+                or (lengths is not None and len(row) != lengths[r]):
+            given = len(row) if isinstance(row, list) else type(row).__name__
+            want = f"1 .. {max_len}" if lengths is None else f"{lengths[r]}"
+            raise VectorFileError(f"{where}[{r}] must hold {want} integers, not {given}")
+        for c, value in enumerate(row):
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise VectorFileError(f"{where}[{r}][{c}] must be an integer in [{lo}, {hi}], not {value!r}")
+    return [len(row) for row in rows]
+
+
+def _softmax_check(cfg, inputs, expected, where):
+    _check_keys(inputs, ["s"], f"{where}: inputs")
+    lengths = _check_ragged(inputs["s"], None, cfg.seq_len, cfg.in_width, f"{where}: inputs.s")
+    if expected is not None:
+        _check_keys(expected, ["p"], f"{where}: expected")
+        _check_ragged(expected["p"], lengths, cfg.seq_len, cfg.prob_width + 1, f"{where}: expected.p")
+
+
+# ---- score (DAMF head) --------------------------------------------------------------------
+
+def score_problems(inputs):
+    """The ``(p, q)`` problems of a ``score`` vector file, in order."""
+    out, i, k = [], 0, 0
+    for lq, lk in inputs["lengths"]:
+        out.append((inputs["p"][i:i + lq], inputs["q"][k:k + lk]))
+        i, k = i + lq, k + lk
+    return out
+
+
+def _score_generate(cfg, rng, count):
+    lo, hi = cfg.pq_range
+    edges = [[hi] * cfg.rank, [lo] * cfg.rank, [0] * cfg.rank]
+    lengths, p, q = [], [], []
+    for j in range(max(1, -(-count // cfg.seq_len))):
+        lk = cfg.seq_len if j == 0 else int(rng.integers(1, cfg.seq_len + 1))
+        lq = cfg.seq_len
+        pj = rng.integers(lo, hi, (lq, cfg.rank), endpoint=True).tolist()
+        qj = rng.integers(lo, hi, (lk, cfg.rank), endpoint=True).tolist()
+        if j == 0:  # every edge query against every edge key
+            pj[:len(edges)] = edges[:lq]
+            qj[:len(edges)] = edges[:lk]
+        lengths.append([lq, lk])
+        p += pj
+        q += qj
+    return {"lengths": lengths, "p": p, "q": q}
+
+
+def _score_expected(cfg, inputs):
+    from .score import score_matrix
+    return {"a": [row for p, q in score_problems(inputs) for row in score_matrix(cfg, p, q).tolist()]}
+
+
+def _score_check(cfg, inputs, expected, where):
+    _check_keys(inputs, ["lengths", "p", "q"], f"{where}: inputs")
+    lengths = inputs["lengths"]
+    _check_matrix(lengths, None, 2, 32, f"{where}: inputs.lengths")
+    for j, (lq, lk) in enumerate(lengths):
+        if lq < 1 or not 1 <= lk <= cfg.seq_len:
+            raise VectorFileError(f"{where}: inputs.lengths[{j}] must be [Lq >= 1, 1 <= Lk <= {cfg.seq_len}], "
+                                  f"not {[lq, lk]}")
+    _check_matrix(inputs["p"], sum(lq for lq, _ in lengths), cfg.rank, cfg.pq_width, f"{where}: inputs.p")
+    _check_matrix(inputs["q"], sum(lk for _, lk in lengths), cfg.rank, cfg.pq_width, f"{where}: inputs.q")
+    if expected is not None:
+        _check_keys(expected, ["a"], f"{where}: expected")
+        a = expected["a"]
+        rows = [lk for lq, lk in lengths for _ in range(lq)]
+        if not isinstance(a, list) or len(a) != len(rows):
+            raise VectorFileError(f"{where}: expected.a must hold {len(rows)} rows")
+        for r, lk in enumerate(rows):
+            _check_matrix([a[r]], 1, lk, cfg.score_width, f"{where}: expected.a[{r}]")
+
+
+# ---- row-stats (DAMF head) ----------------------------------------------------------------
+
+def row_stats_edge_rows(cfg, length):
+    """Rows for the open cases of numerics.md section 9, ``length`` scores each."""
+    lo, hi = cfg.score_range
+    rows = [[-3] * length, [0] * length, [5] * length, [-1 - (n % 3) for n in range(length)],
+            [1] + [-5] * (length - 1), [6, -8] + [2] * (length - 2), [hi] * length, [lo] * length,
+            [hi] + [lo] * (length - 1), [lo] + [hi] * (length - 1), [1] * length]
+    return [r[:length] for r in rows]
+
+
+def _row_stats_generate(cfg, rng, count):
+    lo, hi = cfg.score_range
+    rows = row_stats_edge_rows(cfg, cfg.seq_len) + row_stats_edge_rows(cfg, max(1, cfg.seq_len - 1))
+    for j in range(count):
+        length = int(rng.integers(1, cfg.seq_len + 1))
+        scale = [hi, 1000, 20][j % 3]
+        rows.append(rng.integers(max(lo, -scale), min(hi, scale), length, endpoint=True).tolist())
+    return {"rows": rows}
+
+
+def _row_stats_expected(cfg, inputs):
+    from .row_stats import FIELDS, row_setup
+    out = []
+    for row in inputs["rows"]:
+        r = row_setup(cfg, [row])
+        out.append([int(r[k][0]) for k in FIELDS])
+    return {"setup": out}
+
+
+def _row_stats_check(cfg, inputs, expected, where):
+    _check_keys(inputs, ["rows"], f"{where}: inputs")
+    rows = inputs["rows"]
+    if not isinstance(rows, list) or not rows:
+        raise VectorFileError(f"{where}: inputs.rows must be a non-empty list of rows")
+    for r, row in enumerate(rows):
+        if not isinstance(row, list) or not 1 <= len(row) <= cfg.seq_len:
+            raise VectorFileError(f"{where}: inputs.rows[{r}] must hold 1..{cfg.seq_len} scores")
+        _check_matrix([row], 1, len(row), cfg.score_width, f"{where}: inputs.rows[{r}]")
+    if expected is not None:
+        _check_keys(expected, ["setup"], f"{where}: expected")
+        _check_matrix(expected["setup"], len(rows), 13, 64, f"{where}: expected.setup")
+
+
+# ---- shift-accumulate (DAMF head) ---------------------------------------------------------
+
+def shift_accumulate_rows(cfg, inputs):
+    """The ``(V, sign, shift, c_shift, sh)`` rows of a ``shift-accumulate`` vector file."""
+    out, k = [], 0
+    for n, c_shift, sh in inputs["rows"]:
+        keys = inputs["keys"][k:k + n]
+        k += n
+        out.append(([key[:cfg.d_head] for key in keys], [key[cfg.d_head] for key in keys],
+                    [key[cfg.d_head + 1] for key in keys], c_shift, sh))
+    return out
+
+
+def _shift_accumulate_generate(cfg, rng, count):
+    F = cfg.weight_frac
+    (vlo, vhi), (clo, _), (slo, shi) = cfg.v_range, cfg.c_shift_range, cfg.shift_range
+    rows, keys = [], []
+    for j in range(count + 4):
+        n = cfg.seq_len if j < 4 else int(rng.integers(1, cfg.seq_len + 1))
+        edge = [[vhi, 1, F], [vlo, 1, F], [vhi, -1, F], [vlo, -1, 0]][j] if j < 4 else None
+        for _ in range(n):
+            if edge:
+                keys.append([edge[0]] * cfg.d_head + edge[1:])
+            else:
+                keys.append(rng.integers(vlo, vhi, cfg.d_head, endpoint=True).tolist()
+                            + [int(rng.integers(-1, 1, endpoint=True)), int(rng.integers(0, F, endpoint=True))])
+        c_shift = [F, 0, -1, clo][j] if j < 4 else int(rng.integers(clo, F, endpoint=True))
+        sh = [slo, shi, -1, F - cfg.out_frac][j] if j < 4 else int(rng.integers(max(slo, -3), min(shi, F + 4),
+                                                                               endpoint=True))
+        rows.append([n, c_shift, sh])
+    return {"rows": rows, "keys": keys}
+
+
+def _shift_accumulate_expected(cfg, inputs):
+    from .shift_accumulate import shift_accumulate_row
+    return {"z": [shift_accumulate_row(cfg, *row) for row in shift_accumulate_rows(cfg, inputs)]}
+
+
+def _shift_accumulate_check(cfg, inputs, expected, where):
+    _check_keys(inputs, ["rows", "keys"], f"{where}: inputs")
+    rows = inputs["rows"]
+    _check_matrix(rows, None, 3, 32, f"{where}: inputs.rows")
+    for r, (n, c_shift, sh) in enumerate(rows):
+        if not (1 <= n <= cfg.seq_len and cfg.c_shift_range[0] <= c_shift <= cfg.c_shift_range[1]
+                and cfg.shift_range[0] <= sh <= cfg.shift_range[1]):
+            raise VectorFileError(f"{where}: inputs.rows[{r}] must be [N in 1..{cfg.seq_len}, t_C in "
+                                  f"{list(cfg.c_shift_range)}, sh in {list(cfg.shift_range)}], not {[n, c_shift, sh]}")
+    keys = inputs["keys"]
+    _check_matrix(keys, sum(r[0] for r in rows), cfg.d_head + 2, max(cfg.v_width, 8), f"{where}: inputs.keys")
+    for i, key in enumerate(keys):
+        if not (all(cfg.v_range[0] <= x <= cfg.v_range[1] for x in key[:cfg.d_head])
+                and key[cfg.d_head] in (-1, 0, 1) and 0 <= key[cfg.d_head + 1] <= cfg.weight_frac):
+            raise VectorFileError(f"{where}: inputs.keys[{i}] must be V_n ({cfg.v_width}-bit), sign in -1..1 "
+                                  f"and shift in 0..{cfg.weight_frac}, not {key}")
+    if expected is not None:
+        _check_keys(expected, ["z"], f"{where}: expected")
+        _check_matrix(expected["z"], len(rows), cfg.d_head, cfg.out_width, f"{where}: expected.z")
+
+
+# ---- systolic-av --------------------------------------------------------------------------
+
+def av_edge_problems(cfg):
+    """``(a, v)`` pairs: A' all-max / all-min / zeros / one-hot rows against every edge V column."""
+    alo, ahi = int_range(cfg.q_width)
+    L = cfg.seq_len
+    a_rows = edge_rows(cfg.q_width, L) + [[ahi if c == r % L else 0 for c in range(L)] for r in range(L)]
+    v_cols = edge_rows(cfg.k_width, L)
+    out = []
+    for start in range(0, len(a_rows), L):
+        a = [a_rows[(start + i) % len(a_rows)] for i in range(L)]
+        for b in range(len(v_cols)):
+            v = [[v_cols[(b + c) % len(v_cols)][t] for c in range(cfg.d_head)] for t in range(L)]
+            out.append((a, v))
+    return out
+
+
+def random_av(cfg, rng):
+    """One random ``(a, v)``: ``a`` is ``seq_len x seq_len``, ``v`` is ``seq_len x d_head``."""
+    (alo, ahi), (vlo, vhi) = int_range(cfg.q_width), int_range(cfg.k_width)
+    return (rng.integers(alo, ahi, (cfg.seq_len, cfg.seq_len), endpoint=True).tolist(),
+            rng.integers(vlo, vhi, (cfg.seq_len, cfg.d_head), endpoint=True).tolist())
+
+
+def av_problems(cfg, inputs):
+    a, v, length = inputs["a"], inputs["v"], cfg.seq_len
+    return [(a[i:i + length], v[i:i + length]) for i in range(0, len(a), length)]
+
+
+def _systolic_av_generate(cfg, rng, count):
+    problems = av_edge_problems(cfg) + [random_av(cfg, rng) for _ in range(-(-count // cfg.seq_len))]
+    return {"a": [row for a, _ in problems for row in a], "v": [row for _, v in problems for row in v]}
+
+
+def _systolic_av_expected(cfg, inputs):
+    from .systolic_qk import av_product
+    return {"z": [row for a, v in av_problems(cfg, inputs) for row in av_product(cfg, a, v).tolist()]}
+
+
+def _systolic_av_check(cfg, inputs, expected, where):
+    _check_keys(inputs, ["a", "v"], f"{where}: inputs")
+    n = _check_matrix(inputs["a"], None, cfg.seq_len, cfg.q_width, f"{where}: inputs.a")
+    if n == 0 or n % cfg.seq_len:
+        raise VectorFileError(f"{where}: inputs.a must hold a positive multiple of seq_len = {cfg.seq_len} rows, "
+                              f"not {n}")
+    _check_matrix(inputs["v"], n, cfg.d_head, cfg.k_width, f"{where}: inputs.v")
+    if expected is not None:
+        _check_keys(expected, ["z"], f"{where}: expected")
+        _check_matrix(expected["z"], n, cfg.d_head, cfg.acc_width, f"{where}: expected.z")
+
+
 BLOCK_VECTORS = {
     "inner-product": (_inner_product_generate, _inner_product_expected, _inner_product_check),
     "systolic-qk": (_systolic_qk_generate, _systolic_qk_expected, _systolic_qk_check),
+    "score": (_score_generate, _score_expected, _score_check),
+    "row-stats": (_row_stats_generate, _row_stats_expected, _row_stats_check),
+    "shift-accumulate": (_shift_accumulate_generate, _shift_accumulate_expected, _shift_accumulate_check),
+    "softmax": (_softmax_generate, _softmax_expected, _softmax_check),
+    "systolic-av": (_systolic_av_generate, _systolic_av_expected, _systolic_av_check),
 }
 
 
@@ -201,6 +504,7 @@ def generate(cfg, *, seed, count):
         "block": cfg.block,
         "config": cfg.to_dict(),
         "seed": seed,
+        "count": count,
         "inputs": inputs,
         "expected": expect(cfg, inputs),
     }

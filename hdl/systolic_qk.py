@@ -107,20 +107,21 @@ _wave_layout = data.StructLayout({
 def pack_input_beats(cfg, q, k, pad=lambda: 0):
     """Input words (ints) for one ``S``: ``tiles * d_head`` beats in stream order.
 
-    ``q`` and ``k`` are ``seq_len x d_head`` integers.  Padding lanes take ``pad()`` (the
+    ``q`` and ``k`` are ``seq_len x d_head`` integers (for a ``systolic-av`` configuration:
+    ``q`` is ``A'`` (``seq_len x seq_len``) and ``k`` is ``V^T`` (``d_head x seq_len``)).  Padding lanes take ``pad()`` (the
     block ignores them; testbenches send noise).
     """
     words = []
     q_mask, k_mask = (1 << cfg.q_width) - 1, (1 << cfg.k_width) - 1
     for r0, c0 in cfg.tile_origins():
-        for step in range(cfg.d_head):
+        for step in range(cfg.steps):
             word, offset = 0, 0
             for r in range(cfg.rows):
-                value = int(q[r0 + r][step]) if r0 + r < cfg.seq_len else pad()
+                value = int(q[r0 + r][step]) if r0 + r < cfg.q_rows else pad()
                 word |= (value & q_mask) << offset
                 offset += cfg.q_width
             for c in range(cfg.cols):
-                value = int(k[c0 + c][step]) if c0 + c < cfg.seq_len else pad()
+                value = int(k[c0 + c][step]) if c0 + c < cfg.k_rows else pad()
                 word |= (value & k_mask) << offset
                 offset += cfg.k_width
             words.append(word)
@@ -139,7 +140,7 @@ class SystolicQK(wiring.Component):
     """
 
     def __init__(self, config):
-        if not isinstance(config, SystolicQKConfig):
+        if not isinstance(config, SystolicQKConfig):  # SystolicAVConfig is one too
             self._MustUse__silence = True  # never built, so never "unused"
             raise TypeError(f"Config must be a SystolicQKConfig, not {config!r}")
         self._config = config
@@ -175,9 +176,9 @@ class SystolicQK(wiring.Component):
 
         # -- input: step and tile counters, hold between short tiles --------------------------
         accept = Signal()
-        step = Signal(range(cfg.d_head), name="step")        # step k of the next beat
+        step = Signal(range(cfg.steps), name="step")        # step k of the next beat
         first = step == 0
-        last = step == cfg.d_head - 1
+        last = step == cfg.steps - 1
         if cfg.hold:
             hold = Signal(range(cfg.hold + 1), name="hold")  # cycles until the next tile may start
             m.d.comb += self.i.ready.eq(advance & (hold == 0))
@@ -194,7 +195,7 @@ class SystolicQK(wiring.Component):
         pad_cols = cfg.last_cols < C   # the last tile column has padding columns (zeroed)
         tile_col = Signal(range(cfg.tile_cols), name="tile_col")
         tile_row = Signal(range(cfg.tile_rows), name="tile_row")
-        if cfg.d_head > 1:
+        if cfg.steps > 1:
             with m.If(accept):
                 m.d.sync += step.eq(Mux(last, 0, step + 1))
         if pad_rows or pad_cols:

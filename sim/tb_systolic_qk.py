@@ -38,11 +38,19 @@ BACKPRESSURE = float(os.environ.get("DAMF_BACKPRESSURE", "0.3"))
 
 
 class TB:
-    """Clock, reset, a driver of ``i`` and a monitor of ``o``."""
+    """Clock, reset, a driver of ``i`` and a monitor of ``o``.
+
+    ``config_cls`` and :meth:`product` are what ``tb_systolic_av`` (the same array as the
+    ``A' x V`` engine) changes."""
+
+    config_cls = SystolicQKConfig
+
+    def product(self, q, k):
+        return scores(self.cfg, q, k)
 
     def __init__(self, dut, *, idle=0.0, backpressure=0.0):
         self.dut = dut
-        self.cfg = SystolicQKConfig.from_file(os.environ["DAMF_CONFIG"])
+        self.cfg = self.config_cls.from_file(os.environ["DAMF_CONFIG"])
         self.seed = int(os.environ.get("DAMF_SEED", "1"))
         self.rng = random.Random(self.seed)
         self.nprng = np.random.default_rng(self.seed)
@@ -66,7 +74,7 @@ class TB:
         unless ``expect`` is false, its golden score rows."""
         cfg = self.cfg
         if expect:
-            self.expected += score_rows(cfg, scores(cfg, q, k))
+            self.expected += score_rows(cfg, self.product(q, k))
         lo, hi = int_range(min(cfg.q_width, cfg.k_width))
         for word in pack_input_beats(cfg, q, k, pad=lambda: self.rng.randint(lo, hi)):
             self.qk.send(word)

@@ -1,0 +1,38 @@
+"""Bit-exact model of the ``A' x V`` unit (``hdl/shift_accumulate.py``).
+
+A thin wrapper of :func:`damf.golden.damf_head.shift_accumulate` and
+:func:`~damf.golden.damf_head.round_shift` for one row at a time: the row's keys
+``(V_n, s_n, t_n)``, its ``t_C`` and ``sh``.  ``SV`` is the sum of the row's ``V_n``.
+"""
+
+import numpy as np
+
+from .damf_head import round_shift, shift_accumulate
+
+__all__ = ["shift_accumulate_row", "rows_from_trace"]
+
+
+def shift_accumulate_row(cfg, V, sign, shift, c_shift, sh):
+    """``Z`` (``d_head`` ints) of one row: keys ``V`` (``N x d_head``), ``sign``/``shift`` per key."""
+    V = np.asarray(V, dtype=np.int64).reshape(-1, cfg.d_head)
+    sign = np.asarray(sign, dtype=np.int64)
+    shift = np.where(sign != 0, np.asarray(shift, dtype=np.int64), -1)
+    acc = shift_accumulate(V, sign[None, :], shift[None, :], cfg, vsum=V.sum(axis=0)[None, :],
+                           vsum_shift=np.asarray([c_shift]))
+    return round_shift(acc, np.asarray([[sh]]), cfg.out_width, cfg.acc_width)[0].tolist()
+
+
+def rows_from_trace(t, V):
+    """The unit's input rows of a ``damf_head(..., trace=True)`` trace (maclaurin modes).
+
+    Each row: ``(V_rows, sign, shift, c_shift, sh)`` over the attended keys; keys without a
+    term (``t_n < 0`` or ``s_n = 0``) get sign 0.
+    """
+    out = []
+    for m in range(t["A"].shape[0]):
+        keys = np.flatnonzero(t["mask"][m])
+        sign = np.where(t["shift"][m, keys] >= 0, t["sign"][m, keys], 0)
+        shift = np.maximum(t["shift"][m, keys], 0)
+        out.append((np.asarray(V)[keys].tolist(), sign.tolist(), shift.tolist(),
+                    int(t["c_shift"][m]), int(t["sh"][m])))
+    return out

@@ -1,0 +1,151 @@
+"""cocotb testbench of the score unit, checked against ``golden.score``.
+
+Environment (set by ``sim/test_score.py`` or ``damf sim``): ``DAMF_CONFIG`` (the
+``score.json`` next to the Verilog), ``DAMF_SEED``, ``DAMF_COUNT`` (random loads, default
+6), ``DAMF_IDLE`` / ``DAMF_BACKPRESSURE``, ``DAMF_TIMEOUT_MS``, and ``DAMF_VECTORS`` /
+``DAMF_RESULTS`` for ``vectors_file``.
+"""
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+
+from ..golden import vectors as golden_vectors
+from ..golden.score import row_beats, score_matrix
+from ..head_config import ScoreConfig
+from ..hdl.score import pack_key, pack_query, unpack_output
+from .streams import StreamDriver, StreamMonitor, random_pattern
+
+TIMEOUT = {"timeout_time": float(os.environ.get("DAMF_TIMEOUT_MS", "5")), "timeout_unit": "ms"}
+
+
+class TB:
+    def __init__(self, dut, *, idle=0.0, backpressure=0.0):
+        self.dut = dut
+        self.cfg = ScoreConfig.from_file(os.environ["DAMF_CONFIG"])
+        self.seed = int(os.environ.get("DAMF_SEED", "1"))
+        self.rng = random.Random(self.seed)
+        self.nprng = np.random.default_rng(self.seed)
+        dut._log.info("seed %d (rerun with DAMF_SEED=%d), %r", self.seed, self.seed, self.cfg)
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        self.k = StreamDriver(dut, "k", dut.clk, random_pattern(self.rng, idle))
+        self.i = StreamDriver(dut, "i", dut.clk, random_pattern(self.rng, idle))
+        self.out = StreamMonitor(dut, "o", dut.clk, random_pattern(self.rng, backpressure))
+        self.expected = []
+
+    async def reset(self):
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 2)
+        self.dut.rst.value = 0
+        await RisingEdge(self.dut.clk)
+        for part in (self.k, self.i, self.out):
+            cocotb.start_soon(part.run())
+
+    async def problem(self, p, q):
+        """Load keys ``q`` (after every earlier query was accepted), then queue queries ``p``."""
+        await self.i.wait_empty()
+        for n, row in enumerate(q):
+            self.k.send(pack_key(self.cfg, row, n == len(q) - 1))
+        await self.k.wait_empty()
+        for row in p:
+            self.i.send(pack_query(self.cfg, row))
+        for row in score_matrix(self.cfg, p, q):
+            self.expected += row_beats(self.cfg, row)
+
+    async def check(self):
+        budget = 40 * (len(self.expected) + self.k.sent + self.i.sent) + 100
+        try:
+            await with_timeout(self.out.wait_for(len(self.expected)), budget * 10, "ns")
+        except SimTimeoutError:
+            raise AssertionError(f"{len(self.out.received)} of {len(self.expected)} beats after {budget} "
+                                 f"cycles: the unit stalled (seed {self.seed})") from None
+        await ClockCycles(self.dut.clk, 2 * self.cfg.latency)
+        got = [unpack_output(self.cfg, w) for w in self.out.received]
+        assert len(got) == len(self.expected), f"{len(got)} beats, expected {len(self.expected)}"
+        for b, (g, e) in enumerate(zip(got, self.expected)):
+            assert g == e, f"beat {b}: (scores, count, last) = {g}, expected {e} (seed {self.seed})"
+        self.dut._log.info("%d beats match the golden model", len(got))
+
+
+def pq_rows(cfg, rng, length, edges=True):
+    lo, hi = cfg.pq_range
+    rows = [[hi] * cfg.rank, [lo] * cfg.rank, [0] * cfg.rank, [lo if k % 2 else hi for k in range(cfg.rank)]]
+    rows = rows if edges else []
+    rows += rng.integers(lo, hi, (length, cfg.rank), endpoint=True).tolist()
+    order = rng.permutation(len(rows))[:length]
+    return [rows[j] for j in order]
+
+
+def lengths(cfg, rng, count):
+    """Key lengths: full, 1, seq_len - 1, then random ones."""
+    fixed = [cfg.seq_len, 1, max(1, cfg.seq_len - 1)]
+    return fixed + [int(x) for x in rng.integers(1, cfg.seq_len + 1, count)]
+
+
+async def run_random(dut, idle, backpressure):
+    tb = TB(dut, idle=idle, backpressure=backpressure)
+    await tb.reset()
+    for lk in lengths(tb.cfg, tb.nprng, int(os.environ.get("DAMF_COUNT", "6"))):
+        lq = int(tb.nprng.integers(1, 2 * tb.cfg.seq_len + 1))
+        await tb.problem(pq_rows(tb.cfg, tb.nprng, lq), pq_rows(tb.cfg, tb.nprng, lk))
+    await tb.check()
+
+
+@cocotb.test(**TIMEOUT)
+async def random_no_stalls(dut):
+    """Edge and random keys and queries, loads of several lengths, no gaps, sink always ready."""
+    await run_random(dut, 0.0, 0.0)
+
+
+@cocotb.test(**TIMEOUT)
+async def random_gaps_and_backpressure(dut):
+    """The same with random input gaps and output backpressure."""
+    await run_random(dut, float(os.environ.get("DAMF_IDLE", "0.3")),
+                     float(os.environ.get("DAMF_BACKPRESSURE", "0.3")))
+
+
+@cocotb.test(**TIMEOUT)
+async def latency_and_throughput(dut):
+    """First beat ``latency`` cycles after its query; a full head in ``cycles(Lq, Lk)``."""
+    tb = TB(dut)
+    await tb.reset()
+    cfg = tb.cfg
+    L = cfg.seq_len
+    q, p = pq_rows(cfg, tb.nprng, L), pq_rows(cfg, tb.nprng, L)
+    for n, row in enumerate(q):
+        tb.k.send(pack_key(cfg, row, n == L - 1))
+    for row in p:
+        tb.i.send(pack_query(cfg, row))  # queued behind the keys: offered once the load ends
+    for row in score_matrix(cfg, p, q):
+        tb.expected += row_beats(cfg, row)
+    await tb.check()
+    first_key, first_query = tb.k.accept_cycles[0], tb.i.accept_cycles[0]
+    assert tb.out.cycles[0] - first_query == cfg.latency, \
+        f"latency {tb.out.cycles[0] - first_query}, documented {cfg.latency}"
+    measured = tb.out.cycles[-1] - first_key + 1
+    assert measured == cfg.cycles(L, L), f"{measured} cycles per head, documented {cfg.cycles(L, L)}"
+    dut._log.info("latency %d, %d cycles for Lq = Lk = %d", cfg.latency, measured, L)
+
+
+@cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)
+async def vectors_file(dut):
+    """Replay a vector file; write what the RTL produced to ``DAMF_RESULTS``."""
+    tb = TB(dut)
+    await tb.reset()
+    _, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="score")
+    for p, q in golden_vectors.score_problems(inputs):
+        await tb.problem(p, q)
+    await tb.check()
+    rows, row = [], []
+    for scores, _, last in (unpack_output(tb.cfg, w) for w in tb.out.received):
+        row += scores
+        if last:
+            rows.append(row)
+            row = []
+    with open(os.environ["DAMF_RESULTS"], "w") as f:
+        json.dump({"a": rows}, f)
