@@ -7,6 +7,7 @@
 #   make golden                                     golden vector files into golden/vectors/
 #   make lint                                       Verilator --lint-only -Wall on every block
 #   make synth [PRESET=default]                     Yosys/nextpnr area and fmax reports into reports/
+#   make bench                                      generation time, simulation speed, headline ratios
 #   make clean                                      remove build outputs (keeps .venv)
 
 SHELL := /bin/bash
@@ -22,10 +23,10 @@ DAMF := $(VENV)/bin/damf
 STAMP := $(VENV)/.installed
 BLOCKS = $(shell $(PY) -c "from damf.blocks import BLOCKS; print(' '.join(BLOCKS))")
 
-.PHONY: sim test verilog golden lint synth clean distclean env icarus help
+.PHONY: sim test verilog golden lint synth bench clean distclean env icarus help
 
 help:
-	@sed -n '1,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,14p' Makefile | sed 's/^# \{0,1\}//'
 
 $(STAMP): pyproject.toml
 	@echo "== creating $(VENV) from pyproject.toml (first run only)"
@@ -69,6 +70,9 @@ golden: $(STAMP)
 
 lint: $(STAMP)
 	$(DAMF) lint --out build/lint
+
+bench: $(STAMP) icarus
+	$(DAMF) bench
 
 synth: $(STAMP)
 	$(DAMF) synth --preset $(PRESET) --out reports

@@ -206,6 +206,13 @@ def cmd_eval(args):
     return 0
 
 
+def cmd_bench(args):
+    from .bench import run
+    if args.repeat < 1:
+        raise ConfigError(f"--repeat must be at least 1, not {args.repeat}")
+    return run(repeat=args.repeat, sims=args.sim or ("icarus", "verilator"))
+
+
 def main(argv=None):
     parser = _Parser(
         prog="damf",
@@ -295,6 +302,14 @@ def main(argv=None):
                    help="damf-head weight_frac: baseline, then sweep (default: 12,8,16)")
     p.add_argument("--out-frac", type=int, default=4, metavar="N", help="damf-head out_frac (default: 4)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="print generation times, simulation speed and headline ratios",
+                       description="Benchmarks that print figures (Verilog generation time per preset, "
+                                   "simulator cycles per second, cost-model and synthesis ratios).")
+    p.add_argument("--repeat", type=int, default=3, help="generation runs per block, best kept (default: 3)")
+    p.add_argument("--sim", action="append", choices=("icarus", "verilator"),
+                   help="simulator to measure (repeatable; default: both)")
+    p.set_defaults(func=cmd_bench)
 
     try:
         args = parser.parse_args(argv)
