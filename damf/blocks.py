@@ -8,7 +8,9 @@ from .config import ConfigError, InnerProductConfig
 from .config import SystolicQKConfig
 from .config import SoftmaxConfig
 from .config import SystolicAVConfig
+from .config import BaselineHeadConfig
 from .head_config import RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
+from .head_config import DamfHeadBlockConfig
 
 __all__ = ["Block", "BLOCKS", "get_block", "to_verilog"]
 
@@ -38,6 +40,11 @@ def _softmax(cfg):
     return Softmax(cfg)
 
 
+def _baseline_head(cfg):
+    from .hdl.baseline_head import BaselineHead
+    return BaselineHead(cfg)
+
+
 def _score(cfg):
     from .hdl.score import Score
     return Score(cfg)
@@ -51,6 +58,11 @@ def _row_stats(cfg):
 def _shift_accumulate(cfg):
     from .hdl.shift_accumulate import ShiftAccumulate
     return ShiftAccumulate(cfg)
+
+
+def _damf_head(cfg):
+    from .hdl.damf_head import DamfHead
+    return DamfHead(cfg)
 
 
 BLOCKS = {
@@ -97,6 +109,18 @@ BLOCKS = {
         build=_shift_accumulate,
         module="damf_shift_accumulate",
     ),
+    "damf-head": Block(
+        name="damf-head",
+        summary="the whole DAMF head: X tokens (inner-product unit) and V in, Z rows out "
+                "(score, row-stats, t_n stage, shift-accumulate; maclaurin modes, causal, cross)",
+        config_cls=DamfHeadBlockConfig,
+        build=_damf_head,
+        module="damf_damf_head",
+        # fixed weights; one score per beat; partial beats (seq_len not a multiple of parallel);
+        # causal; cross-attention (the y stream)
+        variants=({}, {"weights": "fixed"}, {"parallel": 1}, {"parallel": 3, "mode": "maclaurin-abs"},
+                  {"causal": True}, {"cross": True}),
+    ),
     "softmax": Block(
         name="softmax",
         summary="baseline integer softmax: streams rows of scores, outputs rows of probabilities (I-BERT-style exp)",
@@ -114,6 +138,16 @@ BLOCKS = {
         module="damf_systolic_av",
         # padding rows and columns (L and d_head multiples of neither), i.ready held (L < cols)
         variants=({}, {"rows": 3, "cols": 5, "seq_len": 4, "d_head": 11}),
+    ),
+    "baseline-head": Block(
+        name="baseline-head",
+        summary="conventional attention head: streams tokens of Q, K, V; systolic Q.K^T, row softmax, "
+                "systolic A'.V; outputs rows of Z",
+        config_cls=BaselineHeadConfig,
+        build=_baseline_head,
+        module="damf_baseline_head",
+        # padding rows and columns in both arrays, a 1 x 1 array
+        variants=({}, {"rows": 3, "cols": 2, "seq_len": 7, "d_head": 5}, {"rows": 1, "cols": 1}),
     ),
 }
 

@@ -27,7 +27,7 @@ from pathlib import Path
 __all__ = [
     "ConfigError", "PRESETS", "BlockConfig", "InnerProductConfig",
     "signed_range_width", "product_range", "SystolicQKConfig",
-    "SoftmaxConfig", "SystolicAVConfig",
+    "SoftmaxConfig", "SystolicAVConfig", "BaselineHeadConfig",
 ]
 
 
@@ -777,3 +777,162 @@ class SystolicAVConfig(SystolicQKConfig):
     def __repr__(self):
         return (f"SystolicAVConfig(rows={self.rows}, cols={self.cols}, d_head={self.d_head}, "
                 f"seq_len={self.seq_len}, q_width={self.q_width}, k_width={self.k_width})")
+
+
+@dataclass(frozen=True)
+class BaselineHeadConfig(BlockConfig):
+    """Configuration of the conventional attention head (``baseline-head``).
+
+    ``Z = softmax(alpha * Q K^T) V`` for one head: a ``systolic-qk`` array, a row buffer, the
+    ``softmax`` unit and a ``systolic-av`` array (see :mod:`damf.hdl.baseline_head`).  The three
+    sub-configurations (:attr:`qk`, :attr:`softmax`, :attr:`av`) are derived from these keys, so
+    the score width of the first array is the softmax's ``in_width`` and the softmax's
+    probabilities are the second array's ``A'`` (``q_width = prob_width + 1``).
+    """
+
+    block = "baseline-head"
+
+    rows:       "int" = field(default=4, metadata={"min": 1, "max": 64,
+                              "doc": "rows R of both arrays: query rows per tile"})
+    cols:       "int" = field(default=4, metadata={"min": 1, "max": 64,
+                              "doc": "columns C of both arrays: keys (QK^T) / columns of V (A'V) per tile"})
+    d_head:     "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+                              "doc": "elements per query, key and value vector"})
+    seq_len:    "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+                              "doc": "sequence length L: rows of Q, K, V and Z"})
+    q_width:    "int" = field(default=8, metadata={"min": 2, "max": 32,
+                              "doc": "bits of each signed element of Q"})
+    k_width:    "int" = field(default=8, metadata={"min": 2, "max": 32,
+                              "doc": "bits of each signed element of K"})
+    v_width:    "int" = field(default=8, metadata={"min": 2, "max": 32,
+                              "doc": "bits of each signed element of V"})
+    scale:      "int" = field(default=181, metadata={"min": 1, "max": (1 << 32) - 1,
+                              "doc": "softmax: alpha = scale * 2**-scale_frac multiplies the scores"})
+    scale_frac: "int" = field(default=19, metadata={"min": 0, "max": 48,
+                              "doc": "softmax: fraction bits of scale"})
+    prob_width: "int" = field(default=8, metadata={"min": 2, "max": 24,
+                              "doc": "softmax: bits of an unsigned probability (A' element)"})
+    exp_frac:   "int" = field(default=15, metadata={"min": 4, "max": 24,
+                              "doc": "softmax: fraction bits of the integer exponential"})
+
+    def _validate(self):
+        if self.rows > self.seq_len:
+            raise ConfigError(f"rows must be at most seq_len = {self.seq_len}, not {self.rows}")
+        if self.cols > self.seq_len:
+            raise ConfigError(f"cols must be at most seq_len = {self.seq_len}, not {self.cols}")
+        if self.cols > self.d_head:
+            raise ConfigError(f"cols must be at most d_head = {self.d_head}, not {self.cols}")
+        if self.qk.acc_width > 40:
+            raise ConfigError(
+                f"q_width + k_width + log2(d_head) must give at most 40 score bits (softmax in_width), "
+                f"not {self.qk.acc_width} (q_width={self.q_width}, k_width={self.k_width}, d_head={self.d_head})")
+        _ = (self.softmax, self.av)  # the sub-configurations validate themselves (ConfigError)
+
+    # ---- sub-configurations ---------------------------------------------------------------
+
+    @property
+    def qk(self):
+        """The ``S = Q K^T`` array."""
+        return SystolicQKConfig(rows=self.rows, cols=self.cols, d_head=self.d_head, seq_len=self.seq_len,
+                                q_width=self.q_width, k_width=self.k_width)
+
+    @property
+    def softmax(self):
+        """The softmax unit: rows of ``seq_len`` scores of the ``qk`` array's ``acc_width``."""
+        return SoftmaxConfig(seq_len=self.seq_len, in_width=self.qk.acc_width, scale=self.scale,
+                             scale_frac=self.scale_frac, prob_width=self.prob_width, exp_frac=self.exp_frac)
+
+    @property
+    def av(self):
+        """The ``Z = A' V`` array: ``A'`` elements are ``prob_width + 1``-bit signed."""
+        return SystolicAVConfig(rows=self.rows, cols=self.cols, d_head=self.d_head, seq_len=self.seq_len,
+                                q_width=self.prob_width + 1, k_width=self.v_width)
+
+    # ---- derived --------------------------------------------------------------------------
+
+    @property
+    def out_width(self):
+        """Bits of an element of ``Z``: the ``av`` array's exact ``acc_width`` (no rounding)."""
+        return self.av.acc_width
+
+    @property
+    def tile_rows(self):
+        """Tile rows ``ceil(L / R)``: the head is computed one tile row (``R`` query rows) at a time."""
+        return -(-self.seq_len // self.rows)
+
+    def tile_row_sizes(self):
+        """Query rows in each tile row: ``R``, ..., ``R``, ``last_rows``."""
+        return [min(self.rows, self.seq_len - ti * self.rows) for ti in range(self.tile_rows)]
+
+    @property
+    def out_beats(self):
+        """Beats of ``o`` per head: ``L * ceil(d_head / C)``."""
+        return self.av.score_beats
+
+    def qk_phase_cycles(self, n):
+        """Cycles of the score phase of a tile row of ``n`` query rows, from the handshake that
+        ends the previous phase to the handshake of the tile row's last score beat:
+        ``(ceil(L/C) - 1) * max(d_head, R, C) + d_head + C + n + 2`` (one cycle to start the
+        feed, one of memory read, the array's ``latency = C + 2``)."""
+        qk = self.qk
+        return (qk.tile_cols - 1) * qk.cycles_per_tile + qk.d_head + qk.cols + n + 2
+
+    def softmax_phase_cycles(self, n):
+        """Cycles of the softmax phase of ``n`` rows, from the last score beat to the last
+        probability: ``n * (row_cycles(L) + 1) + 1`` (rows ``row_interval(L)`` apart)."""
+        return n * self.softmax.row_interval(self.seq_len) + 1
+
+    @property
+    def av_feed_cycles(self):
+        """Cycles of the ``A' V`` feed of a tile row, from the last probability to the handshake
+        of the feed's last beat: ``(ceil(d_head/C) - 1) * max(L, R, C) + L + 1``."""
+        av = self.av
+        return (av.tile_cols - 1) * av.cycles_per_tile + av.steps + 1
+
+    @property
+    def head_interval(self):
+        """Cycles between the first input handshakes of consecutive heads, steady state:
+        ``L + sum over tile rows of (qk_phase_cycles(n) + softmax_phase_cycles(n) + av_feed_cycles)``
+        (the next head loads while the ``A' V`` array drains)."""
+        return self.seq_len + sum(self.qk_phase_cycles(n) + self.softmax_phase_cycles(n) + self.av_feed_cycles
+                                  for n in self.tile_row_sizes())
+
+    @property
+    def cycles(self):
+        """Cycles from the first input handshake to the last ``Z`` handshake for one head, with a
+        source always valid and a sink always ready: ``head_interval - 1`` (load and phases)
+        plus the ``A' V`` array's drain ``C + 2 + last_rows - 1``."""
+        return self.head_interval - 1 + self.av.latency + self.tile_row_sizes()[-1] - 1
+
+    @property
+    def memory_bits(self):
+        """Bits of buffer memory: ``Q``, ``K``, ``V`` (``L * d_head`` each), one tile row of
+        scores (``R * ceil(L/C) * C`` scores) and of probabilities (``R * L``)."""
+        qk = self.qk
+        return (self.seq_len * self.d_head * (self.q_width + self.k_width + self.v_width)
+                + self.rows * qk.tile_cols * self.cols * qk.acc_width
+                + self.rows * self.seq_len * self.prob_width)
+
+    def derived(self):
+        return {
+            "qk": self.qk.derived(),
+            "softmax": self.softmax.derived(),
+            "av": self.av.derived(),
+            "score_width": self.qk.acc_width,
+            "out_width": self.out_width,
+            "tile_rows": self.tile_rows,
+            "out_beats": self.out_beats,
+            "memory_bits": self.memory_bits,
+            "head_interval": self.head_interval,
+            "cycles": self.cycles,
+            "ports": {
+                "i__payload": self.d_head * (self.q_width + self.k_width + self.v_width),
+                "o__payload": self.cols * self.out_width,
+            },
+        }
+
+    def __repr__(self):
+        return (f"BaselineHeadConfig(rows={self.rows}, cols={self.cols}, d_head={self.d_head}, "
+                f"seq_len={self.seq_len}, q_width={self.q_width}, k_width={self.k_width}, "
+                f"v_width={self.v_width}, scale={self.scale}, scale_frac={self.scale_frac}, "
+                f"prob_width={self.prob_width}, exp_frac={self.exp_frac})")

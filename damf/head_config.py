@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from .config import ConfigError
 from .golden.damf_head import DamfHeadConfig, pow2_exp
 
-__all__ = ["ScoreConfig", "RowStatsConfig", "ShiftAccumulateConfig"]
+__all__ = ["ScoreConfig", "RowStatsConfig", "ShiftAccumulateConfig", "DamfHeadBlockConfig"]
 
 
 def _ceil_div(a, b):
@@ -126,3 +126,145 @@ class ShiftAccumulateConfig(DamfHeadConfig):
 
     def derived(self):
         return {**super().derived(), "shift_width": self.shift_width, "latency": self.latency}
+
+
+@dataclass(frozen=True)
+class DamfHeadBlockConfig(DamfHeadConfig):
+    """``damf-head``: the whole head, ``X`` and ``V`` in, ``Z`` out (``hdl/damf_head.py``).
+
+    The head's numerics (:class:`DamfHeadConfig`) plus the fields of its inner-product unit
+    (:attr:`inner_product`), the score unit's ``parallel`` and the attention kind (``causal``,
+    ``cross``).  ``pq_width`` must hold the unit's ``p`` and ``q`` (at least its ``out_width``;
+    :meth:`from_preset` and :meth:`for_inner_product` set it equal).  Timing:
+    :meth:`cycles_per_head`.
+    """
+
+    block = "damf-head"
+
+    d_model: "int" = field(default=16, metadata={"min": 1, "max": 1 << 16,
+                           "doc": "elements per token vector X_m"})
+    lanes:   "int" = field(default=4, metadata={"min": 1, "max": 256,
+                           "doc": "elements of X_m accepted per beat"})
+    x_width: "int" = field(default=8, metadata={"min": 2, "max": 32,
+                           "doc": "bits of each signed element of X"})
+    w_width: "int" = field(default=8, metadata={"min": 2, "max": 32,
+                           "doc": "bits of each signed element of u and v"})
+    weights: "str" = field(default="runtime", metadata={"choices": ("runtime", "fixed"),
+                           "doc": "runtime: u, v loaded through the w stream; fixed: constants of the Verilog"})
+    weight_seed: "int" = field(default=1, metadata={"min": 0,
+                               "doc": "seed of the random u, v used when weights=fixed and u, v are not given"})
+    u: "tuple | None" = field(default=None, metadata={
+        "doc": "weights=fixed: rank x d_model signed integers (JSON list of lists); default: random from weight_seed"})
+    v: "tuple | None" = field(default=None, metadata={
+        "doc": "weights=fixed: rank x d_model signed integers (JSON list of lists); default: random from weight_seed"})
+    parallel: "int" = field(default=2, metadata={"min": 1, "max": 1 << 16,
+                            "doc": "scores computed per cycle by the score unit; at most seq_len"})
+    causal: "bool" = field(default=False, metadata={
+        "doc": "causal self-attention: query m attends only to keys n <= m"})
+    cross: "bool" = field(default=False, metadata={
+        "doc": "cross-attention: p from the x tokens, q from a second token stream y (V: one per y token)"})
+
+    def _validate(self):
+        super()._validate()
+        if self.mode == "base2":
+            raise ConfigError("damf-head implements mode maclaurin or maclaurin-abs, not 'base2'")
+        if self.parallel > self.seq_len:
+            raise ConfigError(f"parallel must be at most seq_len = {self.seq_len}, not {self.parallel}")
+        if self.causal and self.cross:
+            raise ConfigError("causal needs self-attention: causal and cross cannot both be true")
+        ip = self.inner_product      # validates d_model, lanes, widths, u and v
+        if self.pq_width < ip.out_width:
+            raise ConfigError(f"pq_width must be at least the inner-product out_width = {ip.out_width}, "
+                              f"not {self.pq_width}")
+
+    @classmethod
+    def from_preset(cls, name="default"):
+        """The preset's head with ``pq_width`` equal to its inner-product unit's ``out_width``."""
+        from .config import PRESETS, InnerProductConfig
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset '{name}'; expected one of: {', '.join(PRESETS)}")
+        ip_keys = set(InnerProductConfig.keys())
+        ip = InnerProductConfig(**{k: v for k, v in PRESETS[name].items() if k in ip_keys})
+        known = set(cls.keys())
+        values = {k: v for k, v in PRESETS[name].items() if k in known}
+        return cls(**{**values, "pq_width": ip.out_width})
+
+    @classmethod
+    def for_inner_product(cls, ip_cfg, **overrides):
+        """A head whose inner-product fields are those of ``ip_cfg`` (``pq_width = out_width``)."""
+        values = {k: getattr(ip_cfg, k) for k in ("d_model", "lanes", "rank", "x_width", "w_width",
+                                                   "weights", "weight_seed", "u", "v")}
+        values["pq_width"] = ip_cfg.out_width
+        values.update(overrides)
+        return cls(**values)
+
+    # ---- the parts ------------------------------------------------------------------------
+
+    def _numerics(self):
+        from dataclasses import fields
+        return {f.name: getattr(self, f.name) for f in fields(DamfHeadConfig)}
+
+    @property
+    def inner_product(self):
+        """The :class:`~damf.config.InnerProductConfig` of the head's front end."""
+        from .config import InnerProductConfig
+        return InnerProductConfig(d_model=self.d_model, lanes=self.lanes, rank=self.rank,
+                                  x_width=self.x_width, w_width=self.w_width, weights=self.weights,
+                                  weight_seed=self.weight_seed, u=self.u, v=self.v)
+
+    @property
+    def score(self):
+        return ScoreConfig(**self._numerics(), parallel=self.parallel)
+
+    @property
+    def row_stats(self):
+        return RowStatsConfig(**self._numerics(), parallel=self.parallel)
+
+    @property
+    def shift_accumulate(self):
+        return ShiftAccumulateConfig(**self._numerics())
+
+    # ---- timing (sources always valid, o always ready; checked cycle-exactly by the tests) ---
+
+    latency = 17
+    """Fixed pipeline cycles of a head: inner-product 4, score 4, row-stats 4,
+    shift-accumulate 3 and the two hand-over registers of the t_n stage."""
+
+    def row_beats(self, length):
+        """Score-unit beats of one row: ``B = ceil(L / parallel)``."""
+        return _ceil_div(length, self.parallel)
+
+    def row_period(self, length):
+        """Cycles between two ``Z`` rows in steady state: ``max(B + parallel (B - 1) + 4, L + 1)``.
+
+        The score unit is busy ``B`` cycles with pass 1 and ``parallel (B - 1)`` with pass 2
+        (each pass-2 beat waits until the serialiser has sent its ``parallel`` keys; the last
+        beat is serialised while the next row starts), plus its latency of 4 for every row;
+        the serialiser needs ``L`` cycles per row and 1 to change rows."""
+        b = self.row_beats(length)
+        return max(b + self.parallel * (b - 1) + 4, length + 1)
+
+    def cycles_per_head(self, length, keys=None):
+        """Cycles from the first ``X`` handshake to the last ``Z`` handshake of a head of
+        ``Lq = length`` queries and ``Lk = keys`` keys (default ``Lk = Lq``; cross-attention
+        loads both): ``beats Ld + B + Lk + latency + (Lq - 1) row_period(Lk)`` with ``Ld = Lq``
+        (self) or ``Lq + Lk`` (cross) tokens and ``B = ceil(Lk / parallel)``.  Causal heads take
+        at most this."""
+        lq = length
+        lk = length if keys is None else keys
+        tokens = lq + lk if self.cross else lq
+        return (self.inner_product.beats * tokens + self.row_beats(lk) + lk + self.latency
+                + (lq - 1) * self.row_period(lk))
+
+    def derived(self):
+        ip = self.inner_product
+        return {**super().derived(), "inner_product": ip.derived(), "beats": ip.beats,
+                "cycles_per_head_full": self.cycles_per_head(self.seq_len)}
+
+    def to_dict(self):
+        out = super().to_dict()
+        if self.weights == "fixed":
+            u, v = self.inner_product.fixed_vectors()
+            out["u"] = [list(r) for r in u]
+            out["v"] = [list(r) for r in v]
+        return out

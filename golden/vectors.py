@@ -32,6 +32,13 @@ Every number is a plain (signed, decimal) JSON integer in the block's own format
     integers (``q_width`` bits), ``inputs.v`` ``N * seq_len`` lists of ``d_head`` integers
     (``k_width`` bits); ``expected.z``: ``N * seq_len`` lists of ``d_head`` integers, ``A' V``.
 
+``baseline-head``
+    ``N`` heads stacked: ``inputs.q``, ``inputs.k``, ``inputs.v`` are ``N * seq_len`` lists of
+    ``d_head`` integers (``q_width`` / ``k_width`` / ``v_width`` bits); ``expected.z``:
+    ``N * seq_len`` lists of ``d_head`` integers, ``Z = softmax(alpha Q K^T) V`` of each head
+    (``golden/baseline_head.py``).  The first heads pair the edge rows of ``Q`` and ``K`` (as
+    for ``systolic-qk``) with edge rows of ``V``; the rest are random with a random spread.
+
 ``softmax``
     ``inputs.s``: rows of ``1 .. seq_len`` signed ``in_width``-bit scores (one row per list).
     ``expected.p``: for each row, its probabilities (``prob_width`` fraction bits, unsigned).
@@ -54,6 +61,12 @@ Every number is a plain (signed, decimal) JSON integer in the block's own format
     each ``V_n`` (``d_head`` integers of ``v_width`` bits) followed by ``s_n`` and ``t_n``.
     ``expected.z``: one ``Z_m`` (``d_head`` integers of ``out_width`` bits) per row.
 
+``damf-head``
+    ``inputs.lengths``: ``L`` per head (cross: ``[Lq, Lk]`` pairs); ``inputs.x``: the tokens
+    stacked (``d_model`` integers of ``x_width`` bits); ``inputs.y`` (cross only): the key
+    tokens; ``inputs.vals``: the ``V_n`` stacked; ``inputs.u``, ``inputs.v``: ``rank x d_model``.
+    ``expected.z``: the ``Z_m`` of every head stacked (``golden/damf_head_block.py``).
+
 Files are written deterministically (sorted keys, one row per line), so regenerating from the
 same seed gives byte-identical files.
 """
@@ -65,6 +78,7 @@ import numpy as np
 
 from ..config import ConfigError
 from .inner_product import inner_product
+from . import damf_head_block
 from .systolic_qk import scores as systolic_qk_scores
 from .quant import int_range
 
@@ -456,14 +470,70 @@ def _systolic_av_check(cfg, inputs, expected, where):
         _check_matrix(expected["z"], n, cfg.d_head, cfg.acc_width, f"{where}: expected.z")
 
 
+# ---- baseline-head ------------------------------------------------------------------------
+
+def head_edge_problems(cfg):
+    """``(q, k, v)`` heads: the ``systolic-qk`` edge pairs of ``Q`` and ``K`` (all-max, all-min,
+    zeros, alternating: equal scores, ties, extreme scores) with edge rows of ``V``."""
+    v_edges = edge_rows(cfg.v_width, cfg.d_head)
+    return [(q, k, [v_edges[(n + t) % len(v_edges)] for t in range(cfg.seq_len)])
+            for n, (q, k) in enumerate(qk_edge_problems(cfg.qk))]
+
+
+def random_head(cfg, rng):
+    """One random ``(q, k, v)``, each ``seq_len x d_head``; ``Q`` and ``K`` use a random number
+    of their bits, so the probability rows range from flat to one-hot."""
+    shape = (cfg.seq_len, cfg.d_head)
+    out = []
+    for width in (cfg.q_width, cfg.k_width):
+        bits = int(rng.integers(1, width, endpoint=True))
+        out.append(rng.integers(-(1 << (bits - 1)), (1 << (bits - 1)) - 1, shape, endpoint=True).tolist())
+    vlo, vhi = int_range(cfg.v_width)
+    out.append(rng.integers(vlo, vhi, shape, endpoint=True).tolist())
+    return tuple(out)
+
+
+def head_problems(cfg, inputs):
+    """The stacked heads of a ``baseline-head`` vector file as ``(q, k, v)`` triples."""
+    length = cfg.seq_len
+    return [tuple(inputs[name][i:i + length] for name in ("q", "k", "v"))
+            for i in range(0, len(inputs["q"]), length)]
+
+
+def _baseline_head_generate(cfg, rng, count):
+    problems = head_edge_problems(cfg) + [random_head(cfg, rng) for _ in range(-(-count // cfg.seq_len))]
+    return {name: [row for p in problems for row in p[i]] for i, name in enumerate(("q", "k", "v"))}
+
+
+def _baseline_head_expected(cfg, inputs):
+    from .baseline_head import head
+    return {"z": [row for q, k, v in head_problems(cfg, inputs) for row in head(cfg, q, k, v).tolist()]}
+
+
+def _baseline_head_check(cfg, inputs, expected, where):
+    _check_keys(inputs, ["q", "k", "v"], f"{where}: inputs")
+    n = _check_matrix(inputs["q"], None, cfg.d_head, cfg.q_width, f"{where}: inputs.q")
+    if n == 0 or n % cfg.seq_len:
+        raise VectorFileError(f"{where}: inputs.q must hold a positive multiple of seq_len = {cfg.seq_len} rows, "
+                              f"not {n}")
+    _check_matrix(inputs["k"], n, cfg.d_head, cfg.k_width, f"{where}: inputs.k")
+    _check_matrix(inputs["v"], n, cfg.d_head, cfg.v_width, f"{where}: inputs.v")
+    if expected is not None:
+        _check_keys(expected, ["z"], f"{where}: expected")
+        _check_matrix(expected["z"], n, cfg.d_head, cfg.out_width, f"{where}: expected.z")
+
+
 BLOCK_VECTORS = {
     "inner-product": (_inner_product_generate, _inner_product_expected, _inner_product_check),
     "systolic-qk": (_systolic_qk_generate, _systolic_qk_expected, _systolic_qk_check),
     "score": (_score_generate, _score_expected, _score_check),
     "row-stats": (_row_stats_generate, _row_stats_expected, _row_stats_check),
     "shift-accumulate": (_shift_accumulate_generate, _shift_accumulate_expected, _shift_accumulate_check),
+    "damf-head": (damf_head_block.vectors_generate, damf_head_block.vectors_expected,
+                  damf_head_block.vectors_check),
     "softmax": (_softmax_generate, _softmax_expected, _softmax_check),
     "systolic-av": (_systolic_av_generate, _systolic_av_expected, _systolic_av_check),
+    "baseline-head": (_baseline_head_generate, _baseline_head_expected, _baseline_head_check),
 }
 
 

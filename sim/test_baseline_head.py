@@ -1,0 +1,31 @@
+"""pytest runners of the baseline-head testbench: every configuration on every simulator."""
+
+import os
+
+import pytest
+
+from damf.config import BaselineHeadConfig
+from damf.sim.runner import SimFailed, run_testbench
+
+CONFIGS = {
+    # the default preset: 4 x 4 arrays, L = 8, d_head = 8, 8-bit Q, K, V and probabilities
+    "default": BaselineHeadConfig.from_preset("default"),
+    # L = 7 a multiple of neither R = 3 nor C = 2, d_head = 5 not a multiple of C: padding rows
+    # and columns in both arrays; narrow widths, alpha = 1/8, 6-bit probabilities
+    "ragged-3x2": BaselineHeadConfig(rows=3, cols=2, d_head=5, seq_len=7, q_width=5, k_width=6, v_width=4,
+                                     scale=1, scale_frac=3, prob_width=6),
+    # a 1 x 1 array: every tile is one score / one element of Z
+    "1x1": BaselineHeadConfig(rows=1, cols=1, d_head=2, seq_len=3),
+}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_baseline_head(name, simulator, request):
+    seed = int(os.environ.get("DAMF_SEED", "20261122"))
+    build = request.config.rootpath / "build" / "sim" / "baseline-head" / name / simulator
+    try:
+        run_testbench(CONFIGS[name], simulator=simulator, module="damf.sim.tb_baseline_head",
+                      build_dir=build, env={"DAMF_SEED": str(seed)})
+    except SimFailed as e:
+        pytest.fail(f"{e} -- config {name}, {simulator}, seed {seed}: rerun with DAMF_SEED={seed}; "
+                    f"build folder {build}", pytrace=False)

@@ -1,0 +1,40 @@
+"""pytest runners of the composed head's testbench (cocotb, Icarus and Verilator)."""
+
+import os
+
+import pytest
+
+from damf.config import InnerProductConfig
+from damf.head_config import DamfHeadBlockConfig
+from damf.sim.runner import SimFailed, run_testbench
+
+
+def _head(ip, **kw):
+    return DamfHeadBlockConfig.for_inner_product(InnerProductConfig(**ip), **kw)
+
+
+CONFIGS = {
+    # rank 2, three scores per beat, seq_len 7 (L not a power of two, partial beats), 2 beats/token
+    "r2-L7-p3": _head(dict(d_model=5, lanes=3, rank=2, x_width=3, w_width=3), seq_len=7, d_head=3,
+                      v_width=4, weight_frac=6, out_frac=3, parallel=3),
+    # cross-attention (Lq != Lk, a y stream), rank 1, one score per beat, maclaurin-abs, fixed
+    # weights baked into the Verilog
+    "r1-L5-p1-abs-fixed-cross": _head(dict(d_model=4, lanes=4, rank=1, x_width=4, w_width=4, weights="fixed"),
+                                      seq_len=5, d_head=2, v_width=5, weight_frac=4, out_frac=2, parallel=1,
+                                      mode="maclaurin-abs", cross=True),
+    # causal (rows of 1..L keys; cycles_per_head is then an upper bound), rank 2, partial beats
+    "r2-L6-p4-causal": _head(dict(d_model=4, lanes=2, rank=2, x_width=3, w_width=3), seq_len=6, d_head=2,
+                             v_width=4, weight_frac=5, out_frac=2, parallel=4, causal=True),
+}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_damf_head(name, simulator, request):
+    seed = int(os.environ.get("DAMF_SEED", "20261122"))
+    build = request.config.rootpath / "build" / "sim" / "damf-head" / name / simulator
+    try:
+        run_testbench(CONFIGS[name], simulator=simulator, module="damf.sim.tb_damf_head",
+                      build_dir=build, env={"DAMF_SEED": str(seed)})
+    except SimFailed as e:
+        pytest.fail(f"{e} -- config {name}, {simulator}, seed {seed}: rerun with DAMF_SEED={seed}; "
+                    f"build folder {build}", pytrace=False)

@@ -1,0 +1,27 @@
+"""Issue 6, hardware on real data: one head of all-MiniLM-L6-v2, real weights and tokens, RTL.
+
+Layer 0, head 0, rank 2: real quantized singular vectors of the head's fused ``M``, the real
+token activations of short real sentences (``golden/data/sentences.txt``) and the head's real
+values, through the generated ``damf-head`` on each simulator; every element of ``Z`` must
+equal the bit-exact golden model (``golden/real_head.py``).
+"""
+
+import subprocess
+import sys
+
+from damf.golden.real_head import real_head_vectors
+from damf.golden.vectors import dumps
+
+
+def test_real_head_on_rtl(simulator, request):
+    build = request.config.rootpath / "build" / "sim" / "real-data" / simulator
+    build.mkdir(parents=True, exist_ok=True)
+    doc = real_head_vectors(layer=0, head=0, rank=2, count=4)
+    assert len(set(doc["inputs"]["lengths"])) > 1  # sentences of different lengths
+    path = build / "minilm-layer0-head0.json"
+    path.write_text(dumps(doc))
+    result = subprocess.run([sys.executable, "-m", "damf.cli", "sim", "--vectors", str(path),
+                             "--sim", simulator, "--build", str(build)], capture_output=True, text=True)
+    n = len(doc["expected"]["z"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"damf-head on {simulator}: {n}/{n} results match" in result.stdout
