@@ -168,8 +168,11 @@ def cmd_synth(args):
     from .synth import SynthError, run
     if args.preset not in PRESETS:
         raise ConfigError(f"unknown preset '{args.preset}'; expected one of: {', '.join(PRESETS)}")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
     try:
-        return run(preset=args.preset, blocks=args.block, out=args.out, build=args.build, pnr=not args.no_pnr)
+        return run(preset=args.preset, blocks=args.block, out=args.out, build=args.build, pnr=not args.no_pnr,
+                   compare=not args.no_compare, sweep=not args.no_sweep, jobs=args.jobs)
     except SynthError as e:
         print(f"damf: synthesis failed: {e}", file=sys.stderr)
         return 1
@@ -272,12 +275,18 @@ def main(argv=None):
 
     p = sub.add_parser("synth", help="Yosys/nextpnr area and fmax reports of every block",
                        description="Synthesize every block of a preset the same way (generic CMOS, iCE40, ECP5, "
-                                   "nextpnr fmax) and write reports/synth-PRESET.json and .md.")
+                                   "nextpnr fmax) and write reports/synth-PRESET.json and .md; then compare DAMF "
+                                   "with the baseline (reports/compare-PRESET.json, .md and PNG sweeps).")
     p.add_argument("--preset", default="default", metavar="NAME", help=f"{', '.join(PRESETS)} (default: default)")
     p.add_argument("--block", action="append", metavar="BLOCK", help="only this block (repeatable; default: all)")
     p.add_argument("--out", default="reports", metavar="DIR", help="report folder (default: reports)")
     p.add_argument("--build", default="build/synth", metavar="DIR", help="work folder (default: build/synth)")
     p.add_argument("--no-pnr", action="store_true", help="skip place and route (no fmax)")
+    p.add_argument("--no-compare", action="store_true",
+                   help="skip the DAMF-vs-baseline comparison (reports/compare-PRESET.*; only run without --block)")
+    p.add_argument("--no-sweep", action="store_true", help="comparison without the sweeps and plots")
+    p.add_argument("--jobs", type=int, default=2, metavar="N",
+                   help="synthesis processes run at once (default: 2)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("eval", help="DAMF on a trained transformer (all-MiniLM-L6-v2): report and plots",

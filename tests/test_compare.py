@@ -1,0 +1,133 @@
+"""The DAMF-vs-baseline comparison: cycle composition, sums, and reports from real tool runs.
+
+The tool runs use a tiny preset (4 tokens, d_head 4, 4-bit inputs) and the fast flows only.
+"""
+
+import json
+
+import pytest
+
+from damf import compare
+from damf.config import PRESETS
+
+TINY = {"d_model": 4, "n_heads": 1, "d_head": 4, "seq_len": 4, "rank": 1, "lanes": 2,
+        "x_width": 4, "w_width": 4, "q_width": 4, "k_width": 4, "v_width": 4, "prob_width": 4,
+        "rows": 2, "cols": 2, "parallel": 2}
+
+
+def test_cycle_composition_default():
+    damf, base = compare.head_configs("default")
+    cfgs = compare.part_configs(damf, base)
+    L, beats, par = 8, 16 // 4, 2
+    # naive formulas from docs/damf-head.md, docs/systolic-qk.md and docs/baseline.md
+    parts, _ = compare.cycles_of("score", "damf", cfgs)
+    assert parts == {"inner-product": L * beats + 4, "score": L + L * -(-L // par) + 4}
+    parts, _ = compare.cycles_of("score", "baseline", cfgs)
+    assert parts == {"systolic-qk": (4 - 1) * 8 + 8 + 4 + 4}               # 2 x 2 tiles of 4 x 4
+    parts, _ = compare.cycles_of("axv", "damf", cfgs)
+    assert parts == {"row-stats": L * (-(-L // par) + 4), "shift-accumulate": L * L + 3}
+    parts, _ = compare.cycles_of("axv", "baseline", cfgs)
+    recip_width = 8 + L.bit_length() + 2 + 1
+    row = 3 * L + recip_width + 4
+    assert parts == {"softmax": (L - 1) * (row + 1) + row, "systolic-av": (4 - 1) * 8 + 8 + 4 + 4}
+
+
+def test_shared_widths():
+    """Both heads of one preset share L, d_head and 8-bit inputs; their parts are the presets'."""
+    damf, base = compare.head_configs("default", seq_len=16, d_head=4)
+    cfgs = compare.part_configs(damf, base)
+    assert {cfgs[b].seq_len for b in ("score", "row-stats", "shift-accumulate", "systolic-qk",
+                                      "softmax", "systolic-av")} == {16}
+    assert cfgs["shift-accumulate"].d_head == cfgs["systolic-qk"].d_head == cfgs["systolic-av"].d_head == 4
+    assert cfgs["inner-product"].x_width == cfgs["systolic-qk"].q_width == 8
+    assert cfgs["softmax"].in_width == cfgs["systolic-qk"].acc_width
+    assert cfgs["score"].pq_width == cfgs["inner-product"].out_width
+
+
+def _fake(block, mults, transistors, fmax):
+    return {"block": block, "coarse": {"multipliers": mults},
+            "cmos": {"transistors": transistors, "cells": transistors // 4, "ffs": 10},
+            "ice40": {"luts": 5, "ffs": 6, "carries": 1, "dsps": mults, "fmax_mhz": fmax},
+            "ecp5": {"luts": 7, "ffs": 6, "carries": 2, "dsps": mults, "fmax_mhz": fmax}}
+
+
+def test_side_summary_sums_and_min_fmax():
+    s = compare.side_summary([_fake("a", 2, 100, 90.0), _fake("b", 0, 60, 70.0)])
+    assert s["cmos"] == {"transistors": 160, "cells": 40, "ffs": 20}
+    assert s["coarse"]["multipliers"] == 2
+    assert s["ecp5"]["luts"] == 14 and s["ecp5"]["fmax_mhz"] == 70.0
+    assert compare.side_summary([_fake("a", 1, 4, None), _fake("b", 1, 4, 50.0)])["ice40"]["fmax_mhz"] is None
+    # a CMOS-only result (sweeps) has no FPGA figures to sum
+    assert set(compare.side_summary([{"coarse": {"multipliers": 0}, "cmos": {"transistors": 1, "cells": 1, "ffs": 0}}])) \
+        == {"coarse", "cmos"}
+
+
+def test_head_not_registered(monkeypatch):
+    from damf import blocks
+    monkeypatch.delitem(blocks.BLOCKS, "damf-head", raising=False)
+    damf, base = compare.head_configs("default")
+    cfgs = compare.part_configs(damf, base)
+    results = {b: _fake(b, 0 if b == "shift-accumulate" else 1, 1000, 80.0) for b in cfgs}
+    doc = compare.build_doc("default", cfgs, results, {})
+    assert doc["comparisons"]["head"] == {"available": False, "missing": ["damf-head"]}
+    score = doc["comparisons"]["score"]
+    assert score["damf"]["cmos"]["transistors"] == 2000 and score["baseline"]["cmos"]["transistors"] == 1000
+    assert score["damf"]["area_x_cycles"] == 2000 * score["damf"]["cycles"]
+    text = compare.markdown(doc)
+    assert "Not yet available: block(s) `damf-head` not registered" in text
+    assert "`shift-accumulate` has 0 `$mul` cells" in text
+
+
+def test_failed_part_is_reported():
+    damf, base = compare.head_configs("default")
+    cfgs = compare.part_configs(damf, base)
+    results = {b: _fake(b, 1, 1000, 80.0) for b in cfgs}
+    results["baseline-head"] = {"block": "baseline-head", "error": "yosys failed"}
+    doc = compare.build_doc("default", cfgs, results, {})
+    if doc["comparisons"]["head"].get("missing"):
+        pytest.skip("damf-head is not registered yet")
+    assert doc["comparisons"]["head"] == {"available": False, "failed": ["`baseline-head`: yosys failed"]}
+    assert "synthesis failed for `baseline-head`: yosys failed" in compare.markdown(doc)
+
+
+def test_tiny_run_with_tools(tmp_path, monkeypatch):
+    """Real yosys runs (fast flows, no place and route) on a tiny preset and a two-point sweep."""
+    monkeypatch.setitem(PRESETS, "tiny", TINY)
+    monkeypatch.delitem(compare.COMPARISONS, "head")      # the heads take minutes; tested by their owners
+    grid = {"lengths": (2, 4), "d_heads": (4,), "parallels": (2,), "arrays": ((2, 2),)}
+    log = []
+    doc = compare.run(preset="tiny", results=[], out=tmp_path / "reports", build=tmp_path / "build",
+                      fpga=False, grid=grid, progress=log.append)
+    written = json.loads((tmp_path / "reports" / "compare-tiny.json").read_text())
+    assert written == json.loads(json.dumps(doc))
+    assert doc["shift_accumulate_multipliers"] == 0
+    axv = doc["comparisons"]["axv"]
+    assert axv["damf"]["multipliers_by_part"]["shift-accumulate"] == 0
+    assert axv["baseline"]["multipliers_by_part"]["systolic-av"] == 4       # a 2 x 2 array
+    # the side's area is the sum of its parts' results (cached next to the build)
+    cfgs = compare.part_configs(*compare.head_configs("tiny"))
+    cached = [json.loads(p.read_text()) for p in (tmp_path / "build" / "compare").glob("*/result.json")]
+    by_block = {r["block"]: r for r in cached if r["config"] == cfgs[r["block"]].to_dict()}
+    assert axv["damf"]["cmos"]["transistors"] == sum(by_block[b]["cmos"]["transistors"]
+                                                     for b in ("row-stats", "shift-accumulate"))
+    assert "ecp5" not in axv["damf"]                                          # fast flows only
+    # sweeps: every point of both sides, the L = 4 point equal to the preset's parts
+    xs = {(r["side"], r["comparison"]): [p["x"] for p in doc["sweeps"]["seq_len"]
+                                         if (p["side"], p["comparison"]) == (r["side"], r["comparison"])]
+          for r in doc["sweeps"]["seq_len"]}
+    assert all(v == [2, 4] for v in xs.values()) and len(xs) == 4
+    at4 = [p for p in doc["sweeps"]["seq_len"] if p["x"] == 4 and p["comparison"] == "score" and p["side"] == "baseline"]
+    assert at4[0]["transistors"] == doc["comparisons"]["score"]["baseline"]["cmos"]["transistors"]
+    assert sorted({p["x"] for p in doc["sweeps"]["parallel"]}) == [2, 4]
+    for name in ("seq-len", "d-head", "parallel"):
+        png = tmp_path / "reports" / f"compare-tiny-{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (tmp_path / "reports" / "compare-tiny.md").read_text()
+    assert "| DAMF | `row-stats` + `shift-accumulate` | 0 |" in text
+    assert "![seq_len sweep](compare-tiny-seq-len.png)" in text
+    # a second run synthesizes nothing: everything comes from the cache
+    log.clear()
+    again = compare.run(preset="tiny", results=[], out=tmp_path / "reports2", build=tmp_path / "build",
+                        fpga=False, grid=grid, progress=log.append)
+    assert not any("synthesizing" in line for line in log)
+    assert again["comparisons"] == doc["comparisons"]
