@@ -11,10 +11,17 @@ gap" (driver) or "hold ready low" (monitor).  :func:`random_pattern` makes seede
 
 import collections
 import itertools
+import os
 
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 
-__all__ = ["pack", "unpack", "random_pattern", "StreamDriver", "StreamMonitor"]
+__all__ = ["pack", "unpack", "random_pattern", "cocotb_timeout", "StreamDriver", "StreamMonitor"]
+
+
+def cocotb_timeout(default_ms=5):
+    """``@cocotb.test`` keyword arguments bounding a test's simulated time, so a stalled block
+    fails instead of hanging: ``DAMF_TIMEOUT_MS`` milliseconds, else ``default_ms``."""
+    return {"timeout_time": float(os.environ.get("DAMF_TIMEOUT_MS", str(default_ms))), "timeout_unit": "ms"}
 
 
 def pack(values, width):

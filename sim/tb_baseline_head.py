@@ -24,9 +24,9 @@ from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeo
 from ..config import BaselineHeadConfig
 from ..golden import vectors as golden_vectors
 from ..golden.baseline_head import head, z_beats, z_from_beats
-from .streams import StreamDriver, StreamMonitor, pack, random_pattern, unpack
+from .streams import StreamDriver, StreamMonitor, pack, random_pattern, unpack, cocotb_timeout
 
-TIMEOUT = {"timeout_time": float(os.environ.get("DAMF_TIMEOUT_MS", "5")), "timeout_unit": "ms"}
+TIMEOUT = cocotb_timeout()
 IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
 BACKPRESSURE = float(os.environ.get("DAMF_BACKPRESSURE", "0.3"))
 

@@ -21,9 +21,9 @@ from ..golden.damf_head_block import cross_heads, damf_head_block, heads, split_
 from ..head_config import DamfHeadBlockConfig
 from ..hdl.damf_head import unpack_output, v_words, x_beats
 from ..hdl.inner_product import pack_weight_words
-from .streams import StreamDriver, StreamMonitor, random_pattern
+from .streams import StreamDriver, StreamMonitor, random_pattern, cocotb_timeout
 
-TIMEOUT = {"timeout_time": float(os.environ.get("DAMF_TIMEOUT_MS", "20")), "timeout_unit": "ms"}
+TIMEOUT = cocotb_timeout(20)
 
 
 class TB:

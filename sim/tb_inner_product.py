@@ -26,11 +26,11 @@ from ..golden import vectors as golden_vectors
 from ..golden.inner_product import inner_product
 from ..golden.quant import int_range
 from ..hdl.inner_product import pack_weight_words
-from .streams import StreamDriver, StreamMonitor, pack, random_pattern, unpack
+from .streams import StreamDriver, StreamMonitor, pack, random_pattern, unpack, cocotb_timeout
 
 
 # Every test fails, rather than hangs, if the unit deadlocks.
-TIMEOUT = {"timeout_time": float(os.environ.get("DAMF_TIMEOUT_MS", "5")), "timeout_unit": "ms"}
+TIMEOUT = cocotb_timeout()
 
 
 class TB:

@@ -19,9 +19,9 @@ from ..golden.row_stats import FIELDS, row_setup
 from ..head_config import RowStatsConfig
 from ..hdl.row_stats import unpack_output
 from ..hdl.score import pack_output
-from .streams import StreamDriver, StreamMonitor, random_pattern
+from .streams import StreamDriver, StreamMonitor, random_pattern, cocotb_timeout
 
-TIMEOUT = {"timeout_time": float(os.environ.get("DAMF_TIMEOUT_MS", "5")), "timeout_unit": "ms"}
+TIMEOUT = cocotb_timeout()
 
 
 class TB:

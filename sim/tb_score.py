@@ -19,9 +19,9 @@ from ..golden import vectors as golden_vectors
 from ..golden.score import row_beats, score_matrix
 from ..head_config import ScoreConfig
 from ..hdl.score import pack_key, pack_query, unpack_output
-from .streams import StreamDriver, StreamMonitor, random_pattern
+from .streams import StreamDriver, StreamMonitor, random_pattern, cocotb_timeout
 
-TIMEOUT = {"timeout_time": float(os.environ.get("DAMF_TIMEOUT_MS", "5")), "timeout_unit": "ms"}
+TIMEOUT = cocotb_timeout()
 
 
 class TB:

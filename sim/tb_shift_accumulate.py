@@ -18,9 +18,9 @@ from ..golden import vectors as golden_vectors
 from ..golden.shift_accumulate import shift_accumulate_row
 from ..head_config import ShiftAccumulateConfig
 from ..hdl.shift_accumulate import pack_input, unpack_output
-from .streams import StreamDriver, StreamMonitor, random_pattern
+from .streams import StreamDriver, StreamMonitor, random_pattern, cocotb_timeout
 
-TIMEOUT = {"timeout_time": float(os.environ.get("DAMF_TIMEOUT_MS", "5")), "timeout_unit": "ms"}
+TIMEOUT = cocotb_timeout()
 
 
 class TB:

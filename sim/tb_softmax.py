@@ -23,9 +23,9 @@ from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeo
 from ..config import SoftmaxConfig
 from ..golden import vectors as golden_vectors
 from ..golden.softmax import softmax_row, split_rows
-from .streams import StreamDriver, StreamMonitor, random_pattern
+from .streams import StreamDriver, StreamMonitor, random_pattern, cocotb_timeout
 
-TIMEOUT = {"timeout_time": float(os.environ.get("DAMF_TIMEOUT_MS", "5")), "timeout_unit": "ms"}
+TIMEOUT = cocotb_timeout()
 IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
 BACKPRESSURE = float(os.environ.get("DAMF_BACKPRESSURE", "0.3"))
 

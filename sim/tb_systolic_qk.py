@@ -27,11 +27,11 @@ from ..golden import vectors as golden_vectors
 from ..golden.quant import int_range
 from ..golden.systolic_qk import score_rows, scores, scores_from_rows
 from ..hdl.systolic_qk import pack_input_beats
-from .streams import StreamDriver, StreamMonitor, random_pattern, unpack
+from .streams import StreamDriver, StreamMonitor, random_pattern, unpack, cocotb_timeout
 
 
 # Every test fails, rather than hangs, if the engine deadlocks.
-TIMEOUT = {"timeout_time": float(os.environ.get("DAMF_TIMEOUT_MS", "5")), "timeout_unit": "ms"}
+TIMEOUT = cocotb_timeout()
 
 IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
 BACKPRESSURE = float(os.environ.get("DAMF_BACKPRESSURE", "0.3"))
