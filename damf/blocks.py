@@ -95,31 +95,32 @@ BLOCKS = {
     "row-stats": Block(
         name="row-stats",
         summary="DAMF row set-up: from a score row, N, A_max, max|A|, S, normaliser C, denominator D, "
-                "exponents and shifts (maclaurin modes)",
+                "exponents and shifts (base2: N and A_max only)",
         config_cls=RowStatsConfig,
         build=_row_stats,
         module="damf_row_stats",
-        variants=({}, {"mode": "maclaurin-abs"}, {"parallel": 3}),
+        variants=({}, {"mode": "maclaurin-abs"}, {"parallel": 3}, {"mode": "base2"}),
     ),
     "shift-accumulate": Block(
         name="shift-accumulate",
         summary="DAMF A'xV without multipliers: per key acc += sign (V_n << t_n), at row end adds SV << t_C, "
-                "rounds and saturates Z_m",
+                "rounds and saturates Z_m (base2: no SV term)",
         config_cls=ShiftAccumulateConfig,
         build=_shift_accumulate,
         module="damf_shift_accumulate",
+        variants=({}, {"mode": "base2"}),
     ),
     "damf-head": Block(
         name="damf-head",
         summary="the whole DAMF head: X tokens (inner-product unit) and V in, Z rows out "
-                "(score, row-stats, t_n stage, shift-accumulate; maclaurin modes, causal, cross)",
+                "(score, row-stats, t_n stage, shift-accumulate; maclaurin or base2, causal, cross)",
         config_cls=DamfHeadBlockConfig,
         build=_damf_head,
         module="damf_damf_head",
         # fixed weights; one score per beat; partial beats (seq_len not a multiple of parallel);
         # causal; cross-attention (the y stream)
         variants=({}, {"weights": "fixed"}, {"parallel": 1}, {"parallel": 3, "mode": "maclaurin-abs"},
-                  {"causal": True}, {"cross": True}),
+                  {"causal": True}, {"cross": True}, {"mode": "base2"}, {"mode": "base2", "causal": True}),
     ),
     "softmax": Block(
         name="softmax",

@@ -209,6 +209,67 @@ def cmd_eval(args):
     return 0
 
 
+def cmd_accuracy(args):
+    from .golden.damf_head import MODES, DamfHeadConfig, accuracy_report, format_accuracy
+    cfg = DamfHeadConfig.build(preset=args.preset, config_file=args.config, assignments=args.set or ())
+    modes = tuple(args.mode or MODES)
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, not {args.seeds}")
+    length = cfg.seq_len if args.length is None else args.length
+    if not 1 <= length <= cfg.seq_len:
+        raise ConfigError(f"--length must be in [1, seq_len = {cfg.seq_len}], not {length}")
+    if not args.logit_gain > 0:
+        raise ConfigError(f"--logit-gain must be a positive number, not {args.logit_gain}")
+    d_model = 4 * cfg.d_head if args.d_model is None else args.d_model
+    if d_model < cfg.d_head or d_model % cfg.d_head:
+        raise ConfigError(f"--d-model must be a positive multiple of d_head = {cfg.d_head}, not {d_model}")
+    report = accuracy_report(cfg, length=length, seeds=args.seeds, logit_gain=args.logit_gain,
+                             causal=args.causal, modes=modes, d_model=d_model,
+                             progress=lambda msg: print(f"accuracy: {msg}", file=sys.stderr, flush=True))
+    print(f"# damf-head accuracy: preset {args.preset}, L = {length}, d_head = {cfg.d_head}, "
+          f"d_model = {d_model}, rank {cfg.rank}, pq_width {cfg.pq_width}, v_width {cfg.v_width}, "
+          f"weight_frac {cfg.weight_frac}, out_frac {cfg.out_frac}, logit gain {args.logit_gain:g}"
+          f"{', causal' if args.causal else ''}; mean of {args.seeds} random attention layers\n")
+    print(json.dumps(report, indent=1, sort_keys=True) if args.json else format_accuracy(report), end="")
+    return 0
+
+
+def cmd_finetune(args):
+    from .golden import eval as ev
+    from .golden import finetune as ft
+    if args.steps < 1:
+        raise ConfigError(f"--steps must be at least 1, not {args.steps}")
+    if not (args.lr > 0 and args.lr < float("inf")):
+        raise ConfigError(f"--lr must be a positive number, not {args.lr}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be at least 0, not {args.seed}")
+    opts = ft.FinetuneOptions(
+        lambdas=ft.parse_lambdas(args.lambdas),
+        steps=args.steps,
+        lr=args.lr,
+        ranks=ev.parse_ranks(args.ranks),
+        sentences=Path(args.sentences) if args.sentences else ev.DEFAULT_SENTENCES,
+        limit=args.limit,
+        layers=tuple(ev.parse_widths("layers", args.layers, 0, 1 << 10)) if args.layers else None,
+        seed=args.seed,
+    )
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out must be a directory, not the file '{out}'")
+    # bad input fails before the model loads: unreadable file, too few sentences
+    ft.split_sentences(len(ev.read_sentences(opts.sentences, opts.limit)), opts.seed)
+    result = ft.run(opts)
+    command = " ".join(["damf finetune", f"--lambdas {args.lambdas}", f"--steps {args.steps}",
+                        f"--lr {args.lr:g}", f"--ranks {args.ranks}"]
+                       + ([f"--sentences {args.sentences}"] if args.sentences else [])
+                       + ([f"--limit {args.limit}"] if args.limit is not None else [])
+                       + ([f"--layers {args.layers}"] if args.layers else [])
+                       + [f"--seed {args.seed}", f"--out {args.out}"])
+    for path in ft.write_report(result, out, command=command):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_bench(args):
     from .bench import run
     if args.repeat < 1:
@@ -311,6 +372,46 @@ def main(argv=None):
                    help="damf-head weight_frac: baseline, then sweep (default: 12,8,16)")
     p.add_argument("--out-frac", type=int, default=4, metavar="N", help="damf-head out_frac (default: 4)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("accuracy", help="accuracy of the bit-exact damf-head against float DAMF and exact softmax",
+                       description="Run the bit-exact DAMF head (golden model) in each mode on the quantized "
+                                   "heads of random float attention layers and print relative error, row cosine "
+                                   "and attention-argmax agreement against float DAMF, exact softmax and the "
+                                   "softmax each mode approximates (docs/numerics.md section 12).")
+    _add_config_args(p)
+    p.add_argument("--mode", action="append", choices=("maclaurin", "maclaurin-abs", "base2"),
+                   help="mode to evaluate (repeatable; default: all three)")
+    p.add_argument("--length", type=int, metavar="L", help="tokens per head (default: seq_len)")
+    p.add_argument("--d-model", type=int, metavar="N", help="d_model of the random layer (default: 4 d_head)")
+    p.add_argument("--seeds", type=int, default=3, metavar="N", help="random layers averaged (default: 3)")
+    p.add_argument("--logit-gain", type=float, default=1.0, metavar="G",
+                   help="sharpen the attention: logits times G (default: 1)")
+    p.add_argument("--causal", action="store_true", help="causal attention")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=cmd_accuracy)
+
+    p = sub.add_parser("finetune", help="fine-tune all-MiniLM-L6-v2's Q/K factors with the DAMF loss L_MS",
+                       description="Fine-tune each head's query/key factors A = [Wq; bq], B = [Wk; bk] of "
+                                   "all-MiniLM-L6-v2 by self-distillation plus lambda * L_MS(A B^T) "
+                                   "(L_MS = 1 - sigma_max / sum sigma), for several lambdas; then measure "
+                                   "concentration, held-out head error and held-out end-to-end cosine with "
+                                   "DAMF per rank. Writes DIR/report.md, report.json and PNG plots "
+                                   "(see docs/eval.md). Progress goes to stderr.")
+    p.add_argument("--lambdas", default="0,0.01,0.1,1", metavar="LIST",
+                   help="weights of L_MS, 0 being the control (default: 0,0.01,0.1,1)")
+    p.add_argument("--steps", type=int, default=300, metavar="N", help="Adam steps per layer (default: 300)")
+    p.add_argument("--lr", type=float, default=1e-3, metavar="X", help="Adam learning rate (default: 0.001)")
+    p.add_argument("--ranks", default="1,2,4,8,full", metavar="LIST",
+                   help="ranks to evaluate, e.g. 1,2,4,8,full (default: 1,2,4,8,full)")
+    p.add_argument("--sentences", metavar="FILE",
+                   help="one sentence per line, # comments (default: the project's golden/data/sentences.txt)")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N sentences (a quarter held out)")
+    p.add_argument("--layers", metavar="LIST", help="layers to fine-tune and put DAMF in (default: all)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the train / held-out split (default: 0)")
+    p.add_argument("--out", default="reports/finetune", metavar="DIR",
+                   help="output directory (default: reports/finetune)")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("bench", help="print generation times, simulation speed and headline ratios",
                        description="Benchmarks that print figures (Verilog generation time per preset, "

@@ -70,8 +70,6 @@ class RowStatsConfig(DamfHeadConfig):
         super()._validate()
         if self.parallel > self.seq_len:
             raise ConfigError(f"parallel must be at most seq_len = {self.seq_len}, not {self.parallel}")
-        if self.mode == "base2":
-            raise ConfigError("row-stats implements mode maclaurin or maclaurin-abs, not 'base2'")
 
     @property
     def exp_width(self):
@@ -85,8 +83,10 @@ class RowStatsConfig(DamfHeadConfig):
 
     @property
     def setup_cycles(self):
-        """Cycles from the handshake of a row's last beat to ``o.valid`` (sink ready)."""
-        return 4
+        """Cycles from the handshake of a row's last beat to ``o.valid`` (sink ready): 4 in the
+        maclaurin modes (normaliser, denominator, exponents, output), 1 in base2 (``N`` and
+        ``A_max`` go straight to the output register)."""
+        return 1 if self.mode == "base2" else 4
 
     def row_cycles(self, lk):
         """Cycles per row, source always valid and sink always ready:
@@ -110,8 +110,16 @@ class ShiftAccumulateConfig(DamfHeadConfig):
         return max(1, self.weight_frac.bit_length())
 
     @property
+    def has_sv(self):
+        """Whether the unit adds ``SV << t_C`` per row: the maclaurin modes; base2 has no such term."""
+        return self.mode != "base2"
+
+    @property
     def c_shift_range(self):
-        """Range of ``t_C``: ``[F - score_exp_max, F]`` (maclaurin modes); negative drops SV."""
+        """Range of ``t_C``: ``[F - score_exp_max, F]`` (maclaurin modes; negative drops SV);
+        ``None`` in base2."""
+        if not self.has_sv:
+            return None
         return self.weight_frac - self.score_exp_max, self.weight_frac
 
     @property
@@ -166,8 +174,6 @@ class DamfHeadBlockConfig(DamfHeadConfig):
 
     def _validate(self):
         super()._validate()
-        if self.mode == "base2":
-            raise ConfigError("damf-head implements mode maclaurin or maclaurin-abs, not 'base2'")
         if self.parallel > self.seq_len:
             raise ConfigError(f"parallel must be at most seq_len = {self.seq_len}, not {self.parallel}")
         if self.causal and self.cross:
@@ -226,9 +232,14 @@ class DamfHeadBlockConfig(DamfHeadConfig):
 
     # ---- timing (sources always valid, o always ready; checked cycle-exactly by the tests) ---
 
-    latency = 17
-    """Fixed pipeline cycles of a head: inner-product 4, score 4, row-stats 4,
-    shift-accumulate 3 and the two hand-over registers of the t_n stage."""
+    @property
+    def latency(self):
+        """Fixed pipeline cycles of a head: ``13 + setup_cycles`` = inner-product 4, score 4,
+        row-stats :attr:`RowStatsConfig.setup_cycles` (4 in the maclaurin modes, 1 in base2),
+        shift-accumulate 3 and the two hand-over registers of the t_n stage (17 in the
+        maclaurin modes)."""
+        return (self.inner_product.latency + self.score.latency + self.row_stats.setup_cycles
+                + self.shift_accumulate.latency + 2)
 
     def row_beats(self, length):
         """Score-unit beats of one row: ``B = ceil(L / parallel)``."""

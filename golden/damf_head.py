@@ -43,6 +43,7 @@ __all__ = [
     "pow2_round", "maclaurin_normaliser", "base2_exponents", "shift_accumulate",
     "round_shift", "damf_head",
     "pow2_round_float", "damf_attention_float", "softmax_attention", "accuracy_summary",
+    "accuracy_report", "format_accuracy",
     "realistic_inputs",
 ]
 
@@ -193,7 +194,10 @@ class DamfHeadConfig(BlockConfig):
 
     @property
     def weight_range(self):
-        """Range of a per-key weight numerator: maclaurin ``[-2^F, 2^(F+1)]`` (base2 within it)."""
+        """Range of a per-key weight numerator: maclaurin modes ``[-2^F, 2^(F+1)]`` (the
+        ``SV`` term's ``2^t_C`` plus a signed key term), base2 ``[0, 2^F]``."""
+        if self.mode == "base2":
+            return 0, 1 << self.weight_frac
         return -(1 << self.weight_frac), 1 << (self.weight_frac + 1)
 
     @property
@@ -719,3 +723,52 @@ def realistic_inputs(cfg, rng, length, *, d_model=None, logit_gain=1.0):
     q = quantize(qf, cfg.pq_width, fq)
     V = quantize(Vf, cfg.v_width, fv)
     return p, q, V, 2.0 ** -(fp + fq) / math.sqrt(cfg.d_head)
+
+
+def accuracy_report(cfg=None, *, length=None, seeds=3, logit_gain=1.0, causal=False, modes=MODES,
+                    d_model=None, progress=None):
+    """The head's accuracy in each mode against float DAMF and exact softmax attention.
+
+    For each seed, :func:`realistic_inputs` (one head of a random float attention layer,
+    ``length`` tokens, default ``seq_len``) is quantized once; each mode then runs on the
+    same integers (base2 with ``c = base2_constant(scale)``, the real logit per score LSB).
+    Each mode is compared with its own float model (``float_damf``), with exact
+    ``softmax(A / sqrt(d_head))`` (``softmax``, the standard head) and with the softmax the mode
+    approximates (``own``: ``softmax(A / C)`` for the maclaurin modes, ``softmax(c ln2 A)`` for
+    base2, which differs from ``softmax`` only by the 12-bit rounding of ``c``).  Returns ``{mode: {ref: {metric: mean over seeds}}}``.
+    """
+    import dataclasses
+    cfg = _cfg(cfg)
+    length = cfg.seq_len if length is None else length
+    _check_lengths(cfg, length, length)
+    out = {}
+    for seed in range(seeds):
+        p, q, V, scale = realistic_inputs(cfg, np.random.default_rng(seed), length, d_model=d_model,
+                                          logit_gain=logit_gain)
+        for mode in modes:
+            c_int, c_frac = base2_constant(scale) if mode == "base2" else (cfg.c_int, cfg.c_frac)
+            mcfg = dataclasses.replace(cfg, mode=mode, c_int=c_int, c_frac=c_frac)
+            std = accuracy_summary(p, q, V, mcfg, causal=causal, softmax_scale=scale)
+            own = accuracy_summary(p, q, V, mcfg, causal=causal)
+            res = {"float_damf": std["float_damf"], "softmax": std["softmax"], "own": own["softmax"]}
+            acc = out.setdefault(mode, {})
+            for ref, metrics in res.items():
+                for k, v in metrics.items():
+                    acc.setdefault(ref, {}).setdefault(k, []).append(v)
+        if progress:
+            progress(f"seed {seed + 1}/{seeds}")
+    return {mode: {ref: {k: float(np.mean(v)) for k, v in m.items()} for ref, m in refs.items()}
+            for mode, refs in out.items()}
+
+
+def format_accuracy(report):
+    """:func:`accuracy_report` as a Markdown table."""
+    lines = ["| mode | vs | rel. error | cosine mean | cosine min | argmax agreement |",
+             "|---|---|---|---|---|---|"]
+    names = {"float_damf": "float DAMF", "softmax": "exact softmax(A/sqrt(d_head))",
+             "own": "the softmax it approximates"}
+    for mode, refs in report.items():
+        for ref, m in refs.items():
+            lines.append(f"| {mode} | {names[ref]} | {m['rel_error']:.4f} | {m['cosine_mean']:.4f} | "
+                         f"{m['cosine_min']:.4f} | {m['argmax_agreement']:.3f} |")
+    return "\n".join(lines) + "\n"

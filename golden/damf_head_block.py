@@ -9,10 +9,10 @@ from a second sequence ``Y``.  Nothing else: the hardware's composition adds no 
 
 import numpy as np
 
-from .damf_head import damf_head
+from .damf_head import base2_constant, damf_head
 from .inner_product import inner_product
 
-__all__ = ["damf_head_block", "weight_vectors"]
+__all__ = ["damf_head_block", "weight_vectors", "calibrated_base2"]
 
 
 def weight_vectors(cfg, rng=None):
@@ -69,6 +69,32 @@ def heads(cfg, rng, count):
         n = int(rng.integers(1, L + 1))
         out.append((rng.integers(xlo, xhi, (n, cfg.d_model), endpoint=True).tolist(), rand_v(n)))
     return out
+
+
+def calibrated_base2(cfg, seed=0, heads_count=16):
+    """``cfg`` in mode ``base2`` with ``c`` chosen so that random heads use every exponent.
+
+    The scores of random integer ``X``, ``u``, ``v`` have no real-valued scale, so there is no
+    natural ``c``.  This picks ``c`` (12 significant bits, :func:`base2_constant`) so that the
+    median non-zero ``A_max - A`` of the random heads of :func:`heads` (seeded) maps to exponent
+    ``F / 2``: the random keys then spread over ``e = 0 .. F`` and past ``F`` (dropped).  For
+    tests and demonstrations; a trained model's ``c`` is ``log2(e)`` times its real logit per
+    score LSB (``docs/numerics.md`` section 8).
+    """
+    import dataclasses
+    import math
+    rng = np.random.default_rng(seed)
+    cfg = dataclasses.replace(cfg, mode="base2")
+    u, v = weight_vectors(cfg, rng)
+    deltas = []
+    for X, V in heads(cfg, rng, heads_count)[4:]:
+        _, t = damf_head_block(cfg, X, V, u, v, Y=X if cfg.cross else None, trace=True)
+        d = (t["A_max"][:, None] - t["A"])[t["mask"]]
+        deltas += d[d > 0].tolist()
+    median = float(np.median(deltas)) if deltas else 1.0
+    c = max(cfg.weight_frac, 1) / 2 / median
+    c_int, c_frac = base2_constant(c / math.log2(math.e))
+    return dataclasses.replace(cfg, c_int=c_int, c_frac=c_frac)
 
 
 # ---- vector files (golden/vectors.py: BLOCK_VECTORS["damf-head"]) ---------------------------

@@ -4,6 +4,8 @@ For the maclaurin modes of ``docs/numerics.md`` (sections 4, 6.1, 6.2 and 6.4's 
 ``N``, ``A_max``, ``M``, ``S``, the normaliser ``C`` and denominator ``D``, the uniform and
 abs-fallback flags, the exponents ``I_C``, ``R``, ``I_D`` (uniform rows: 0, 0, ``P(N)``), the
 normaliser shift ``t_C = F + I_C - R`` and the final shift ``sh = I_D - R + F - of``.
+For mode ``base2`` (section 8) only ``N`` and ``A_max``: the exponents, the weight sum and
+the final shift depend on every key's ``A_max - A`` and are made in the second pass.
 
 Built from the functions of :mod:`damf.golden.damf_head` in the same order as
 :func:`~damf.golden.damf_head.damf_head`; ``tests/test_row_stats.py`` checks that every value
@@ -14,10 +16,16 @@ import numpy as np
 
 from .damf_head import maclaurin_normaliser, pow2_round, row_stats
 
-__all__ = ["FIELDS", "row_setup"]
+__all__ = ["FIELDS", "BASE2_FIELDS", "fields", "row_setup"]
 
 # The output fields of the unit, in payload order (least significant first).
 FIELDS = ("n", "a_max", "m", "s", "c", "d", "uniform", "fallback", "i_c", "r", "i_d", "c_shift", "sh")
+BASE2_FIELDS = ("n", "a_max")
+
+
+def fields(cfg):
+    """The output fields of the unit in ``cfg.mode``: :data:`BASE2_FIELDS` or :data:`FIELDS`."""
+    return BASE2_FIELDS if cfg.mode == "base2" else FIELDS
 
 
 def row_setup(cfg, A, mask=None):
@@ -26,6 +34,8 @@ def row_setup(cfg, A, mask=None):
     mask = np.ones(A.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     F, of = cfg.weight_frac, cfg.out_frac
     st = row_stats(A, mask, cfg)
+    if cfg.mode == "base2":
+        return {"n": st.count.astype(np.int64), "a_max": st.a_max.astype(np.int64)}
     C, D, uniform, fallback = maclaurin_normaliser(st, cfg.mode, cfg)
     _, I_C = pow2_round(C)
     _, R = pow2_round(st.a_absmax)

@@ -3,6 +3,7 @@
 A thin wrapper of :func:`damf.golden.damf_head.shift_accumulate` and
 :func:`~damf.golden.damf_head.round_shift` for one row at a time: the row's keys
 ``(V_n, s_n, t_n)``, its ``t_C`` and ``sh``.  ``SV`` is the sum of the row's ``V_n``.
+In mode ``base2`` there is no ``SV`` term (``t_C`` is ``None``) and ``s_n`` is 0 or 1.
 """
 
 import numpy as np
@@ -17,20 +18,30 @@ def shift_accumulate_row(cfg, V, sign, shift, c_shift, sh):
     V = np.asarray(V, dtype=np.int64).reshape(-1, cfg.d_head)
     sign = np.asarray(sign, dtype=np.int64)
     shift = np.where(sign != 0, np.asarray(shift, dtype=np.int64), -1)
-    acc = shift_accumulate(V, sign[None, :], shift[None, :], cfg, vsum=V.sum(axis=0)[None, :],
-                           vsum_shift=np.asarray([c_shift]))
+    if c_shift is None:
+        acc = shift_accumulate(V, sign[None, :], shift[None, :], cfg)
+    else:
+        acc = shift_accumulate(V, sign[None, :], shift[None, :], cfg, vsum=V.sum(axis=0)[None, :],
+                               vsum_shift=np.asarray([c_shift]))
     return round_shift(acc, np.asarray([[sh]]), cfg.out_width, cfg.acc_width)[0].tolist()
 
 
 def rows_from_trace(t, V):
-    """The unit's input rows of a ``damf_head(..., trace=True)`` trace (maclaurin modes).
+    """The unit's input rows of a ``damf_head(..., trace=True)`` trace.
 
     Each row: ``(V_rows, sign, shift, c_shift, sh)`` over the attended keys; keys without a
-    term (``t_n < 0`` or ``s_n = 0``) get sign 0.
+    term (``t_n < 0``, ``s_n = 0``, or a base2 key with ``e > F``) get sign 0.  Mode base2
+    (a trace with ``keep``): sign 1 for kept keys and ``c_shift = None`` (no ``SV`` term).
     """
     out = []
+    base2 = "keep" in t
     for m in range(t["A"].shape[0]):
         keys = np.flatnonzero(t["mask"][m])
+        if base2:
+            sign = t["keep"][m, keys].astype(np.int64)
+            shift = np.where(sign != 0, t["shift"][m, keys], 0)
+            out.append((np.asarray(V)[keys].tolist(), sign.tolist(), shift.tolist(), None, int(t["sh"][m])))
+            continue
         sign = np.where(t["shift"][m, keys] >= 0, t["sign"][m, keys], 0)
         shift = np.maximum(t["shift"][m, keys], 0)
         out.append((np.asarray(V)[keys].tolist(), sign.tolist(), shift.tolist(),

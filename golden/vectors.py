@@ -53,12 +53,13 @@ Every number is a plain (signed, decimal) JSON integer in the block's own format
 ``row-stats``
     ``inputs.rows``: score rows of ``1..seq_len`` integers of ``score_width`` bits (the
     attended keys only).  ``expected.setup``: one list per row, the fields of
-    ``golden/row_stats.py`` ``FIELDS`` in order (``n, a_max, m, s, c, d, uniform, fallback,
-    i_c, r, i_d, c_shift, sh``).
+    ``golden/row_stats.py`` ``fields(cfg)`` in order (maclaurin modes: ``n, a_max, m, s, c,
+    d, uniform, fallback, i_c, r, i_d, c_shift, sh``; base2: ``n, a_max``).
 
 ``shift-accumulate``
-    ``inputs.rows``: one ``[N, t_C, sh]`` per row; ``inputs.keys``: the rows' keys stacked,
-    each ``V_n`` (``d_head`` integers of ``v_width`` bits) followed by ``s_n`` and ``t_n``.
+    ``inputs.rows``: one ``[N, t_C, sh]`` per row (base2, which has no ``SV`` term:
+    ``[N, sh]``); ``inputs.keys``: the rows' keys stacked, each ``V_n`` (``d_head`` integers
+    of ``v_width`` bits) followed by ``s_n`` (base2: 0 or 1) and ``t_n``.
     ``expected.z``: one ``Z_m`` (``d_head`` integers of ``out_width`` bits) per row.
 
 ``damf-head``
@@ -338,11 +339,11 @@ def _row_stats_generate(cfg, rng, count):
 
 
 def _row_stats_expected(cfg, inputs):
-    from .row_stats import FIELDS, row_setup
+    from .row_stats import fields, row_setup
     out = []
     for row in inputs["rows"]:
         r = row_setup(cfg, [row])
-        out.append([int(r[k][0]) for k in FIELDS])
+        out.append([int(r[k][0]) for k in fields(cfg)])
     return {"setup": out}
 
 
@@ -357,15 +358,18 @@ def _row_stats_check(cfg, inputs, expected, where):
         _check_matrix([row], 1, len(row), cfg.score_width, f"{where}: inputs.rows[{r}]")
     if expected is not None:
         _check_keys(expected, ["setup"], f"{where}: expected")
-        _check_matrix(expected["setup"], len(rows), 13, 64, f"{where}: expected.setup")
+        from .row_stats import fields
+        _check_matrix(expected["setup"], len(rows), len(fields(cfg)), 64, f"{where}: expected.setup")
 
 
 # ---- shift-accumulate (DAMF head) ---------------------------------------------------------
 
 def shift_accumulate_rows(cfg, inputs):
-    """The ``(V, sign, shift, c_shift, sh)`` rows of a ``shift-accumulate`` vector file."""
+    """The ``(V, sign, shift, c_shift, sh)`` rows of a ``shift-accumulate`` vector file
+    (``c_shift`` is ``None`` in base2)."""
     out, k = [], 0
-    for n, c_shift, sh in inputs["rows"]:
+    for row in inputs["rows"]:
+        n, c_shift, sh = row if cfg.has_sv else (row[0], None, row[1])
         keys = inputs["keys"][k:k + n]
         k += n
         out.append(([key[:cfg.d_head] for key in keys], [key[cfg.d_head] for key in keys],
@@ -375,21 +379,26 @@ def shift_accumulate_rows(cfg, inputs):
 
 def _shift_accumulate_generate(cfg, rng, count):
     F = cfg.weight_frac
-    (vlo, vhi), (clo, _), (slo, shi) = cfg.v_range, cfg.c_shift_range, cfg.shift_range
+    (vlo, vhi), (slo, shi) = cfg.v_range, cfg.shift_range
+    sign_lo = -1 if cfg.has_sv else 0      # base2 weights are never negative
     rows, keys = [], []
     for j in range(count + 4):
         n = cfg.seq_len if j < 4 else int(rng.integers(1, cfg.seq_len + 1))
         edge = [[vhi, 1, F], [vlo, 1, F], [vhi, -1, F], [vlo, -1, 0]][j] if j < 4 else None
+        if edge and not cfg.has_sv:
+            edge[1] = 1 if j < 2 else 0
         for _ in range(n):
             if edge:
                 keys.append([edge[0]] * cfg.d_head + edge[1:])
             else:
                 keys.append(rng.integers(vlo, vhi, cfg.d_head, endpoint=True).tolist()
-                            + [int(rng.integers(-1, 1, endpoint=True)), int(rng.integers(0, F, endpoint=True))])
-        c_shift = [F, 0, -1, clo][j] if j < 4 else int(rng.integers(clo, F, endpoint=True))
+                            + [int(rng.integers(sign_lo, 1, endpoint=True)), int(rng.integers(0, F, endpoint=True))])
+        if cfg.has_sv:
+            clo = cfg.c_shift_range[0]
+            c_shift = [F, 0, -1, clo][j] if j < 4 else int(rng.integers(clo, F, endpoint=True))
         sh = [slo, shi, -1, F - cfg.out_frac][j] if j < 4 else int(rng.integers(max(slo, -3), min(shi, F + 4),
                                                                                endpoint=True))
-        rows.append([n, c_shift, sh])
+        rows.append([n, c_shift, sh] if cfg.has_sv else [n, sh])
     return {"rows": rows, "keys": keys}
 
 
@@ -401,19 +410,24 @@ def _shift_accumulate_expected(cfg, inputs):
 def _shift_accumulate_check(cfg, inputs, expected, where):
     _check_keys(inputs, ["rows", "keys"], f"{where}: inputs")
     rows = inputs["rows"]
-    _check_matrix(rows, None, 3, 32, f"{where}: inputs.rows")
-    for r, (n, c_shift, sh) in enumerate(rows):
-        if not (1 <= n <= cfg.seq_len and cfg.c_shift_range[0] <= c_shift <= cfg.c_shift_range[1]
-                and cfg.shift_range[0] <= sh <= cfg.shift_range[1]):
-            raise VectorFileError(f"{where}: inputs.rows[{r}] must be [N in 1..{cfg.seq_len}, t_C in "
-                                  f"{list(cfg.c_shift_range)}, sh in {list(cfg.shift_range)}], not {[n, c_shift, sh]}")
+    _check_matrix(rows, None, 3 if cfg.has_sv else 2, 32, f"{where}: inputs.rows")
+    for r, row in enumerate(rows):
+        n, c_shift, sh = row if cfg.has_sv else (row[0], None, row[1])
+        ok_c = c_shift is None or cfg.c_shift_range[0] <= c_shift <= cfg.c_shift_range[1]
+        if not (1 <= n <= cfg.seq_len and ok_c and cfg.shift_range[0] <= sh <= cfg.shift_range[1]):
+            if cfg.has_sv:
+                raise VectorFileError(f"{where}: inputs.rows[{r}] must be [N in 1..{cfg.seq_len}, t_C in "
+                                      f"{list(cfg.c_shift_range)}, sh in {list(cfg.shift_range)}], not {row}")
+            raise VectorFileError(f"{where}: inputs.rows[{r}] must be [N in 1..{cfg.seq_len}, "
+                                  f"sh in {list(cfg.shift_range)}] (mode base2), not {row}")
     keys = inputs["keys"]
+    signs = (-1, 0, 1) if cfg.has_sv else (0, 1)
     _check_matrix(keys, sum(r[0] for r in rows), cfg.d_head + 2, max(cfg.v_width, 8), f"{where}: inputs.keys")
     for i, key in enumerate(keys):
         if not (all(cfg.v_range[0] <= x <= cfg.v_range[1] for x in key[:cfg.d_head])
-                and key[cfg.d_head] in (-1, 0, 1) and 0 <= key[cfg.d_head + 1] <= cfg.weight_frac):
-            raise VectorFileError(f"{where}: inputs.keys[{i}] must be V_n ({cfg.v_width}-bit), sign in -1..1 "
-                                  f"and shift in 0..{cfg.weight_frac}, not {key}")
+                and key[cfg.d_head] in signs and 0 <= key[cfg.d_head + 1] <= cfg.weight_frac):
+            raise VectorFileError(f"{where}: inputs.keys[{i}] must be V_n ({cfg.v_width}-bit), sign in "
+                                  f"{signs[0]}..1 and shift in 0..{cfg.weight_frac}, not {key}")
     if expected is not None:
         _check_keys(expected, ["z"], f"{where}: expected")
         _check_matrix(expected["z"], len(rows), cfg.d_head, cfg.out_width, f"{where}: expected.z")

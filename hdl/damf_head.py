@@ -10,11 +10,18 @@ them::
                                    pass 2: score.o --> serialiser --> t_n stage --> shift-accumulate --> o
                                                        (one key per cycle)  ^ V_n from the V buffer
 
-Self-attention (optionally causal) or cross-attention, modes ``maclaurin`` and ``maclaurin-abs``; bit-exact with
+Self-attention (optionally causal) or cross-attention, modes ``maclaurin``, ``maclaurin-abs``
+and ``base2``; bit-exact with
 :func:`damf.golden.damf_head_block.damf_head_block` (inner product, then
 :func:`damf.golden.damf_head.damf_head`).  Widths and rounding are those of the parts
 (``DamfHeadConfig``); the composition adds none: ``p`` and ``q`` are exact, ``Z`` has
 ``out_width = v_width + out_guard + out_frac`` bits, rounded half away from zero and saturated.
+
+Mode ``base2`` (``docs/numerics.md`` section 8): ``row-stats`` returns only ``N`` and
+``A_max``; the ``t_n`` stage compares ``A_max - A`` with the ``F + 1`` constant thresholds
+(a thermometer code: ``t_n = F - e`` by a priority mux, the weight ``2^t_n`` one-hot), drops a
+key past the last threshold, sums the weights into ``W`` and sends ``sh = P(W) - out_frac``
+with the row's last key; ``shift-accumulate`` has no ``SV`` term.
 
 Causal (``causal = True``): row ``m`` uses keys ``n <= m`` only.  The score unit still
 computes whole rows; a beat filter between it and ``row-stats`` / the serialiser cuts each
@@ -80,7 +87,7 @@ The tests check it cycle-exactly for self- and cross-attention; causal heads tak
 Multi-head attention: one instance per head (the heads share only ``X``).
 """
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -290,16 +297,20 @@ class DamfHead(wiring.Component):
             m.d.sync += route.eq(~route)
 
         # -- row set-up register: the set-up of the row being serialised -----------------------
-        ew = cfg.row_stats.exp_width
+        base2 = cfg.mode == "base2"
         su_valid = Signal(name="su_valid")
-        su_r = Signal(unsigned(ew), name="su_r")
-        su_uniform = Signal(name="su_uniform")
-        su_c_shift = Signal.like(rs.o.payload.c_shift, name="su_c_shift")
-        su_sh = Signal.like(rs.o.payload.sh, name="su_sh")
         m.d.comb += rs.o.ready.eq(~su_valid)
+        if base2:
+            # base2: the row's A_max (the exponents, W and sh are made per key below)
+            su = {"a_max": Signal(signed(cfg.score_width), name="su_a_max")}
+        else:
+            ew = cfg.row_stats.exp_width
+            su = {"r": Signal(unsigned(ew), name="su_r"), "uniform": Signal(name="su_uniform"),
+                  "c_shift": Signal.like(rs.o.payload.c_shift, name="su_c_shift"),
+                  "sh": Signal.like(rs.o.payload.sh, name="su_sh")}
         with m.If(rs.o.valid & rs.o.ready):
-            m.d.sync += [su_valid.eq(1), su_r.eq(rs.o.payload.r), su_uniform.eq(rs.o.payload.uniform),
-                         su_c_shift.eq(rs.o.payload.c_shift), su_sh.eq(rs.o.payload.sh)]
+            m.d.sync += su_valid.eq(1)
+            m.d.sync += [reg.eq(getattr(rs.o.payload, name)) for name, reg in su.items()]
 
         # -- serialiser: one score of a pass-2 beat per cycle ----------------------------------
         s1_valid = Signal(name="s1_valid")
@@ -330,33 +341,58 @@ class DamfHead(wiring.Component):
         # -- stage 1: the key's score and its row's set-up; V_n read alongside -----------------
         s1_a = Signal(signed(cfg.score_width), name="s1_a")
         s1_last = Signal(name="s1_last")
-        s1_r = Signal.like(su_r, name="s1_r")
-        s1_uniform = Signal(name="s1_uniform")
-        s1_c_shift = Signal.like(su_c_shift, name="s1_c_shift")
-        s1_sh = Signal.like(su_sh, name="s1_sh")
+        s1 = {name: Signal.like(reg, name=f"s1_{name}") for name, reg in su.items()}
         m.d.comb += [v_rd.addr.eq(key_n), v_rd.en.eq(advance)]
         with m.If(advance):
-            m.d.sync += [s1_valid.eq(emit), s1_a.eq(h_beat.a[lane]), s1_last.eq(row_end),
-                         s1_r.eq(su_r), s1_uniform.eq(su_uniform), s1_c_shift.eq(su_c_shift),
-                         s1_sh.eq(su_sh)]
+            m.d.sync += [s1_valid.eq(emit), s1_a.eq(h_beat.a[lane]), s1_last.eq(row_end)]
+            m.d.sync += [s1[name].eq(reg) for name, reg in su.items()]
 
-        # -- t_n stage: s_n = sign(A), t_n = F + P(|A|) - R; no term when t_n < 0, A = 0, uniform
-        mag = Signal(unsigned(cfg.score_width), name="mag")
-        m.d.comb += mag.eq(Mux(s1_a < 0, -s1_a, s1_a))
-        i_a = pow2_exp(m, mag, ew, "p_a")
-        t_n = Signal(signed(ew + 2 + F.bit_length()), name="t_n")
-        on = Signal(name="term_on")
-        m.d.comb += [
-            t_n.eq(F + i_a - s1_r),
-            on.eq((s1_a != 0) & ~s1_uniform & (t_n >= 0)),
-            sa.i.valid.eq(s1_valid),
-            sa.i.payload.v.eq(v_rd.data),
-            sa.i.payload.sign.eq(Mux(on, Mux(s1_a < 0, -1, 1), 0)),
-            sa.i.payload.shift.eq(Mux(on, t_n, 0)),
-            sa.i.payload.c_shift.eq(s1_c_shift),
-            sa.i.payload.sh.eq(s1_sh),
-            sa.i.payload.last.eq(s1_last),
-        ]
+        m.d.comb += [sa.i.valid.eq(s1_valid), sa.i.payload.v.eq(v_rd.data), sa.i.payload.last.eq(s1_last)]
+        if base2:
+            # -- base2 t_n stage: delta = A_max - A; e = #{k <= F: delta >= theta_k}; a key with
+            # delta >= theta_(F+1) is dropped; t_n = F - e; W += 2^t_n; sh = P(W) - of on the last key
+            delta = Signal(unsigned(cfg.delta_width), name="delta")
+            m.d.comb += delta.eq(s1["a_max"] - s1_a)
+            ge = [Signal(name=f"ge{k}") for k in range(1, F + 2)]   # ge[k-1]: delta >= theta_k
+            for g, theta in zip(ge, cfg.base2_thresholds):
+                m.d.comb += g.eq(delta >= theta)
+            keep = Signal(name="keep")
+            t_n = Signal(range(F + 1), name="t_n")
+            m.d.comb += keep.eq(~ge[F])
+            # e is a thermometer code over ge[0..F-1]: t_n = F - e, and the weight 2^t_n is one-hot
+            t_sel = F
+            for k in range(F):
+                t_sel = Mux(ge[k], F - 1 - k, t_sel)
+            m.d.comb += t_n.eq(t_sel)
+            weight = Signal(unsigned(F + 1), name="weight")
+            onehot = [ge[F - 1 - t] & ~ge[F - t] if t < F else ~ge[0] for t in range(F + 1)]
+            m.d.comb += weight.eq(Mux(keep, Cat(*onehot), 0))
+            w_acc = Signal(unsigned(cfg.wsum_width), name="w_acc")
+            w_row = Signal(unsigned(cfg.wsum_width), name="w_row")
+            m.d.comb += w_row.eq(w_acc + weight)
+            i_w = pow2_exp(m, w_row, max(1, cfg.wsum_exp_max.bit_length()), "p_w")
+            with m.If(sa.i.valid & sa.i.ready):
+                m.d.sync += w_acc.eq(Mux(s1_last, 0, w_row))
+            m.d.comb += [
+                sa.i.payload.sign.eq(keep),
+                sa.i.payload.shift.eq(Mux(keep, t_n, 0)),
+                sa.i.payload.sh.eq(i_w - cfg.out_frac),
+            ]
+        else:
+            # -- t_n stage: s_n = sign(A), t_n = F + P(|A|) - R; no term when t_n < 0, A = 0, uniform
+            mag = Signal(unsigned(cfg.score_width), name="mag")
+            m.d.comb += mag.eq(Mux(s1_a < 0, -s1_a, s1_a))
+            i_a = pow2_exp(m, mag, ew, "p_a")
+            t_n = Signal(signed(ew + 2 + F.bit_length()), name="t_n")
+            on = Signal(name="term_on")
+            m.d.comb += [
+                t_n.eq(F + i_a - s1["r"]),
+                on.eq((s1_a != 0) & ~s1["uniform"] & (t_n >= 0)),
+                sa.i.payload.sign.eq(Mux(on, Mux(s1_a < 0, -1, 1), 0)),
+                sa.i.payload.shift.eq(Mux(on, t_n, 0)),
+                sa.i.payload.c_shift.eq(s1["c_shift"]),
+                sa.i.payload.sh.eq(s1["sh"]),
+            ]
         rows_done = Signal(idx, name="rows_done")
         with m.If(sa.i.valid & sa.i.ready & s1_last):
             m.d.sync += rows_done.eq(rows_done + 1)

@@ -1,4 +1,4 @@
-"""Row statistics and row set-up of the DAMF head (block ``row-stats``), maclaurin modes.
+"""Row statistics and row set-up of the DAMF head (block ``row-stats``).
 
 Consumes one row of scores ``A[m, 0 .. N-1]`` (only the attended keys) and produces, per
 row, the statistics of ``docs/numerics.md`` section 4 and the set-up of sections 6.1, 6.2
@@ -39,14 +39,21 @@ Ports
     sh         signed, ``shift_range``        final shift (positive: right)
     ========== ============================== =====================================
 
+In mode ``base2`` (section 8) the unit keeps only ``N`` and ``A_max``: ``o`` has the fields
+``n`` and ``a_max`` alone, there is no ``M``, ``S`` or set-up logic, and the result is
+registered with the row's last beat (``setup_cycles = 1``).  The base2 exponents, the weight
+sum ``W`` and the final shift need every key's ``A_max - A`` and are made in the second pass
+(``hdl/damf_head.py``).
+
 Contract
 --------
 * Bit-exact with :func:`damf.golden.row_stats.row_setup` (the head's own functions).
 * Throughput: one input beat per cycle within a row; ``i.ready`` is low from the row's last
   beat until its result is handed over, so a row of ``B`` beats takes ``B + setup_cycles``
   cycles (sink ready).
-* Latency: ``o.valid`` rises ``setup_cycles = 4`` cycles after the handshake of a row's last
-  beat (``D_max`` and ``C``; ``D``; exponents and shifts; output register).
+* Latency: ``o.valid`` rises ``setup_cycles`` cycles after the handshake of a row's last
+  beat: 4 in the maclaurin modes (``D_max`` and ``C``; ``D``; exponents and shifts; output
+  register), 1 in base2.
 * No multiplier: ``N C`` and ``N max(A_max, 0)`` are ``count_width`` constant shifts of
   ``C`` gated by the bits of ``N`` and added.
 """
@@ -67,7 +74,9 @@ def _signed_shape(lo, hi):
 
 
 def output_layout(cfg):
-    """One row's statistics and set-up (fields in :data:`damf.golden.row_stats.FIELDS` order)."""
+    """One row's statistics and set-up (fields in :func:`damf.golden.row_stats.fields` order)."""
+    if cfg.mode == "base2":
+        return data.StructLayout({"n": unsigned(cfg.count_width), "a_max": signed(cfg.score_width)})
     e = unsigned(cfg.exp_width)
     return data.StructLayout({
         "n": unsigned(cfg.count_width),
@@ -149,27 +158,45 @@ class RowStats(wiring.Component):
         fallback = Signal(name="fallback")
         first = Signal(init=1, name="first")    # the next beat starts a row
 
-        # -- pass over the row: running max, max |A|, sum and count --------------------------
+        # -- pass over the row: running max, max |A|, sum and count (base2: max and count) ----
         beat = self.i.payload
         lo = cfg.score_range[0]
-        new_max, new_abs, new_sum = a_max, a_abs, s
+        base2 = cfg.mode == "base2"
         new_max = Mux(first, lo, a_max)
         new_abs = Mux(first, 0, a_abs)
         new_sum = Mux(first, 0, s)
         for j in range(P):
             on = beat.count > j
             a = beat.a[j]
+            lane_max = Signal(signed(cfg.score_width), name=f"max{j}")
+            m.d.comb += lane_max.eq(Mux(on & (a > new_max), a, new_max))
+            new_max = lane_max
+            if base2:
+                continue
             mag = Signal(unsigned(cfg.score_width), name=f"mag{j}")
             m.d.comb += mag.eq(Mux(a < 0, -a, a))
-            lane_max = Signal(signed(cfg.score_width), name=f"max{j}")
             lane_abs = Signal(unsigned(cfg.score_width), name=f"abs{j}")
             lane_sum = Signal(signed(cfg.sum_width), name=f"sum{j}")
             m.d.comb += [
-                lane_max.eq(Mux(on & (a > new_max), a, new_max)),
                 lane_abs.eq(Mux(on & (mag > new_abs), mag, new_abs)),
                 lane_sum.eq(new_sum + Mux(on, a, 0)),
             ]
-            new_max, new_abs, new_sum = lane_max, lane_abs, lane_sum
+            new_abs, new_sum = lane_abs, lane_sum
+        new_n = Signal(unsigned(cfg.count_width), name="new_n")
+        m.d.comb += new_n.eq(Mux(first, 0, n) + beat.count)
+
+        if base2:
+            # base2 needs only N and A_max: they go to the output register with the last beat
+            phase = Signal(name="output_phase")
+            with m.If(~phase & self.i.valid):
+                m.d.sync += [a_max.eq(new_max), n.eq(new_n), first.eq(beat.last)]
+                with m.If(beat.last):
+                    m.d.sync += [self.o.payload.n.eq(new_n), self.o.payload.a_max.eq(new_max),
+                                 self.o.valid.eq(1), phase.eq(1)]
+            with m.If(phase & self.o.ready):
+                m.d.sync += [self.o.valid.eq(0), phase.eq(0)]
+            m.d.comb += self.i.ready.eq(~phase)
+            return m
 
         # -- row set-up, computed from the registers; the FSM decides what to latch -------
         if cfg.mode == "maclaurin":
@@ -197,7 +224,7 @@ class RowStats(wiring.Component):
         with m.If(phase == ROW):
             with m.If(self.i.valid):
                 m.d.sync += [a_max.eq(new_max), a_abs.eq(new_abs), s.eq(new_sum),
-                             n.eq(Mux(first, 0, n) + beat.count), first.eq(beat.last)]
+                             n.eq(new_n), first.eq(beat.last)]
                 with m.If(beat.last):
                     m.d.sync += phase.eq(NORMALISER)
         # C (maclaurin: A_max unless A_max <= 0 or N A_max + S <= 0), then D = N C + S

@@ -10,6 +10,11 @@ There is no multiplier: the code of this module has no ``*`` operator, and
 Because ``SV`` is summed over the keys the row is sent, a causal row (keys ``n <= m``) gets
 its prefix sum ``SV_m`` without anything extra.
 
+In mode ``base2`` (section 8) there is no ``SV`` term: the ``c_shift`` field, the ``SV``
+registers and their shifter are left out, ``s_n`` is 0 or 1 and the row's ``sh`` is
+``P(W) - out_frac`` (made by the sender).  The accumulator is then ``acc_width`` bits of
+``[0, 2^F]``-weighted sums, one bit narrower than in the maclaurin modes.
+
 Ports
 -----
 ``clk``, ``rst``: the ``sync`` domain.
@@ -24,7 +29,8 @@ Ports
                                               term (zero score, uniform row, ``t_n < 0``)
     shift    unsigned(shift_width)            ``t_n`` in ``[0, weight_frac]`` (ignored when
                                               ``sign = 0``)
-    c_shift  signed, ``c_shift_range``        ``t_C``; read on the last beat only
+    c_shift  signed, ``c_shift_range``        ``t_C``; read on the last beat only (maclaurin
+                                              modes only: absent in base2)
     sh       signed, ``shift_range``          final shift; read on the last beat only
     last     1                                the row's last key
     ======== ================================ ==========================================
@@ -53,14 +59,15 @@ __all__ = ["ShiftAccumulate", "input_layout", "pack_input", "unpack_output"]
 
 
 def input_layout(cfg):
-    return data.StructLayout({
+    fields = {
         "v": data.ArrayLayout(signed(cfg.v_width), cfg.d_head),
         "sign": signed(2),
         "shift": unsigned(cfg.shift_width),
-        "c_shift": signed(signed_range_width(*cfg.c_shift_range)),
+        "c_shift": signed(signed_range_width(*cfg.c_shift_range)) if cfg.has_sv else None,
         "sh": signed(signed_range_width(*cfg.shift_range)),
         "last": unsigned(1),
-    })
+    }
+    return data.StructLayout({k: v for k, v in fields.items() if v is not None})
 
 
 class ShiftAccumulate(wiring.Component):
@@ -105,7 +112,8 @@ class ShiftAccumulate(wiring.Component):
         acc = [Signal(signed(AW), name=f"acc{j}") for j in range(D)]
         sv = [Signal(signed(cfg.vsum_width), name=f"sv{j}") for j in range(D)]
         e_valid = Signal(name="e_valid")
-        e_c_shift = Signal.like(beat.c_shift, name="e_c_shift")
+        sv_on = cfg.has_sv      # base2: no SV term, no SV registers
+        e_c_shift = Signal.like(beat.c_shift, name="e_c_shift") if sv_on else None
         e_sh = Signal.like(beat.sh, name="e_sh")
         for j in range(D):
             shifted = Signal(signed(cfg.v_width + cfg.weight_frac + 1), name=f"shifted{j}")
@@ -115,12 +123,15 @@ class ShiftAccumulate(wiring.Component):
                 term.eq(Mux(beat.sign == 0, 0, Mux(beat.sign[1], -shifted, shifted))),
             ]
             with m.If(fire):
-                m.d.sync += [acc[j].eq(Mux(first, 0, acc[j]) + term),
-                             sv[j].eq(Mux(first, 0, sv[j]) + beat.v[j])]
+                m.d.sync += acc[j].eq(Mux(first, 0, acc[j]) + term)
+                if sv_on:
+                    m.d.sync += sv[j].eq(Mux(first, 0, sv[j]) + beat.v[j])
         with m.If(fire):
             m.d.sync += first.eq(beat.last)
             with m.If(beat.last):
-                m.d.sync += [e_c_shift.eq(beat.c_shift), e_sh.eq(beat.sh)]
+                m.d.sync += e_sh.eq(beat.sh)
+                if sv_on:
+                    m.d.sync += e_c_shift.eq(beat.c_shift)
         with m.If(advance):
             m.d.sync += e_valid.eq(fire & beat.last)
 
@@ -128,13 +139,14 @@ class ShiftAccumulate(wiring.Component):
         t_valid = Signal(name="t_valid")
         t_sh = Signal.like(e_sh, name="t_sh")
         total = [Signal(signed(AW), name=f"total{j}") for j in range(D)]
-        c_on = Signal(name="c_on")
-        c_amount = Signal(unsigned(cfg.shift_width), name="c_amount")
-        m.d.comb += [c_on.eq(e_c_shift >= 0), c_amount.eq(e_c_shift.as_unsigned())]
+        if sv_on:
+            c_on = Signal(name="c_on")
+            c_amount = Signal(unsigned(cfg.shift_width), name="c_amount")
+            m.d.comb += [c_on.eq(e_c_shift >= 0), c_amount.eq(e_c_shift.as_unsigned())]
         with m.If(advance):
             m.d.sync += [t_valid.eq(e_valid), t_sh.eq(e_sh)]
             for j in range(D):
-                m.d.sync += total[j].eq(acc[j] + Mux(c_on, sv[j] << c_amount, 0))
+                m.d.sync += total[j].eq(acc[j] + Mux(c_on, sv[j] << c_amount, 0) if sv_on else acc[j])
 
         # -- final shift, rounded half away from zero, saturated -------------------------------
         sh_lo, sh_hi = cfg.shift_range
@@ -180,6 +192,8 @@ def pack_input(cfg, v, sign, shift, c_shift, sh, last):
                 value = (value << cfg.v_width) | (int(x) & ((1 << cfg.v_width) - 1))
         else:
             value = {"sign": sign, "shift": shift, "c_shift": c_shift, "sh": sh, "last": int(bool(last))}[name]
+            if value is None:
+                raise ValueError(f"{name} must be an integer in mode {cfg.mode}, not None")
         width = Shape.cast(shape).width
         word |= (int(value) & ((1 << width) - 1)) << member.offset
     return word

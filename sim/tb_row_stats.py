@@ -15,7 +15,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
 
 from ..golden import vectors as golden_vectors
-from ..golden.row_stats import FIELDS, row_setup
+from ..golden.row_stats import fields, row_setup
 from ..head_config import RowStatsConfig
 from ..hdl.row_stats import unpack_output
 from ..hdl.score import pack_output
@@ -61,7 +61,7 @@ class TB:
                 word |= (a & ((1 << cfg.score_width) - 1)) << ((len(chunk) + j) * cfg.score_width)
             self.i.send(word)
         r = row_setup(cfg, [row])
-        self.expected.append({k: int(r[k][0]) for k in FIELDS})
+        self.expected.append({k: int(r[k][0]) for k in fields(cfg)})
 
     async def check(self):
         budget = 40 * (self.i.sent + len(self.i.queue)) + 20 * len(self.expected) + 100
@@ -133,6 +133,6 @@ async def vectors_file(dut):
     for row in inputs["rows"]:
         tb.send_row(row, full=True)
     await tb.check()
-    got = [[unpack_output(tb.cfg, w)[k] for k in FIELDS] for w in tb.out.received]
+    got = [[unpack_output(tb.cfg, w)[k] for k in fields(tb.cfg)] for w in tb.out.received]
     with open(os.environ["DAMF_RESULTS"], "w") as f:
         json.dump({"setup": got}, f)

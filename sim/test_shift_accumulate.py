@@ -11,6 +11,9 @@ CONFIGS = {
     # L not a power of two, d_head 3, a narrow window and output (saturation is frequent)
     "L7-d3-F3": ShiftAccumulateConfig(seq_len=7, d_head=3, v_width=5, weight_frac=3, out_frac=2,
                                       pq_width=5, rank=2),
+    # base2: no SV term, weights 0 or 2^t_n; out_frac > weight_frac makes sh reach left shifts
+    "L6-d2-F4-base2": ShiftAccumulateConfig(seq_len=6, d_head=2, v_width=6, weight_frac=4, out_frac=6,
+                                            pq_width=5, mode="base2"),
 }
 
 

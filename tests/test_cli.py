@@ -64,6 +64,12 @@ BAD = [
     (["golden", "--preset", "huge"], "unknown preset 'huge'; expected one of: default, bert-base"),
     (["golden", "--count", "0"], "--count must be at least 1, not 0"),
     (["sim", "--vectors", "{cfg}"], "vector file '{cfg}' is not valid JSON: "),
+    (["accuracy", "--seeds", "0"], "--seeds must be at least 1, not 0"),
+    (["accuracy", "--length", "9"], "--length must be in [1, seq_len = 8], not 9"),
+    (["accuracy", "--logit-gain", "-1"], "--logit-gain must be a positive number, not -1.0"),
+    (["accuracy", "--d-model", "12"], "--d-model must be a positive multiple of d_head = 8, not 12"),
+    (["accuracy", "--mode", "exp"], "argument --mode: invalid choice: 'exp'"),
+    (["accuracy", "--set", "mode=exp"], "mode must be one of maclaurin, maclaurin-abs, base2, not 'exp'"),
 ]
 
 
@@ -85,3 +91,22 @@ def test_bad_input(tmp_path, args, message):
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.json"]
+
+
+def test_accuracy_summary_command():
+    """damf accuracy: one table row per mode and reference; the integer head follows its float
+    model closely, and base2 follows exact softmax more closely than maclaurin."""
+    result = damf("accuracy", "--seeds", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.split("\n", 2)[2])
+    assert set(report) == {"maclaurin", "maclaurin-abs", "base2"}
+    for mode, refs in report.items():
+        assert set(refs) == {"float_damf", "softmax", "own"}
+        assert refs["float_damf"]["rel_error"] < 0.05, mode
+    assert report["base2"]["softmax"]["rel_error"] < report["maclaurin"]["softmax"]["rel_error"]
+    # base2's own softmax is softmax(c ln2 A): the standard one up to c's 12-bit rounding
+    assert report["base2"]["softmax"] == pytest.approx(report["base2"]["own"], abs=1e-3)
+    assert "accuracy: seed 2/2" in result.stderr
+    table = damf("accuracy", "--seeds", "1", "--mode", "base2", "--causal")
+    assert table.returncode == 0 and "| base2 | float DAMF |" in table.stdout and "causal" in table.stdout
+    assert "maclaurin" not in table.stdout

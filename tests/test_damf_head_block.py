@@ -107,8 +107,8 @@ def test_cycles_per_head(name):
 def test_config_errors():
     with pytest.raises(ConfigError, match=r"^pq_width must be at least the inner-product out_width = 20, not 12$"):
         DamfHeadBlockConfig(pq_width=12)
-    with pytest.raises(ConfigError, match=r"^damf-head implements mode maclaurin or maclaurin-abs, not 'base2'$"):
-        DamfHeadBlockConfig(mode="base2")
+    with pytest.raises(ConfigError, match=r"^causal needs self-attention: causal and cross cannot both be true$"):
+        DamfHeadBlockConfig(mode="base2", causal=True, cross=True)
     with pytest.raises(ConfigError, match=r"^parallel must be at most seq_len = 8, not 9$"):
         DamfHeadBlockConfig(parallel=9)
     with pytest.raises(ConfigError, match=r"^lanes must be at most d_model = 16, not 17$"):

@@ -7,15 +7,15 @@ import pytest
 
 from damf.config import ConfigError
 from damf.golden.damf_head import damf_head
-from damf.golden.row_stats import FIELDS, row_setup
+from damf.golden.row_stats import BASE2_FIELDS, FIELDS, fields, row_setup
 from damf.head_config import RowStatsConfig
-from damf.hdl.row_stats import RowStats, unpack_output
+from damf.hdl.row_stats import RowStats, output_layout, unpack_output
 from damf.hdl.score import pack_output
 from damf.sim.amaranth_bench import run_streams
 
 
 def special_rows(cfg, length):
-    """Rows for every open case of numerics.md section 9 (maclaurin modes)."""
+    """Rows for every open case of numerics.md section 9 (all modes; base2 keeps N, A_max)."""
     lo, hi = cfg.score_range
     L = length
     rows = [
@@ -71,6 +71,9 @@ CONFIGS = [
     RowStatsConfig(seq_len=7, rank=2, pq_width=5, parallel=3, mode="maclaurin-abs"),
     RowStatsConfig(seq_len=12, rank=1, pq_width=4, parallel=1, weight_frac=1, out_frac=3),
     RowStatsConfig(seq_len=3, rank=3, pq_width=8, parallel=3, weight_frac=4, out_frac=0),
+    # base2: N and A_max only, registered with the last beat
+    RowStatsConfig(seq_len=7, rank=2, pq_width=5, parallel=3, mode="base2"),
+    RowStatsConfig(seq_len=5, rank=1, pq_width=4, parallel=1, mode="base2", weight_frac=2),
 ]
 
 
@@ -86,12 +89,14 @@ def test_matches_golden(cfg):
         assert g == want, f"row {r} = {row}"
 
 
-def test_setup_cycles():
-    cfg = CONFIGS[1]
+@pytest.mark.parametrize("mode", ["maclaurin-abs", "base2"])
+def test_setup_cycles(mode):
+    cfg = dataclasses.replace(CONFIGS[1], mode=mode)
     rows = [[3, -2, 9, 1, 0, 4, -7]] * 3
     got, log = simulate(cfg, rows, idle=0, backpressure=0, full=True)
     per_row = -(-7 // cfg.parallel)
     last_beats = [c for c, _ in log["i"]][per_row - 1::per_row]
+    assert cfg.setup_cycles == (1 if mode == "base2" else 4)
     assert [o - i for (o, _), i in zip(log["o"], last_beats)] == [cfg.setup_cycles] * 3
     assert {b - a for (a, _), (b, _) in zip(log["o"], log["o"][1:])} == {cfg.row_cycles(7)}
 
@@ -114,8 +119,26 @@ def test_golden_equals_the_head_trace():
                 assert np.array_equal(got[k], np.asarray(t[name], dtype=np.int64)), (mode, causal, k)
 
 
+def test_base2_golden_equals_the_head_trace():
+    cfg = RowStatsConfig(seq_len=6, rank=2, pq_width=5, mode="base2")
+    rng = np.random.default_rng(3)
+    for causal in (False, True):
+        p, q = (rng.integers(-16, 15, (6, 2), endpoint=True) for _ in range(2))
+        V = rng.integers(-128, 127, (6, cfg.d_head), endpoint=True)
+        _, t = damf_head(p, q, V, cfg, causal=causal, trace=True)
+        got = row_setup(cfg, t["A"], t["mask"])
+        assert tuple(got) == BASE2_FIELDS == fields(cfg)
+        assert np.array_equal(got["n"], t["N"]) and np.array_equal(got["a_max"], t["A_max"])
+
+
+def test_base2_output_has_only_n_and_a_max():
+    cfg = RowStatsConfig(seq_len=7, rank=2, pq_width=5, mode="base2")
+    assert [name for name, _ in output_layout(cfg)] == list(BASE2_FIELDS)
+    assert output_layout(cfg).size == cfg.count_width + cfg.score_width
+
+
 def test_config_errors():
-    with pytest.raises(ConfigError, match=r"^row-stats implements mode maclaurin or maclaurin-abs, not 'base2'$"):
-        RowStatsConfig(mode="base2")
+    with pytest.raises(ConfigError, match=r"^parallel must be at most seq_len = 4, not 5$"):
+        RowStatsConfig(seq_len=4, parallel=5, mode="base2")
     with pytest.raises(TypeError, match=r"^Config must be a RowStatsConfig, not 3$"):
         RowStats(3)
