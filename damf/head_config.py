@@ -245,25 +245,65 @@ class DamfHeadBlockConfig(DamfHeadConfig):
         """Score-unit beats of one row: ``B = ceil(L / parallel)``."""
         return _ceil_div(length, self.parallel)
 
-    def row_period(self, length):
-        """Cycles between two ``Z`` rows in steady state: ``max(B + parallel (B - 1) + 4, L + 1)``.
+    def row_period(self, length, row=None):
+        """Cycles between two ``Z`` rows of a head of ``L = length`` keys (``B = ceil(L /
+        parallel)``, ``S`` = ``row_stats.setup_cycles``).
 
-        The score unit is busy ``B`` cycles with pass 1 and ``parallel (B - 1)`` with pass 2
-        (each pass-2 beat waits until the serialiser has sent its ``parallel`` keys; the last
-        beat is serialised while the next row starts), plus its latency of 4 for every row;
-        the serialiser needs ``L`` cycles per row and 1 to change rows."""
-        b = self.row_beats(length)
-        return max(b + self.parallel * (b - 1) + 4, length + 1)
+        Not causal (every row alike): ``max(B + S + parallel (B - 1), L + 1)``.  The score unit
+        sends pass 1 (``B`` beats) to ``row-stats``, then waits ``S`` cycles for the row's set-up
+        (pass 2's keys need it), then hands pass 2's beats to the serialiser one per
+        ``parallel`` cycles (its last beat is serialised while the next row's pass 1 runs);
+        unless the serialiser, ``L`` keys and 1 cycle to change rows, is slower.
+
+        Causal: the period of row ``m = row`` (``1 .. L-1``, default ``L - 1``), which keeps
+        ``b_m = ceil((m + 1) / parallel)`` beats of each pass (the ``B - b_m`` later beats are
+        dropped, one per cycle): ``max(G_(m-1) + max(B + 1, b_m + S) + 1, m + 2)``.
+        ``G_(m-1)`` = cycles from row ``m-1``'s first key in the serialiser to row ``m``'s pass 1
+        on the score output: ``parallel (b - 1) + B - b`` with ``b = b_(m-1) >= 2`` (pass 2 of row
+        ``m-1``, one kept beat per ``parallel`` cycles, then its dropped beats), or, when
+        ``b_(m-1) = 1``, ``max(2B - 1, S) - max(B, S)`` (the one kept beat enters the serialiser
+        at once, so its dropped beats already ran during the set-up); ``max(B + 1, b_m + S)``
+        = pass 1 of row ``m`` to its first key: ``row-stats`` takes ``b_m`` beats and the set-up,
+        or the score unit sends all ``B`` beats of pass 1 and pass 2's first; ``+ 1``: row ``m``
+        has one key more than row ``m - 1``.  ``m + 2``: the serialiser, ``m + 1`` keys and 1
+        to change rows."""
+        big_b, s, par = self.row_beats(length), self.row_stats.setup_cycles, self.parallel
+        if not self.causal:
+            return max(big_b + s + par * (big_b - 1), length + 1)
+        m = length - 1 if row is None else row
+        if not 1 <= m < length:
+            raise ValueError(f"row must be in 1..{length - 1} (length {length}), not {m}")
+        b_prev, b = _ceil_div(m, par), _ceil_div(m + 1, par)
+        if b_prev >= 2:
+            gap = par * (b_prev - 1) + big_b - b_prev
+        else:
+            gap = max(2 * big_b - 1, s) - max(big_b, s)
+        return max(gap + max(big_b + 1, b + s) + 1, m + 2)
 
     def cycles_per_head(self, length, keys=None):
-        """Cycles from the first ``X`` handshake to the last ``Z`` handshake of a head of
+        """Cycles from the first ``X`` handshake to the last ``Z`` handshake of one head of
         ``Lq = length`` queries and ``Lk = keys`` keys (default ``Lk = Lq``; cross-attention
-        loads both): ``beats Ld + B + Lk + latency + (Lq - 1) row_period(Lk)`` with ``Ld = Lq``
-        (self) or ``Lq + Lk`` (cross) tokens and ``B = ceil(Lk / parallel)``.  Causal heads take
-        at most this."""
+        loads both), sources always valid and ``o`` always ready, ``B = ceil(Lk / parallel)``,
+        ``S`` = ``row_stats.setup_cycles``:
+
+        * not causal: ``beats Ld + B + Lk + latency + (Lq - 1) row_period(Lk)`` with ``Ld = Lq``
+          (self) or ``Lq + Lk`` (cross) tokens;
+        * causal: ``beats L + latency + max(B - S, 0) + 2 + sum(row_period(L, m) for m in
+          1 .. L-1)`` (row 0 has one key; its pass 1 sends one beat to ``row-stats`` and drops
+          ``B - 1``, which overlap with the set-up).
+
+        Exact (checked against the RTL) for every configuration whose ``S <= 4`` (all modes);
+        the causal sum is exact whenever ``B <= 2`` or ``S <= B + 1`` and would otherwise be a
+        lower bound.  It holds for a head after reset or idle and equally, counted from its own
+        first ``X`` handshake, for a head queued right behind another (whose load then
+        overlaps the previous head's last 3 cycles)."""
         lq = length
         lk = length if keys is None else keys
         tokens = lq + lk if self.cross else lq
+        if self.causal:
+            big_b, s = self.row_beats(lq), self.row_stats.setup_cycles
+            return (self.inner_product.beats * lq + self.latency + max(big_b - s, 0) + 2
+                    + sum(self.row_period(lq, m) for m in range(1, lq)))
         return (self.inner_product.beats * tokens + self.row_beats(lk) + lk + self.latency
                 + (lq - 1) * self.row_period(lk))
 

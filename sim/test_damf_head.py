@@ -5,6 +5,7 @@ import os
 import pytest
 
 from damf.config import InnerProductConfig
+from damf.golden.damf_head_block import calibrated_base2
 from damf.head_config import DamfHeadBlockConfig
 from damf.sim.runner import SimFailed, run_testbench
 
@@ -22,9 +23,16 @@ CONFIGS = {
     "r1-L5-p1-abs-fixed-cross": _head(dict(d_model=4, lanes=4, rank=1, x_width=4, w_width=4, weights="fixed"),
                                       seq_len=5, d_head=2, v_width=5, weight_frac=4, out_frac=2, parallel=1,
                                       mode="maclaurin-abs", cross=True),
-    # causal (rows of 1..L keys; cycles_per_head is then an upper bound), rank 2, partial beats
+    # causal (rows of 1..L keys, partial and dropped beats; cycles_per_head exact), rank 2
     "r2-L6-p4-causal": _head(dict(d_model=4, lanes=2, rank=2, x_width=3, w_width=3), seq_len=6, d_head=2,
                              v_width=4, weight_frac=5, out_frac=2, parallel=4, causal=True),
+    # mode base2 (c chosen so random heads use every exponent and drop keys), rank 2, partial beats
+    "r2-L7-p3-base2": calibrated_base2(_head(dict(d_model=5, lanes=3, rank=2, x_width=3, w_width=3), seq_len=7,
+                                             d_head=3, v_width=4, weight_frac=6, out_frac=3, parallel=3)),
+    # base2, causal, out_frac > weight_frac (final left shifts)
+    "r1-L6-p2-base2-causal": calibrated_base2(_head(dict(d_model=6, lanes=4, rank=1, x_width=4, w_width=4),
+                                                    seq_len=6, d_head=2, v_width=5, weight_frac=3, out_frac=5,
+                                                    parallel=2, causal=True)),
 }
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from damf.config import ConfigError, InnerProductConfig
-from damf.golden.damf_head_block import damf_head_block, weight_vectors
+from damf.golden.damf_head_block import calibrated_base2, damf_head_block, weight_vectors
 from damf.golden.damf_head_block import cross_heads, heads as golden_heads
 from damf.head_config import DamfHeadBlockConfig
 from damf.hdl.damf_head import DamfHead, unpack_output, v_words, x_beats
@@ -36,6 +36,15 @@ CONFIGS = {
     "r1-p1-causal-abs": make(d_model=3, lanes=2, rank=1, x_width=4, w_width=3, seq_len=5, d_head=2,
                              v_width=4, weight_frac=4, out_frac=2, parallel=1, causal=True,
                              mode="maclaurin-abs"),
+    # base2, c chosen so random heads use every exponent 0..F and drop keys past F
+    "r2-p3-base2": calibrated_base2(make(d_model=5, lanes=2, rank=2, x_width=3, w_width=3, seq_len=7, d_head=3,
+                                         v_width=4, weight_frac=6, out_frac=3, parallel=3)),
+    "r1-p2-base2-causal": calibrated_base2(make(d_model=6, lanes=4, rank=1, x_width=4, w_width=4, seq_len=6,
+                                                d_head=2, v_width=5, weight_frac=3, out_frac=5, parallel=2,
+                                                causal=True)),
+    "r1-p1-base2-fixed-F0": calibrated_base2(make(d_model=3, lanes=3, rank=1, x_width=3, w_width=3, seq_len=5,
+                                                  d_head=1, v_width=3, weight_frac=0, out_frac=1, parallel=1,
+                                                  weights="fixed")),
 }
 
 
@@ -77,7 +86,7 @@ def test_matches_golden(name):
 
 def test_negative_scores_and_modes():
     """u = -v: every score A = -(X.u)^2 <= 0 (maclaurin's abs fallback and uniform rows)."""
-    for mode, causal in (("maclaurin", False), ("maclaurin-abs", False), ("maclaurin", True)):
+    for mode, causal in (("maclaurin", False), ("maclaurin-abs", False), ("maclaurin", True), ("base2", False)):
         cfg = dataclasses.replace(CONFIGS["r2-p3-abs"], mode=mode, causal=causal)
         rng = np.random.default_rng(3)
         u = rng.integers(-3, 3, (cfg.rank, cfg.d_model), endpoint=True).tolist()
@@ -98,10 +107,59 @@ def test_cycles_per_head(name):
         got, log = simulate(cfg, u, v, heads, idle=0, backpressure=0)
         assert got == expected(cfg, u, v, heads)
         measured = log["o"][-1][0] - log["x"][0][0] + 1
-        if cfg.causal:      # shorter rows: the formula is an upper bound
-            assert measured <= cfg.cycles_per_head(L), f"L = {L}: {measured} cycles"
-        else:
-            assert measured == cfg.cycles_per_head(L), f"L = {L}: {measured} cycles"
+        assert measured == cfg.cycles_per_head(L), f"L = {L}: {measured} cycles"
+
+
+def causal_head(seq_len, parallel, beats, rank, mode="maclaurin"):
+    return make(d_model=2 * beats, lanes=2, rank=rank, x_width=3, w_width=3, seq_len=seq_len, d_head=2,
+                v_width=4, weight_frac=4, out_frac=2, parallel=parallel, causal=True, mode=mode)
+
+
+CAUSAL_SWEEP = {
+    # one key per beat: every row but the first keeps 2 or more beats
+    "s7-p1": causal_head(7, 1, 1, 1),
+    # short prefix of one-beat rows, then 2..4 beats per row
+    "s8-p2": causal_head(8, 2, 2, 2),
+    # B = 3: the rows keep 1, 2 or 3 of them
+    "s9-p3": causal_head(9, 3, 1, 1, "maclaurin-abs"),
+    "s9-p4": causal_head(9, 4, 3, 2),
+    # B = 1 for every L: one-beat rows only, the serialiser the bottleneck from row 5 on
+    "s8-p8": causal_head(8, 8, 1, 2),
+    # base2: row-stats set-up of 1 cycle instead of 4
+    "s8-p3-base2": causal_head(8, 3, 2, 1, "base2"),
+}
+
+
+@pytest.mark.parametrize("name", CAUSAL_SWEEP)
+def test_causal_cycles_sweep(name):
+    """Causal heads of every length: the last ``Z`` at ``cycles_per_head(L)`` and every row
+    ``row_period(L, m)`` after the one before (the closed form is exact, not a bound)."""
+    cfg = CAUSAL_SWEEP[name]
+    rng = np.random.default_rng(4)
+    u, v = weight_vectors(cfg, rng)
+    for L in range(1, cfg.seq_len + 1):
+        heads = [(rng.integers(-2, 2, (L, cfg.d_model), endpoint=True).tolist(),
+                  rng.integers(-2, 2, (L, cfg.d_head), endpoint=True).tolist())]
+        _, log = simulate(cfg, u, v, heads, idle=0, backpressure=0)
+        z = [cycle - log["x"][0][0] + 1 for cycle, _ in log["o"]]
+        assert z[-1] == cfg.cycles_per_head(L), f"L = {L}: {z[-1]} cycles"
+        assert [b - a for a, b in zip(z, z[1:])] == [cfg.row_period(L, m) for m in range(1, L)], f"L = {L}"
+
+
+@pytest.mark.parametrize("name", [n for n in CONFIGS if "base2" in n])
+def test_base2_heads_use_every_exponent(name):
+    """The base2 configurations' random heads reach every exponent 0..F, drop keys past F and
+    round W both ways (so test_matches_golden exercises the whole t_n stage)."""
+    cfg = CONFIGS[name]
+    rng = np.random.default_rng(7)
+    u, v = weight_vectors(cfg, rng)
+    traces = [damf_head_block(cfg, X, V, u, v, trace=True)[1] for X, V in heads_for(cfg, rng, u, v, 12)]
+    e = np.concatenate([t["e"][t["keep"]] for t in traces])
+    assert set(e.tolist()) == set(range(cfg.weight_frac + 1))
+    assert sum(int((t["mask"] & ~t["keep"]).sum()) for t in traces) > 0
+    W = np.concatenate([t["W"] for t in traces])
+    pw = np.concatenate([t["I_W"] for t in traces])
+    assert ((1 << pw) > W).any() and ((1 << pw) < W).any()
 
 
 def test_config_errors():
@@ -142,6 +200,9 @@ def simulate_cross(cfg, u, v, heads, *, seed=0, idle=0.3, backpressure=0.3):
 
 def expected_cross(cfg, u, v, heads):
     return [row for X, Y, V in heads for row in damf_head_block(cfg, X, V, u, v, Y=Y).tolist()]
+
+
+CROSS["cross-r2-p3-base2"] = calibrated_base2(CROSS["cross-r2-p3"])
 
 
 @pytest.mark.parametrize("name", CROSS)
