@@ -399,7 +399,7 @@ def main(argv=None):
                                    "(see docs/eval.md). Progress goes to stderr.")
     p.add_argument("--lambdas", default="0,0.01,0.1,1", metavar="LIST",
                    help="weights of L_MS, 0 being the control (default: 0,0.01,0.1,1)")
-    p.add_argument("--steps", type=int, default=300, metavar="N", help="Adam steps per layer (default: 300)")
+    p.add_argument("--steps", type=int, default=200, metavar="N", help="Adam steps per layer (default: 200)")
     p.add_argument("--lr", type=float, default=1e-3, metavar="X", help="Adam learning rate (default: 0.001)")
     p.add_argument("--ranks", default="1,2,4,8,full", metavar="LIST",
                    help="ranks to evaluate, e.g. 1,2,4,8,full (default: 1,2,4,8,full)")

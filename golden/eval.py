@@ -47,7 +47,7 @@ from .inner_product import inner_product
 from .quant import choose_frac, quantize
 
 __all__ = ["EvalOptions", "DEFAULT_SENTENCES", "read_sentences", "parse_ranks", "parse_widths",
-           "run", "write_report", "FLOAT_MODES", "FIXED_MODES"]
+           "run", "write_report", "end_to_end_metrics", "float_damf_attention", "FLOAT_MODES", "FIXED_MODES"]
 
 DEFAULT_SENTENCES = Path(__file__).parent / "data" / "sentences.txt"
 FLOAT_MODES = ("softmax", "maclaurin", "maclaurin-abs", "base2")   # softmax: rank-r scores only
@@ -166,6 +166,41 @@ class _Log:
 
     def __call__(self, msg):
         print(f"[eval {time.monotonic() - self.t0:6.1f} s] {msg}", file=self.stream, flush=True)
+
+
+# ---- end to end (shared with :mod:`.finetune`) ----------------------------------------------
+
+def end_to_end_metrics(model, sentences, ref_embeddings, attention):
+    """Embeddings of ``sentences`` with ``attention`` in the model, against ``ref_embeddings``:
+    per-sentence cosine (mean, min) and the Pearson correlation of all pairwise similarities."""
+    emb = model.encode(sentences, attention=attention).embeddings
+    cos = np.sum(emb * ref_embeddings, axis=1) / (
+        np.linalg.norm(emb, axis=1) * np.linalg.norm(ref_embeddings, axis=1))
+    iu = np.triu_indices(len(sentences), 1)
+    sim0, sim1 = (ref_embeddings @ ref_embeddings.T)[iu], (emb @ emb.T)[iu]
+    pearson = float(np.corrcoef(sim0, sim1)[0, 1]) if len(sim0) > 1 else 1.0
+    return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()), "pairwise_pearson": pearson}
+
+
+def float_damf_attention(u, v, layers, r, mode, d_head):
+    """An ``attention`` function for :meth:`.minilm.MiniLM.encode`: float DAMF of rank ``r`` in
+    ``layers`` with the vectors ``u[l, h]``, ``v[l, h]`` (rows, sqrt(sigma) folded in), exact
+    attention elsewhere.  ``mode`` is ``softmax`` (rank-r scores, exact softmax) or a
+    :func:`.damf_head.damf_attention_float` mode (base2 with ``c = log2(e) / sqrt(d_head)``)."""
+    from .minilm import exact_head
+    c_float = math.log2(math.e) / math.sqrt(d_head)
+
+    def attend(l, h, X, w, mask):
+        if l not in layers:
+            return exact_head(l, h, X, w, mask)
+        Wv, bv = w.head("v", h)
+        Xa = augment(X)
+        Ar = (Xa @ u[l, h][:r].T) @ (Xa @ v[l, h][:r].T).T
+        V = X @ Wv + bv
+        if mode == "softmax":
+            return _softmax_out(Ar, V, 1.0 / math.sqrt(d_head))
+        return damf_attention_float(Ar, V, mode=mode, c=c_float)[0]
+    return attend
 
 
 # ---- the evaluation -------------------------------------------------------------------------
@@ -340,27 +375,10 @@ def run(opts, model=None):
 
     # -- 3. end to end, float ---------------------------------------------------------------
     def e2e(attention):
-        emb = model.encode(sentences, attention=attention).embeddings
-        cos = np.sum(emb * ref.embeddings, axis=1) / (
-            np.linalg.norm(emb, axis=1) * np.linalg.norm(ref.embeddings, axis=1))
-        iu = np.triu_indices(len(sentences), 1)
-        sim0, sim1 = (ref.embeddings @ ref.embeddings.T)[iu], (emb @ emb.T)[iu]
-        pearson = float(np.corrcoef(sim0, sim1)[0, 1]) if len(sim0) > 1 else 1.0
-        return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()), "pairwise_pearson": pearson}
+        return end_to_end_metrics(model, sentences, ref.embeddings, attention)
 
     def float_attention(r, mode):
-        def attend(l, h, X, w, mask):
-            if l not in layers:
-                from .minilm import exact_head
-                return exact_head(l, h, X, w, mask)
-            Wv, bv = w.head("v", h)
-            Xa = augment(X)
-            Ar = (Xa @ heads.u[l, h][:r].T) @ (Xa @ heads.v[l, h][:r].T).T
-            V = X @ Wv + bv
-            if mode == "softmax":
-                return _softmax_out(Ar, V, 1.0 / math.sqrt(d_head))
-            return damf_attention_float(Ar, V, mode=mode, c=c_float)[0]
-        return attend
+        return float_damf_attention(heads.u, heads.v, layers, r, mode, d_head)
 
     end_to_end = {m: [] for m in FLOAT_MODES}
     for j, r in enumerate(ranks):
