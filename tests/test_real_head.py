@@ -1,0 +1,81 @@
+"""The real-model head configuration (``golden/real_head.py``) and ``damf minilm-head``."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("tokenizers", reason="the eval extra (make env) provides the model and tokenizer")
+
+from damf.golden.damf_head_block import damf_head_block  # noqa: E402
+from damf.golden.real_head import minilm_head, real_head_vectors  # noqa: E402
+
+
+def damf(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "damf.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd)
+
+
+def test_defaults_are_the_eval_recommendation():
+    """docs/eval.md section 5: full rank, base2, 8/8/8 bits, weight_frac 8, out_frac 4."""
+    cfg, scales = minilm_head(layer=0, head=0)
+    assert (cfg.rank, cfg.mode, cfg.x_width, cfg.w_width, cfg.v_width) == (32, "base2", 8, 8, 8)
+    assert (cfg.weight_frac, cfg.out_frac, cfg.seq_len, cfg.d_model, cfg.d_head) == (8, 4, 256, 385, 32)
+    assert cfg.weights == "fixed" and [list(r) for r in cfg.u] == scales["u"]
+    # c = log2(e) 2^-(p_frac + q_frac) / sqrt(32), with 12 significant bits
+    import math
+    c = cfg.c_int * 2.0 ** -cfg.c_frac
+    want = math.log2(math.e) * 2.0 ** -(2 * scales["x_frac"] + scales["u_frac"] + scales["v_vec_frac"]) / math.sqrt(32)
+    assert cfg.c_int.bit_length() == 12 and abs(c / want - 1) < 2.0 ** -11
+
+
+def test_vectors_use_the_same_configuration():
+    """The RTL test's vector file (sim/test_real_data.py) holds minilm_head's configuration
+    (calibrated on the file's sentences, seq_len 16, run-time weights) and the golden Z."""
+    from damf.golden.minilm import MiniLM
+    from damf.head_config import DamfHeadBlockConfig
+    model = MiniLM()
+    doc = real_head_vectors(layer=0, head=0, rank=32, mode="base2", count=2, weight_frac=8, model=model)
+    hidden = model.encode(doc["source"]["sentences"], keep_hidden=True).hidden[0]
+    cfg, scales = minilm_head(layer=0, head=0, seq_len=16, weights="runtime", model=model, hidden=hidden)
+    assert DamfHeadBlockConfig.from_dict(doc["config"]) == cfg
+    assert doc["inputs"]["u"] == scales["u"] and doc["source"]["x_frac"] == scales["x_frac"]
+    inputs = doc["inputs"]
+    n = inputs["lengths"][0]
+    z = damf_head_block(cfg, inputs["x"][:n], inputs["vals"][:n], inputs["u"], inputs["v"]).tolist()
+    assert z == doc["expected"]["z"][:n]
+
+
+def test_cli_writes_deterministic_verilog_without_paths(tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        result = damf("minilm-head", "--layer", 2, "--head", 5, "--rank", 4, "--seq-len", 32,
+                      "--out", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+        assert "calibrating layer 2 head 5" in result.stderr
+        outs.append(((tmp_path / name / "minilm-l2h5.v").read_text(),
+                     (tmp_path / name / "minilm-l2h5.json").read_text()))
+    assert outs[0] == outs[1]
+    verilog, meta = outs[0]
+    assert "module damf_damf_head" in verilog and str(tmp_path) not in verilog and "/home" not in verilog
+    doc = json.loads(meta)
+    assert doc["block"] == "damf-head" and doc["config"]["rank"] == 4 and doc["config"]["mode"] == "base2"
+    assert doc["source"]["layer"] == 2 and doc["source"]["head"] == 5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layer", "6"], "--layer must be in [0, 5], not 6"),
+    (["--head", "-1"], "--head must be in [0, 11], not -1"),
+    (["--rank", "33"], "--rank must be in [1, 32], not 33"),
+    (["--x-width", "1"], "--x-width must be in [2, 16], not 1"),
+    (["--mode", "exp"], "argument --mode: invalid choice: 'exp'"),
+    (["--sentences", "{missing}"], "cannot read sentences file"),
+])
+def test_cli_bad_input(tmp_path, args, message):
+    args = [a.format(missing=tmp_path / "missing.txt") for a in args]
+    result = damf("minilm-head", *args, "--out", tmp_path / "out")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("damf: error: " + message), result.stderr
+    assert not (tmp_path / "out").exists()
