@@ -434,32 +434,54 @@ def markdown(doc):
     header = "| side | parts | " + " | ".join(c[0] for c in COLUMNS) + " |"
     rule = "|---|---|" + "---:|" * len(COLUMNS)
     for name, entry in doc["comparisons"].items():
-        lines += [f"## {TITLES[name]}", ""]
-        if not entry["available"] and "missing" in entry:
-            lines += [f"Not yet available: block(s) {', '.join('`' + b + '`' for b in entry['missing'])} "
-                      "not registered in `damf/blocks.py`.", ""]
-            continue
-        if not entry["available"]:
-            lines += ["Not available: synthesis failed for " + "; ".join(entry["failed"]) + ".", ""]
-            continue
-        lines += [header, rule]
-        for side in ("damf", "baseline"):
-            s = entry[side]
-            lines.append(f"| {'DAMF' if side == 'damf' else 'baseline'} | "
-                         + " + ".join(f"`{b}`" for b in s["parts"]) + " | "
-                         + " | ".join(_fmt(_get(s, path), digits) for _, path, digits in COLUMNS) + " |")
-        ratios = [_ratio(_get(entry["damf"], path), _get(entry["baseline"], path)) for _, path, _ in COLUMNS]
-        lines.append("| DAMF / baseline | | " + " | ".join("-" if r is None else f"{r:.2f}" for r in ratios) + " |")
-        lines.append("")
-        for side in ("damf", "baseline"):
-            s = entry[side]
-            lines.append(f"- {'DAMF' if side == 'damf' else 'Baseline'} includes: {s['includes']}.")
-            lines.append(f"  Cycles: {s['cycles_composition']} = "
-                         + " + ".join(f"{v:,} ({k})" for k, v in s["cycles_by_part"].items())
-                         + f" = {s['cycles']:,}.")
-            lines.append("  Multipliers (`$mul` of the word-level netlist): "
-                         + ", ".join(f"`{k}` {v}" for k, v in s["multipliers_by_part"].items()) + ".")
-        lines.append("")
+        lines += [f"## {TITLES[name]}", ""] + _entry_lines(entry, header, rule)
+    if doc.get("base2"):
+        b2 = doc["base2"]
+        lines += ["## Mode base2", "",
+                  "The same comparisons with the DAMF head in mode `base2` (docs/numerics.md section 8), the "
+                  "mode `damf eval` finds faithful for a trained model that was not trained for DAMF. The score "
+                  "path is the same as above; `row-stats` keeps only N and A_max, `shift-accumulate` has no SV "
+                  "term, and the head's t_n stage compares A_max - A with weight_frac + 1 constants. "
+                  f"c = {b2['c_int']} * 2^-{b2['c_frac']} (chosen to spread random heads over the exponents; "
+                  "the area hardly depends on it).", ""]
+        for name, entry in b2["comparisons"].items():
+            lines += [f"### {TITLES[name]} (base2)", ""] + _entry_lines(entry, header, rule)
+    lines += _tail_lines(doc)
+    return "\n".join(lines)
+
+
+def _entry_lines(entry, header, rule):
+    """The table and notes of one comparison entry."""
+    lines = []
+    if not entry["available"] and "missing" in entry:
+        return [f"Not yet available: block(s) {', '.join('`' + b + '`' for b in entry['missing'])} "
+                "not registered in `damf/blocks.py`.", ""]
+    if not entry["available"]:
+        return ["Not available: synthesis failed for " + "; ".join(entry["failed"]) + ".", ""]
+    lines += [header, rule]
+    for side in ("damf", "baseline"):
+        s = entry[side]
+        lines.append(f"| {'DAMF' if side == 'damf' else 'baseline'} | "
+                     + " + ".join(f"`{b}`" for b in s["parts"]) + " | "
+                     + " | ".join(_fmt(_get(s, path), digits) for _, path, digits in COLUMNS) + " |")
+    ratios = [_ratio(_get(entry["damf"], path), _get(entry["baseline"], path)) for _, path, _ in COLUMNS]
+    lines.append("| DAMF / baseline | | " + " | ".join("-" if r is None else f"{r:.2f}" for r in ratios) + " |")
+    lines.append("")
+    for side in ("damf", "baseline"):
+        s = entry[side]
+        lines.append(f"- {'DAMF' if side == 'damf' else 'Baseline'} includes: {s['includes']}.")
+        lines.append(f"  Cycles: {s['cycles_composition']} = "
+                     + " + ".join(f"{v:,} ({k})" for k, v in s["cycles_by_part"].items())
+                     + f" = {s['cycles']:,}.")
+        lines.append("  Multipliers (`$mul` of the word-level netlist): "
+                     + ", ".join(f"`{k}` {v}" for k, v in s["multipliers_by_part"].items()) + ".")
+    lines.append("")
+    return lines
+
+
+def _tail_lines(doc):
+    preset = doc["preset"]
+    lines = []
     sa = doc["shift_accumulate_multipliers"]
     lines += [f"**A' x V without multipliers**: `shift-accumulate` has {sa} `$mul` cells in its "
               "word-level netlist (`proc; flatten; opt -full; stat`), read from the synthesis result.", ""]
@@ -480,7 +502,7 @@ def markdown(doc):
                              f"{_fmt(r['transistors'] * r['cycles'])} |")
             lines.append("")
     lines += ["## Cycle models against simulation", ""] + [f"- {c}" for c in CYCLE_CHECKS] + [""]
-    return "\n".join(lines)
+    return lines
 
 
 CYCLE_CHECKS = (
@@ -531,6 +553,26 @@ def write_reports(doc, out_dir, *, plots=True):
     return paths
 
 
+BASE2_COMPARISONS = ("axv", "head")     # the comparisons whose DAMF side depends on the mode
+
+
+def base2_head(damf):
+    """The preset's DAMF head in mode base2, with ``c`` from
+    :func:`damf.golden.damf_head_block.calibrated_base2`: the preset has no real-valued score
+    scale, so ``c`` is chosen to spread random heads over the exponents (realistic threshold
+    constants; area hardly depends on them)."""
+    from .golden.damf_head_block import calibrated_base2
+    return calibrated_base2(damf)
+
+
+def base2_doc(cfgs, results):
+    """The A' x V and head comparisons with the DAMF side in mode base2, and ``c``."""
+    entries = compare(cfgs, results)
+    head = cfgs["damf-head"]
+    return {"c_int": head.c_int, "c_frac": head.c_frac,
+            "comparisons": {name: entries[name] for name in BASE2_COMPARISONS if name in entries}}
+
+
 def build_doc(preset, cfgs, results, sweeps):
     comparisons = compare(cfgs, results)
     return {
@@ -565,6 +607,12 @@ def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=No
     sweeps = (run_sweeps(preset, cache, jobs=jobs, known=list(results) + full, progress=progress, **(grid or {}))
               if sweep else {})
     doc = build_doc(preset, cfgs, by_block, sweeps)
+    # the base2 mode: only row-stats, shift-accumulate and the head differ (the score path does not)
+    cfgs_b2 = part_configs(base2_head(damf), base)
+    needed_b2 = [cfgs_b2[b] for name in BASE2_COMPARISONS if name in COMPARISONS for b in COMPARISONS[name][0]]
+    progress(f"compare ({preset}): {len(needed_b2)} base2 parts")
+    full_b2 = synthesize_many(needed_b2, cache, full=fpga, pnr=pnr, jobs=jobs, known=results, progress=progress)
+    doc["base2"] = base2_doc(cfgs_b2, {**by_block, **{c.block: r for c, r in zip(needed_b2, full_b2)}})
     paths = write_reports(doc, out)
     progress(f"wrote {', '.join(str(p) for p in paths)} ({time.monotonic() - start:.0f} s)")
     return doc

@@ -125,6 +125,12 @@ def test_tiny_run_with_tools(tmp_path, monkeypatch):
     text = (tmp_path / "reports" / "compare-tiny.md").read_text()
     assert "| DAMF | `row-stats` + `shift-accumulate` | 0 |" in text
     assert "![seq_len sweep](compare-tiny-seq-len.png)" in text
+    # mode base2: row-stats keeps only N and A_max and shift-accumulate has no SV term: smaller
+    b2 = doc["base2"]["comparisons"]["axv"]["damf"]
+    assert b2["multipliers_by_part"]["shift-accumulate"] == 0
+    assert b2["cmos"]["transistors"] < axv["damf"]["cmos"]["transistors"]
+    assert b2["cycles"] < axv["damf"]["cycles"]                 # 1-cycle row set-up instead of 4
+    assert "## Mode base2" in text and "### A' x V: DAMF row-stats + shift-accumulate vs softmax + systolic-av (base2)" in text
     # a second run synthesizes nothing: everything comes from the cache
     log.clear()
     again = compare.run(preset="tiny", results=[], out=tmp_path / "reports2", build=tmp_path / "build",
