@@ -7,14 +7,13 @@ Bad input (unknown block, preset or key, invalid value, malformed file) prints o
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from .blocks import BLOCKS, get_block, to_verilog
 from .config import PRESETS, ConfigError
+from .files import write_atomically
 
 __all__ = ["main"]
 
@@ -43,31 +42,6 @@ def _add_config_args(p):
                    help="override one configuration key (repeatable), applied last")
 
 
-def _write_atomically(files):
-    """Write ``{path: text}``; either every file is written or none is."""
-    temps = []
-    try:
-        for path, text in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.chmod(tmp, 0o666 & ~_umask())
-            temps.append((tmp, path))
-        for tmp, path in temps:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 # ---- commands -------------------------------------------------------------------------------
 
 def cmd_generate(args):
@@ -77,7 +51,7 @@ def cmd_generate(args):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out must be a directory, not the file '{out}'")
-    _write_atomically({out / f"{block.name}.v": text, out / f"{block.name}.json": cfg.to_json()})
+    write_atomically({out / f"{block.name}.v": text, out / f"{block.name}.json": cfg.to_json()})
     print(f"wrote {out / (block.name + '.v')} and {out / (block.name + '.json')}")
     return 0
 
@@ -115,7 +89,7 @@ def cmd_minilm_head(args):
                      "inputs": "X' = [X, 1] (the layer's input and a constant 1 for the biases) with "
                                "x_frac fraction bits; V = X Wv + bv with v_frac; Z has v_frac + out_frac"}
     stem = f"minilm-l{args.layer}h{args.head}"
-    _write_atomically({out / f"{stem}.v": text, out / f"{stem}.json": json.dumps(doc, indent=1) + "\n"})
+    write_atomically({out / f"{stem}.v": text, out / f"{stem}.json": json.dumps(doc, indent=1) + "\n"})
     print(f"wrote {out / (stem + '.v')} and {out / (stem + '.json')}")
     return 0
 
@@ -132,7 +106,7 @@ def cmd_golden(args):
             cfg = block.config_cls.from_preset(name)
             doc = vectors.generate(cfg, seed=args.seed, count=args.count)
             files[Path(args.out) / name / f"{block.name}.json"] = vectors.dumps(doc)
-    _write_atomically(files)
+    write_atomically(files)
     for path in files:
         print(f"wrote {path}")
     return 0

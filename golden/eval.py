@@ -275,6 +275,20 @@ def _calibrate(model, hidden, layers, opts):
     return {"x_frac": x_frac, "v_frac": v_frac}
 
 
+def resolve_ranks_layers(model, ranks, layers):
+    """``(ranks, labels, layers)``: the ``--ranks`` values as integers ('full' = d_head) with
+    their report labels, and the ``--layers`` (default: all), checked against ``model``."""
+    d_head = model.d_head
+    for r in ranks:
+        if r != "full" and r > d_head:
+            raise ConfigError(f"--ranks values must be at most d_head = {d_head} (or 'full'), not {r}")
+    layers = tuple(range(model.n_layers)) if layers is None else tuple(layers)
+    for l in layers:
+        if not 0 <= l < model.n_layers:
+            raise ConfigError(f"--layers values must be in [0, {model.n_layers - 1}], not {l}")
+    return [d_head if r == "full" else r for r in ranks], [_label(r, d_head) for r in ranks], layers
+
+
 def run(opts, model=None):
     """Run every stage; returns the JSON-able result dict (see the module docstring)."""
     from .minilm import MiniLM
@@ -285,15 +299,7 @@ def run(opts, model=None):
         log("loading all-MiniLM-L6-v2 (safetensors, tokenizer)")
         model = MiniLM()
     d_head, n_heads = model.d_head, model.n_heads
-    for r in opts.ranks:
-        if r != "full" and r > d_head:
-            raise ConfigError(f"--ranks values must be at most d_head = {d_head} (or 'full'), not {r}")
-    layers = tuple(range(model.n_layers)) if opts.layers is None else tuple(opts.layers)
-    for l in layers:
-        if not 0 <= l < model.n_layers:
-            raise ConfigError(f"--layers values must be in [0, {model.n_layers - 1}], not {l}")
-    ranks = [d_head if r == "full" else r for r in opts.ranks]
-    labels = [_label(r, d_head) for r in opts.ranks]
+    ranks, labels, layers = resolve_ranks_layers(model, opts.ranks, opts.layers)
     base = (opts.x_width[0], opts.w_width[0], opts.v_width[0], opts.weight_frac[0], opts.out_frac)
     c_float = math.log2(math.e) / math.sqrt(d_head)
 

@@ -53,9 +53,7 @@ holds and :func:`write_report` renders ``report.md`` and the PNG plots.
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +62,7 @@ import numpy as np
 
 from ..config import ConfigError
 from . import eval as ev
+from ..files import write_atomically
 from .damf_float import augment, concentration
 
 __all__ = ["FinetuneOptions", "parse_lambdas", "split_sentences", "head_factors", "factor_svd",
@@ -351,15 +350,7 @@ def run(opts, model=None):
         log("loading all-MiniLM-L6-v2 (safetensors, tokenizer)")
         model = MiniLM()
     d, H = model.d_head, model.n_heads
-    for r in opts.ranks:
-        if r != "full" and r > d:
-            raise ConfigError(f"--ranks values must be at most d_head = {d} (or 'full'), not {r}")
-    layers = tuple(range(model.n_layers)) if opts.layers is None else tuple(opts.layers)
-    for l in layers:
-        if not 0 <= l < model.n_layers:
-            raise ConfigError(f"--layers values must be in [0, {model.n_layers - 1}], not {l}")
-    ranks = [d if r == "full" else r for r in opts.ranks]
-    labels = [ev._label(r, d) for r in opts.ranks]
+    ranks, labels, layers = ev.resolve_ranks_layers(model, opts.ranks, opts.layers)
 
     log(f"exact forward pass of {len(sentences)} sentences "
         f"({len(train_idx)} for training, {len(held_idx)} held out, seed {opts.seed})")
@@ -457,27 +448,6 @@ def run(opts, model=None):
 
 def _f(x, n=3):
     return f"{x:.{n}f}"
-
-
-def _write_files(files):
-    """Write ``{path: bytes}``; either every file is replaced or none is (temp files + rename)."""
-    temps = []
-    try:
-        for path, data in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)
-            temps.append((tmp, path))
-        for tmp, path in temps:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
 
 def _lam(x):
@@ -703,5 +673,5 @@ def write_report(result, out, *, command=None):
 
     files[out / "report.md"] = "\n".join(md).encode()
     files[out / "report.json"] = (json.dumps(result, indent=1) + "\n").encode()
-    _write_files(files)
+    write_atomically(files)
     return list(files)
