@@ -12,10 +12,14 @@ gap" (driver) or "hold ready low" (monitor).  :func:`random_pattern` makes seede
 import collections
 import itertools
 import os
+import random
 
-from cocotb.triggers import Event, ReadOnly, RisingEdge
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, Event, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 
-__all__ = ["pack", "unpack", "random_pattern", "cocotb_timeout", "StreamDriver", "StreamMonitor"]
+__all__ = ["pack", "unpack", "random_pattern", "cocotb_timeout", "StreamDriver", "StreamMonitor", "BlockTB"]
 
 
 def cocotb_timeout(default_ms=5):
@@ -131,3 +135,63 @@ class StreamMonitor:
                 waiters, self._waiters = self._waiters, []
                 for event in waiters:
                     event.set()
+
+
+class BlockTB:
+    """What every block's testbench shares (subclasses set :attr:`config_cls`).
+
+    * ``cfg``: the block's configuration, read from ``DAMF_CONFIG`` (the ``BLOCK.json`` next
+      to the Verilog);
+    * ``seed`` (``DAMF_SEED``, default 1), logged so that a failure can be rerun, with
+      ``rng`` (``random.Random``) and ``nprng`` (NumPy) seeded from it;
+    * a 10 ns clock on ``clk``;
+    * one :class:`StreamDriver` per input stream, with random idle cycles of probability
+      ``idle``, as attributes named by :attr:`inputs` (``{attribute: port}``, made in that
+      order; :meth:`add_driver` adds more);
+    * ``out``, a :class:`StreamMonitor` of ``o`` with random backpressure;
+    * ``expected``, the list the testbench fills from the golden model.
+    """
+
+    config_cls = None
+    inputs = {"i": "i"}
+
+    def __init__(self, dut, *, idle=0.0, backpressure=0.0, seed=None):
+        self.dut = dut
+        self.cfg = self.config_cls.from_file(os.environ["DAMF_CONFIG"])
+        self.seed = int(os.environ.get("DAMF_SEED", "1")) if seed is None else seed
+        self.rng = random.Random(self.seed)
+        self.nprng = np.random.default_rng(self.seed)
+        dut._log.info("seed %d (rerun with DAMF_SEED=%d), %r, idle %.2f, backpressure %.2f",
+                      self.seed, self.seed, self.cfg, idle, backpressure)
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        self.parts = []
+        for attr, port in self.inputs.items():
+            self.add_driver(attr, port, idle)
+        self.out = StreamMonitor(dut, "o", dut.clk, random_pattern(self.rng, backpressure))
+        self.parts.append(self.out)
+        self.expected = []
+
+    def add_driver(self, attr, port, idle=0.0):
+        """A driver of input stream ``port`` as ``self.<attr>``, started by :meth:`reset`."""
+        driver = StreamDriver(self.dut, port, self.dut.clk, random_pattern(self.rng, idle))
+        setattr(self, attr, driver)
+        self.parts.append(driver)
+        return driver
+
+    async def reset(self):
+        """Two cycles of reset, then start every driver and the monitor."""
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 2)
+        self.dut.rst.value = 0
+        await RisingEdge(self.dut.clk)
+        for part in self.parts:
+            cocotb.start_soon(part.run())
+
+    async def wait_results(self, count, budget, what="results"):
+        """Wait until ``o`` has delivered ``count`` payloads, at most ``budget`` cycles; a
+        stall fails with how many arrived and the seed."""
+        try:
+            await with_timeout(self.out.wait_for(count), budget * 10, "ns")
+        except SimTimeoutError:
+            raise AssertionError(f"{len(self.out.received)} of {count} {what} after {budget} cycles: "
+                                 f"the unit stalled (seed {self.seed})") from None

@@ -14,47 +14,29 @@ Environment (set by the runner ``sim/test_baseline_head.py`` or ``damf sim``):
 
 import json
 import os
-import random
 
 import cocotb
-import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import BaselineHeadConfig
 from ..golden import vectors as golden_vectors
 from ..golden.baseline_head import head, z_beats, z_from_beats
-from .streams import StreamDriver, StreamMonitor, pack, random_pattern, unpack, cocotb_timeout
+from .streams import BlockTB, cocotb_timeout, pack, unpack
 
 TIMEOUT = cocotb_timeout()
 IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
 BACKPRESSURE = float(os.environ.get("DAMF_BACKPRESSURE", "0.3"))
 
 
-class TB:
+class TB(BlockTB):
     """Clock, reset, a driver of ``i`` (tokens) and a monitor of ``o`` (rows of ``Z`` tiles)."""
 
-    def __init__(self, dut, *, idle=0.0, backpressure=0.0):
-        self.dut = dut
-        self.cfg = BaselineHeadConfig.from_file(os.environ["DAMF_CONFIG"])
-        self.seed = int(os.environ.get("DAMF_SEED", "1"))
-        self.rng = random.Random(self.seed)
-        self.nprng = np.random.default_rng(self.seed)
-        dut._log.info("seed %d (rerun with DAMF_SEED=%d), %r, idle %.2f, backpressure %.2f",
-                      self.seed, self.seed, self.cfg, idle, backpressure)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.src = StreamDriver(dut, "i", dut.clk, random_pattern(self.rng, idle))
-        self.out = StreamMonitor(dut, "o", dut.clk, random_pattern(self.rng, backpressure))
-        self.expected = []   # expected o beats, each a list of cols elements of Z
-        self.heads = 0
+    config_cls = BaselineHeadConfig
+    inputs = {"src": "i"}
 
-    async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 2)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        cocotb.start_soon(self.src.run())
-        cocotb.start_soon(self.out.run())
+    def __init__(self, dut, *, idle=0.0, backpressure=0.0):
+        super().__init__(dut, idle=idle, backpressure=backpressure)
+        self.heads = 0
 
     def send(self, q, k, v, *, expect=True):
         """Queue the ``seq_len`` token beats of one head and, unless ``expect`` is false, its
@@ -72,11 +54,7 @@ class TB:
         """Wait for ``count`` beats of ``Z`` in total, failing (not hanging) if they do not come.
         The bound: every head queued so far may take 4 times its documented cycles."""
         budget = 4 * self.heads * self.cfg.cycles + 100
-        try:
-            await with_timeout(self.out.wait_for(count), budget * 10, "ns")
-        except SimTimeoutError:
-            raise AssertionError(f"{len(self.out.received)} of {count} Z beats after {budget} cycles: "
-                                 f"the head stalled (seed {self.seed})") from None
+        await super().wait_results(count, budget, "Z beats")
 
     def results(self):
         return [unpack(word, self.cfg.out_width, self.cfg.cols) for word in self.out.received]

@@ -9,48 +9,29 @@ default 24), ``DAMF_IDLE`` / ``DAMF_BACKPRESSURE``, ``DAMF_TIMEOUT_MS``, and ``D
 
 import json
 import os
-import random
 
 import cocotb
-import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import ClockCycles
 
 from ..golden import vectors as golden_vectors
 from ..golden.damf_head_block import cross_heads, damf_head_block, heads, split_heads, weight_vectors
 from ..head_config import DamfHeadBlockConfig
 from ..hdl.damf_head import unpack_output, v_words, x_beats
 from ..hdl.inner_product import pack_weight_words
-from .streams import StreamDriver, StreamMonitor, random_pattern, cocotb_timeout
+from .streams import BlockTB, cocotb_timeout
 
 TIMEOUT = cocotb_timeout(20)
 
 
-class TB:
-    def __init__(self, dut, *, idle=0.0, backpressure=0.0):
-        self.dut = dut
-        self.cfg = DamfHeadBlockConfig.from_file(os.environ["DAMF_CONFIG"])
-        self.seed = int(os.environ.get("DAMF_SEED", "1"))
-        self.rng = random.Random(self.seed)
-        self.nprng = np.random.default_rng(self.seed)
-        dut._log.info("seed %d (rerun with DAMF_SEED=%d), %r", self.seed, self.seed, self.cfg)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.x = StreamDriver(dut, "x", dut.clk, random_pattern(self.rng, idle))
-        self.v = StreamDriver(dut, "v", dut.clk, random_pattern(self.rng, idle))
-        self.y = StreamDriver(dut, "y", dut.clk, random_pattern(self.rng, idle)) if self.cfg.cross else None
-        self.w = StreamDriver(dut, "w", dut.clk) if self.cfg.weights == "runtime" else None
-        self.out = StreamMonitor(dut, "o", dut.clk, random_pattern(self.rng, backpressure))
-        self.expected = []
-        self.u, self.vw = weight_vectors(self.cfg, self.nprng)
+class TB(BlockTB):
+    config_cls = DamfHeadBlockConfig
+    inputs = {"x": "x", "v": "v"}
 
-    async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 2)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        for part in (self.x, self.y, self.v, self.w, self.out):
-            if part is not None:
-                cocotb.start_soon(part.run())
+    def __init__(self, dut, *, idle=0.0, backpressure=0.0):
+        super().__init__(dut, idle=idle, backpressure=backpressure)
+        self.y = self.add_driver("y", "y", idle) if self.cfg.cross else None
+        self.w = self.add_driver("w", "w") if self.cfg.weights == "runtime" else None
+        self.u, self.vw = weight_vectors(self.cfg, self.nprng)
 
     async def load_weights(self, u, v):
         """New ``u``, ``v`` (runtime weights), after every queued head has produced its ``Z``."""
@@ -80,11 +61,7 @@ class TB:
     async def drain(self):
         budget = 20 * (self.cfg.seq_len + 10) * (len(self.expected) - len(self.out.received) + 1) \
             + 40 * len(self.x.queue) + 100
-        try:
-            await with_timeout(self.out.wait_for(len(self.expected)), budget * 10, "ns")
-        except SimTimeoutError:
-            raise AssertionError(f"{len(self.out.received)} of {len(self.expected)} rows after {budget} "
-                                 f"cycles: the head stalled (seed {self.seed})") from None
+        await self.wait_results(len(self.expected), budget, "rows")
 
     async def check(self):
         await self.drain()

@@ -14,51 +14,32 @@ Environment (set by the runner ``sim/test_inner_product.py`` or ``damf sim``):
 
 import json
 import os
-import random
 
 import cocotb
-import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import ClockCycles
 
 from ..config import InnerProductConfig
 from ..golden import vectors as golden_vectors
 from ..golden.inner_product import inner_product
 from ..golden.quant import int_range
 from ..hdl.inner_product import pack_weight_words
-from .streams import StreamDriver, StreamMonitor, pack, random_pattern, unpack, cocotb_timeout
+from .streams import BlockTB, cocotb_timeout, pack, unpack
 
 
 # Every test fails, rather than hangs, if the unit deadlocks.
 TIMEOUT = cocotb_timeout()
 
 
-class TB:
+class TB(BlockTB):
     """Clock, reset, and one driver/monitor per stream of the unit."""
 
-    def __init__(self, dut, *, idle=0.0, backpressure=0.0, seed=None):
-        self.dut = dut
-        self.cfg = InnerProductConfig.from_file(os.environ["DAMF_CONFIG"])
-        self.seed = int(os.environ.get("DAMF_SEED", "1")) if seed is None else seed
-        self.rng = random.Random(self.seed)
-        self.nprng = np.random.default_rng(self.seed)
-        dut._log.info("seed %d (rerun with DAMF_SEED=%d), %r", self.seed, self.seed, self.cfg)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.x = StreamDriver(dut, "i", dut.clk, random_pattern(self.rng, idle))
-        self.out = StreamMonitor(dut, "o", dut.clk, random_pattern(self.rng, backpressure))
-        self.w = (StreamDriver(dut, "w", dut.clk, random_pattern(self.rng, idle))
-                  if self.cfg.weights == "runtime" else None)
-        self.expected_p, self.expected_q = [], []
+    config_cls = InnerProductConfig
+    inputs = {"x": "i"}
 
-    async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 2)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        cocotb.start_soon(self.x.run())
-        cocotb.start_soon(self.out.run())
-        if self.w is not None:
-            cocotb.start_soon(self.w.run())
+    def __init__(self, dut, *, idle=0.0, backpressure=0.0, seed=None):
+        super().__init__(dut, idle=idle, backpressure=backpressure, seed=seed)
+        self.w = self.add_driver("w", "w", idle) if self.cfg.weights == "runtime" else None
+        self.expected_p, self.expected_q = [], []
 
     def queue_load(self, u, v):
         """Queue one weight load (padding lanes filled with noise)."""
@@ -94,11 +75,7 @@ class TB:
         """
         beats = self.x.sent + len(self.x.queue) + (self.w.sent + len(self.w.queue) if self.w else 0)
         budget = 20 * beats + 100 * self.cfg.latency
-        try:
-            await with_timeout(self.out.wait_for(count), budget * 10, "ns")
-        except SimTimeoutError:
-            raise AssertionError(f"{len(self.out.received)} of {count} results after {budget} cycles: "
-                                 f"the unit stalled (seed {self.seed})") from None
+        await super().wait_results(count, budget, "results")
 
     def results(self):
         w, r = self.cfg.out_width, self.cfg.rank

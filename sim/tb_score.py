@@ -8,43 +8,22 @@ Environment (set by ``sim/test_score.py`` or ``damf sim``): ``DAMF_CONFIG`` (the
 
 import json
 import os
-import random
 
 import cocotb
-import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import ClockCycles
 
 from ..golden import vectors as golden_vectors
 from ..golden.score import row_beats, score_matrix
 from ..head_config import ScoreConfig
 from ..hdl.score import pack_key, pack_query, unpack_output
-from .streams import StreamDriver, StreamMonitor, random_pattern, cocotb_timeout
+from .streams import BlockTB, cocotb_timeout
 
 TIMEOUT = cocotb_timeout()
 
 
-class TB:
-    def __init__(self, dut, *, idle=0.0, backpressure=0.0):
-        self.dut = dut
-        self.cfg = ScoreConfig.from_file(os.environ["DAMF_CONFIG"])
-        self.seed = int(os.environ.get("DAMF_SEED", "1"))
-        self.rng = random.Random(self.seed)
-        self.nprng = np.random.default_rng(self.seed)
-        dut._log.info("seed %d (rerun with DAMF_SEED=%d), %r", self.seed, self.seed, self.cfg)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.k = StreamDriver(dut, "k", dut.clk, random_pattern(self.rng, idle))
-        self.i = StreamDriver(dut, "i", dut.clk, random_pattern(self.rng, idle))
-        self.out = StreamMonitor(dut, "o", dut.clk, random_pattern(self.rng, backpressure))
-        self.expected = []
-
-    async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 2)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        for part in (self.k, self.i, self.out):
-            cocotb.start_soon(part.run())
+class TB(BlockTB):
+    config_cls = ScoreConfig
+    inputs = {"k": "k", "i": "i"}
 
     async def problem(self, p, q):
         """Load keys ``q`` (after every earlier query was accepted), then queue queries ``p``."""
@@ -59,11 +38,7 @@ class TB:
 
     async def check(self):
         budget = 40 * (len(self.expected) + self.k.sent + self.i.sent) + 100
-        try:
-            await with_timeout(self.out.wait_for(len(self.expected)), budget * 10, "ns")
-        except SimTimeoutError:
-            raise AssertionError(f"{len(self.out.received)} of {len(self.expected)} beats after {budget} "
-                                 f"cycles: the unit stalled (seed {self.seed})") from None
+        await self.wait_results(len(self.expected), budget, "beats")
         await ClockCycles(self.dut.clk, 2 * self.cfg.latency)
         got = [unpack_output(self.cfg, w) for w in self.out.received]
         assert len(got) == len(self.expected), f"{len(got)} beats, expected {len(self.expected)}"

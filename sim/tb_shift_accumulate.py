@@ -7,43 +7,26 @@ Environment: ``DAMF_CONFIG`` (the ``shift-accumulate.json``), ``DAMF_SEED``, ``D
 
 import json
 import os
-import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import ClockCycles
 
 from ..golden import vectors as golden_vectors
 from ..golden.shift_accumulate import shift_accumulate_row
 from ..head_config import ShiftAccumulateConfig
 from ..hdl.shift_accumulate import pack_input, unpack_output
-from .streams import StreamDriver, StreamMonitor, random_pattern, cocotb_timeout
+from .streams import BlockTB, cocotb_timeout
 
 TIMEOUT = cocotb_timeout()
 
 
-class TB:
-    def __init__(self, dut, *, idle=0.0, backpressure=0.0):
-        self.dut = dut
-        self.cfg = ShiftAccumulateConfig.from_file(os.environ["DAMF_CONFIG"])
-        self.seed = int(os.environ.get("DAMF_SEED", "1"))
-        self.rng = random.Random(self.seed)
-        self.nprng = np.random.default_rng(self.seed)
-        dut._log.info("seed %d (rerun with DAMF_SEED=%d), %r", self.seed, self.seed, self.cfg)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        dut.i__payload.value = 0
-        self.i = StreamDriver(dut, "i", dut.clk, random_pattern(self.rng, idle))
-        self.out = StreamMonitor(dut, "o", dut.clk, random_pattern(self.rng, backpressure))
-        self.expected = []
+class TB(BlockTB):
+    config_cls = ShiftAccumulateConfig
 
-    async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 2)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        cocotb.start_soon(self.i.run())
-        cocotb.start_soon(self.out.run())
+    def __init__(self, dut, *, idle=0.0, backpressure=0.0):
+        super().__init__(dut, idle=idle, backpressure=backpressure)
+        dut.i__payload.value = 0
 
     def send_row(self, V, sign, shift, c_shift, sh):
         for n, (v, s, t) in enumerate(zip(V, sign, shift)):
@@ -52,11 +35,7 @@ class TB:
 
     async def check(self):
         budget = 40 * (self.i.sent + len(self.i.queue)) + 20 * len(self.expected) + 100
-        try:
-            await with_timeout(self.out.wait_for(len(self.expected)), budget * 10, "ns")
-        except SimTimeoutError:
-            raise AssertionError(f"{len(self.out.received)} of {len(self.expected)} rows after {budget} "
-                                 f"cycles: the unit stalled (seed {self.seed})") from None
+        await self.wait_results(len(self.expected), budget, "rows")
         await ClockCycles(self.dut.clk, 10)
         got = [unpack_output(self.cfg, w) for w in self.out.received]
         assert len(got) == len(self.expected)

@@ -13,47 +13,29 @@ Environment (set by the runner ``sim/test_softmax.py`` or ``damf sim``):
 
 import json
 import os
-import random
 
 import cocotb
-import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import SoftmaxConfig
 from ..golden import vectors as golden_vectors
 from ..golden.softmax import softmax_row, split_rows
-from .streams import StreamDriver, StreamMonitor, random_pattern, cocotb_timeout
+from .streams import BlockTB, cocotb_timeout
 
 TIMEOUT = cocotb_timeout()
 IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
 BACKPRESSURE = float(os.environ.get("DAMF_BACKPRESSURE", "0.3"))
 
 
-class TB:
+class TB(BlockTB):
     """Clock, reset, a driver of ``i`` and a monitor of ``o``."""
 
-    def __init__(self, dut, *, idle=0.0, backpressure=0.0):
-        self.dut = dut
-        self.cfg = SoftmaxConfig.from_file(os.environ["DAMF_CONFIG"])
-        self.seed = int(os.environ.get("DAMF_SEED", "1"))
-        self.rng = random.Random(self.seed)
-        self.nprng = np.random.default_rng(self.seed)
-        dut._log.info("seed %d (rerun with DAMF_SEED=%d), %r, idle %.2f, backpressure %.2f",
-                      self.seed, self.seed, self.cfg, idle, backpressure)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.src = StreamDriver(dut, "i", dut.clk, random_pattern(self.rng, idle))
-        self.out = StreamMonitor(dut, "o", dut.clk, random_pattern(self.rng, backpressure))
-        self.expected = []   # expected output rows
-        self.lengths = []
+    config_cls = SoftmaxConfig
+    inputs = {"src": "i"}
 
-    async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 2)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        cocotb.start_soon(self.src.run())
-        cocotb.start_soon(self.out.run())
+    def __init__(self, dut, *, idle=0.0, backpressure=0.0):
+        super().__init__(dut, idle=idle, backpressure=backpressure)
+        self.lengths = []
 
     def send(self, row, *, expect=True, last=True):
         """Queue one row of scores (``last`` set on its final beat unless ``last`` is false:
@@ -73,11 +55,7 @@ class TB:
 
     async def wait_results(self, count):
         budget = 20 * sum(self.cfg.row_interval(n) for n in self.lengths) + 100
-        try:
-            await with_timeout(self.out.wait_for(count), budget * 10, "ns")
-        except SimTimeoutError:
-            raise AssertionError(f"{len(self.out.received)} of {count} probabilities after {budget} cycles: "
-                                 f"the unit stalled (seed {self.seed})") from None
+        await super().wait_results(count, budget, "probabilities")
 
     async def check(self):
         """Wait for every expected probability; compare values and last flags, in order."""

@@ -15,19 +15,16 @@ Environment (set by the runner ``sim/test_systolic_qk.py`` or ``damf sim``):
 
 import json
 import os
-import random
 
 import cocotb
-import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import SystolicQKConfig
 from ..golden import vectors as golden_vectors
 from ..golden.quant import int_range
 from ..golden.systolic_qk import score_rows, scores, scores_from_rows
 from ..hdl.systolic_qk import pack_input_beats
-from .streams import StreamDriver, StreamMonitor, random_pattern, unpack, cocotb_timeout
+from .streams import BlockTB, cocotb_timeout, unpack
 
 
 # Every test fails, rather than hangs, if the engine deadlocks.
@@ -37,37 +34,17 @@ IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
 BACKPRESSURE = float(os.environ.get("DAMF_BACKPRESSURE", "0.3"))
 
 
-class TB:
+class TB(BlockTB):
     """Clock, reset, a driver of ``i`` and a monitor of ``o``.
 
     ``config_cls`` and :meth:`product` are what ``tb_systolic_av`` (the same array as the
     ``A' x V`` engine) changes."""
 
     config_cls = SystolicQKConfig
+    inputs = {"qk": "i"}
 
     def product(self, q, k):
         return scores(self.cfg, q, k)
-
-    def __init__(self, dut, *, idle=0.0, backpressure=0.0):
-        self.dut = dut
-        self.cfg = self.config_cls.from_file(os.environ["DAMF_CONFIG"])
-        self.seed = int(os.environ.get("DAMF_SEED", "1"))
-        self.rng = random.Random(self.seed)
-        self.nprng = np.random.default_rng(self.seed)
-        dut._log.info("seed %d (rerun with DAMF_SEED=%d), %r, idle %.2f, backpressure %.2f",
-                      self.seed, self.seed, self.cfg, idle, backpressure)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.qk = StreamDriver(dut, "i", dut.clk, random_pattern(self.rng, idle))
-        self.out = StreamMonitor(dut, "o", dut.clk, random_pattern(self.rng, backpressure))
-        self.expected = []   # expected o beats, each a list of cols scores
-
-    async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 2)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        cocotb.start_soon(self.qk.run())
-        cocotb.start_soon(self.out.run())
 
     def send(self, q, k, *, expect=True):
         """Queue the beats of one ``(Q, K)`` problem (padding lanes filled with noise) and,
@@ -86,11 +63,7 @@ class TB:
         """
         beats = self.qk.sent + len(self.qk.queue)
         budget = 20 * (beats + self.cfg.tiles * self.cfg.hold) + 10 * self.cfg.tile_cycles
-        try:
-            await with_timeout(self.out.wait_for(count), budget * 10, "ns")
-        except SimTimeoutError:
-            raise AssertionError(f"{len(self.out.received)} of {count} score rows after {budget} cycles: "
-                                 f"the engine stalled (seed {self.seed})") from None
+        await super().wait_results(count, budget, "score rows")
 
     def results(self):
         return [unpack(word, self.cfg.acc_width, self.cfg.cols) for word in self.out.received]
