@@ -15,6 +15,15 @@ from .golden.damf_head import DamfHeadConfig, pow2_exp
 __all__ = ["ScoreConfig", "RowStatsConfig", "ShiftAccumulateConfig", "DamfHeadBlockConfig"]
 
 
+def _inner_product_field(name):
+    """A field declared like :class:`~damf.config.InnerProductConfig`'s ``name`` (same default,
+    limits and doc), for configurations that carry the inner-product unit's fields."""
+    from dataclasses import fields
+    from .config import InnerProductConfig
+    f = {f.name: f for f in fields(InnerProductConfig)}[name]
+    return field(default=f.default, metadata=f.metadata)
+
+
 def _ceil_div(a, b):
     return -(-a // b)
 
@@ -149,22 +158,15 @@ class DamfHeadBlockConfig(DamfHeadConfig):
 
     block = "damf-head"
 
-    d_model: "int" = field(default=16, metadata={"min": 1, "max": 1 << 16,
-                           "doc": "elements per token vector X_m"})
-    lanes:   "int" = field(default=4, metadata={"min": 1, "max": 256,
-                           "doc": "elements of X_m accepted per beat"})
-    x_width: "int" = field(default=8, metadata={"min": 2, "max": 32,
-                           "doc": "bits of each signed element of X"})
-    w_width: "int" = field(default=8, metadata={"min": 2, "max": 32,
-                           "doc": "bits of each signed element of u and v"})
-    weights: "str" = field(default="runtime", metadata={"choices": ("runtime", "fixed"),
-                           "doc": "runtime: u, v loaded through the w stream; fixed: constants of the Verilog"})
-    weight_seed: "int" = field(default=1, metadata={"min": 0,
-                               "doc": "seed of the random u, v used when weights=fixed and u, v are not given"})
-    u: "tuple | None" = field(default=None, metadata={
-        "doc": "weights=fixed: rank x d_model signed integers (JSON list of lists); default: random from weight_seed"})
-    v: "tuple | None" = field(default=None, metadata={
-        "doc": "weights=fixed: rank x d_model signed integers (JSON list of lists); default: random from weight_seed"})
+    # the inner-product unit's fields, with its defaults, limits and docs (one definition)
+    d_model: "int" = _inner_product_field("d_model")
+    lanes: "int" = _inner_product_field("lanes")
+    x_width: "int" = _inner_product_field("x_width")
+    w_width: "int" = _inner_product_field("w_width")
+    weights: "str" = _inner_product_field("weights")
+    weight_seed: "int" = _inner_product_field("weight_seed")
+    u: "tuple | None" = _inner_product_field("u")
+    v: "tuple | None" = _inner_product_field("v")
     parallel: "int" = field(default=2, metadata={"min": 1, "max": 1 << 16,
                             "doc": "scores computed per cycle by the score unit; at most seq_len"})
     causal: "bool" = field(default=False, metadata={
