@@ -103,24 +103,27 @@ BLOCKS = {
     ),
     "shift-accumulate": Block(
         name="shift-accumulate",
-        summary="DAMF A'xV without multipliers: per key acc += sign (V_n << t_n), at row end adds SV << t_C, "
-                "rounds and saturates Z_m (base2: no SV term)",
+        summary="DAMF A'xV without multipliers: parallel keys per beat, acc += sign (V_n << t_n) by adder trees; "
+                "shared end-of-row units add SV << t_C, round and saturate Z_m (base2: no SV term)",
         config_cls=ShiftAccumulateConfig,
         build=_shift_accumulate,
         module="damf_shift_accumulate",
-        variants=({}, {"mode": "base2"}),
+        # one key per beat; an odd tree and one end-of-row unit per lane
+        variants=({}, {"mode": "base2"}, {"parallel": 1}, {"parallel": 3, "round_lanes": 3}),
     ),
     "damf-head": Block(
         name="damf-head",
         summary="the whole DAMF head: X tokens (inner-product unit) and V in, Z rows out "
-                "(score, row-stats, t_n stage, shift-accumulate; maclaurin or base2, causal, cross)",
+                "(requantize, score once per row, row-stats and row buffer, weight stage, shift-accumulate; "
+                "maclaurin or base2, causal, cross; two banks)",
         config_cls=DamfHeadBlockConfig,
         build=_damf_head,
         module="damf_damf_head",
         # fixed weights; one score per beat; partial beats (seq_len not a multiple of parallel);
         # causal; cross-attention (the y stream)
         variants=({}, {"weights": "fixed"}, {"parallel": 1}, {"parallel": 3, "mode": "maclaurin-abs"},
-                  {"causal": True}, {"cross": True}, {"mode": "base2"}, {"mode": "base2", "causal": True}),
+                  {"causal": True}, {"cross": True}, {"mode": "base2"}, {"mode": "base2", "causal": True},
+                  {"pq_width": 4, "pq_shift": 2}),
     ),
     "softmax": Block(
         name="softmax",

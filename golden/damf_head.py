@@ -19,9 +19,11 @@ reference the RTL (``damf-head``) must match with zero mismatches.  Summary:
   ``[0, weight_frac]`` (below 0: dropped); one final shift, rounded half away from zero, and
   saturation to ``out_width`` bits with ``out_frac`` fraction bits.
 
-Everything is int64 with explicit range checks; the float helpers at the end
-(:func:`damf_attention_float`, :func:`softmax_attention`, :func:`accuracy_summary`) are for
-accuracy studies only.
+Integers are exact: int64 with explicit range checks when every intermediate fits in 62 bits
+(:func:`exact_ints` is false, the fast path), otherwise NumPy object arrays of Python
+integers, with the same code and the same results; no width is limited by the model.  The
+float helpers at the end (:func:`damf_attention_float`, :func:`softmax_attention`,
+:func:`accuracy_summary`) are for accuracy studies only.
 
 :class:`DamfHeadConfig` lives here until the RTL block exists; it is a
 :class:`damf.config.BlockConfig` (presets, JSON, validation) so it can move to
@@ -33,21 +35,34 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..config import (MAX_DERIVED_WIDTH, BlockConfig, ConfigError, product_range,
-                      signed_range_width)
+from ..config import BlockConfig, product_range, signed_range_width
 from .inner_product import check_range
+from .quant import choose_shift, int_range, requantize
 
 __all__ = [
-    "MODES", "DamfHeadConfig", "pow2_exp", "base2_constant",
+    "MODES", "DamfHeadConfig", "pow2_exp", "base2_constant", "exact_ints",
+    "DEFAULT_PQ_WIDTH", "default_pq_width", "typical_pq_shift",
     "attention_mask", "scores", "RowStats", "row_stats", "value_sums", "count_times",
     "pow2_round", "maclaurin_normaliser", "base2_exponents", "shift_accumulate",
     "round_shift", "damf_head",
     "pow2_round_float", "damf_attention_float", "softmax_attention", "accuracy_summary",
     "accuracy_report", "format_accuracy",
-    "realistic_inputs",
+    "realistic_head", "realistic_inputs",
 ]
 
 MODES = ("maclaurin", "maclaurin-abs", "base2")
+
+# Width of p and q after the head's requantization (docs/numerics.md section 3a) that the
+# presets and for_inner_product choose, from the fidelity measurements of docs/eval.md and
+# section 12 (the smallest width whose cost is negligible).
+DEFAULT_PQ_WIDTH = 8
+
+# int64 holds every intermediate exactly when all derived widths are at most this.
+_INT64_WIDTH = 62
+
+# Largest base2 c_frac: c = c_int 2^-c_frac then reaches down to one score LSB of the widest
+# scores (pq_width 32, rank 64: 70 bits) with a 24-bit c_int and weight_frac 30.
+C_FRAC_MAX = 126
 
 
 def pow2_exp(x):
@@ -71,10 +86,11 @@ def _ubits(x):
 class DamfHeadConfig(BlockConfig):
     """Numerics of one DAMF attention head (``damf-head``); see ``docs/numerics.md``.
 
-    Inputs: ``p`` (``Lq x rank``) and ``q`` (``Lk x rank``) of ``pq_width`` bits from the
-    inner-product units, ``V`` (``Lk x d_head``) of ``v_width`` bits; ``1 <= Lq, Lk <=
-    seq_len`` at run time.  Output ``Z`` (``Lq x d_head``) of ``out_width`` bits with
-    ``out_frac`` fraction bits, in units of one LSB of ``V``.
+    Inputs: ``p`` (``Lq x rank``) and ``q`` (``Lk x rank``) of ``pq_width`` bits (the
+    inner-product units' outputs after the requantization of ``docs/numerics.md`` section 3a),
+    ``V`` (``Lk x d_head``) of ``v_width`` bits; ``1 <= Lq, Lk <= seq_len`` at run time.
+    Output ``Z`` (``Lq x d_head``) of ``out_width`` bits with ``out_frac`` fraction bits, in
+    units of one LSB of ``V``.
     """
 
     block = "damf-head"
@@ -85,8 +101,9 @@ class DamfHeadConfig(BlockConfig):
                                "doc": "elements of each value vector V_n and output vector Z_m"})
     rank:        "int" = field(default=1, metadata={"min": 1, "max": 64,
                                "doc": "number of (p_k, q_k) pairs summed into a score"})
-    pq_width:    "int" = field(default=20, metadata={"min": 2, "max": 31,
-                               "doc": "bits of each signed p and q (the inner-product unit's out_width)"})
+    pq_width:    "int" = field(default=DEFAULT_PQ_WIDTH, metadata={"min": 2, "max": 32,
+                               "doc": "bits of each signed p and q entering the scores (after the requantization "
+                                      f"of the inner product's outputs; presets: min({DEFAULT_PQ_WIDTH}, out_width))"})
     v_width:     "int" = field(default=8, metadata={"min": 2, "max": 32,
                                "doc": "bits of each signed element of V"})
     mode:        "str" = field(default="maclaurin", metadata={"choices": MODES,
@@ -97,34 +114,26 @@ class DamfHeadConfig(BlockConfig):
                                       "shifted left by 0..weight_frac; smaller weights are dropped"})
     c_int:       "int" = field(default=1477, metadata={"min": 1, "max": (1 << 24) - 1,
                                "doc": "base2: c = c_int * 2^-c_frac = log2(e) * (real logit per score LSB)"})
-    c_frac:      "int" = field(default=10, metadata={"min": 0, "max": 62,
+    c_frac:      "int" = field(default=10, metadata={"min": 0, "max": C_FRAC_MAX,
                                "doc": "base2: fraction bits of c (see c_int)"})
     out_frac:    "int" = field(default=4, metadata={"min": 0, "max": 16,
                                "doc": "fraction bits of the output Z (units of one LSB of V)"})
     out_guard:   "int" = field(default=2, metadata={"min": 0, "max": 16,
                                "doc": "integer bits of Z above V's range (rounded weights may sum to more than 1)"})
 
-    def _validate(self):
-        checks = [("score", self.score_width), ("denominator D", self.den_width),
-                  ("accumulator", self.acc_width), ("score difference", self.delta_width + 1)]
-        for what, width in checks:
-            if width > MAX_DERIVED_WIDTH:
-                raise ConfigError(
-                    f"the {what} must fit in {MAX_DERIVED_WIDTH} bits, not {width} "
-                    f"(pq_width={self.pq_width}, rank={self.rank}, seq_len={self.seq_len}, "
-                    f"v_width={self.v_width}, weight_frac={self.weight_frac}, c_frac={self.c_frac})")
-
     @classmethod
     def from_preset(cls, name="default"):
-        """The preset's head, with ``pq_width`` and ``rank`` of the preset's inner-product unit."""
+        """The preset's head, with the ``rank`` of the preset's inner-product unit and
+        ``pq_width = default_pq_width(ip)`` (``min(DEFAULT_PQ_WIDTH, out_width)``)."""
         from ..config import InnerProductConfig
         ip = InnerProductConfig.from_preset(name)
-        return replace(super().from_preset(name), pq_width=ip.out_width, rank=ip.rank)
+        return replace(super().from_preset(name), pq_width=default_pq_width(ip), rank=ip.rank)
 
     @classmethod
     def for_inner_product(cls, ip_cfg, **overrides):
-        """A head fed by inner-product units configured as ``ip_cfg`` (``pq_width``, ``rank``)."""
-        values = {"pq_width": ip_cfg.out_width, "rank": ip_cfg.rank}
+        """A head fed by inner-product units configured as ``ip_cfg``: its ``rank`` and
+        ``pq_width = default_pq_width(ip_cfg)``, then ``overrides``."""
+        values = {"pq_width": default_pq_width(ip_cfg), "rank": ip_cfg.rank}
         values.update(overrides)
         return cls(**values)
 
@@ -286,6 +295,37 @@ class DamfHeadConfig(BlockConfig):
         }
 
 
+def default_pq_width(ip_cfg):
+    """``pq_width`` of a head fed by the inner-product unit ``ip_cfg``: ``min(DEFAULT_PQ_WIDTH,
+    out_width)`` (a unit whose exact outputs are narrower keeps them exact)."""
+    return min(DEFAULT_PQ_WIDTH, ip_cfg.out_width)
+
+
+def typical_pq_shift(ip_cfg, pq_width):
+    """``pq_shift`` for the presets' random inputs (``docs/numerics.md`` section 3a).
+
+    ``X``, ``u`` and ``v`` uniform over their signed ranges (the golden vectors and testbenches)
+    make ``p`` and ``q`` sums of ``d_model`` independent products with standard deviation
+    ``sigma = sqrt(d_model) s_x s_w``, ``s_b = sqrt((4^b - 1) / 12)`` for ``b`` bits.  The shift
+    is the smallest ``s >= 0`` with ``4 sigma <= 2^(s + pq_width - 1)``, so ``|p| <= 4 sigma``
+    (all but about 6e-5 of the values) never saturates, at most ``out_width - pq_width`` (beyond
+    that no value can saturate).
+    """
+    def spread(bits):
+        return math.sqrt(((1 << (2 * bits)) - 1) / 12)
+    sigma = math.sqrt(ip_cfg.d_model) * spread(ip_cfg.x_width) * spread(ip_cfg.w_width)
+    shift = max(0, math.ceil(math.log2(4 * sigma) - (pq_width - 1)))
+    return min(shift, max(0, ip_cfg.out_width - pq_width))
+
+
+def exact_ints(cfg):
+    """Whether the head needs Python integers: some intermediate (score, ``S``, ``D``, the
+    accumulator or ``A_max - A``) may need more than 62 bits, so int64 could overflow.  The
+    golden model then works on NumPy object arrays; the results are the same."""
+    return max(cfg.score_width, cfg.sum_width, cfg.den_width, cfg.acc_width,
+               cfg.delta_width + 1) > _INT64_WIDTH
+
+
 def base2_constant(scale, bits=12):
     """``(c_int, c_frac)`` with ``c_int * 2^-c_frac ~= log2(e) * scale`` and ``c_int`` of ``bits`` bits.
 
@@ -299,8 +339,8 @@ def base2_constant(scale, bits=12):
     if c_int >= 1 << bits:
         c_frac -= 1
         c_int = int(math.floor(c * 2.0 ** c_frac + 0.5))
-    if not 0 <= c_frac <= 62:
-        raise ValueError(f"the base2 constant {c!r} needs c_frac = {c_frac}, outside [0, 62]")
+    if not 0 <= c_frac <= C_FRAC_MAX:
+        raise ValueError(f"the base2 constant {c!r} needs c_frac = {c_frac}, outside [0, {C_FRAC_MAX}]")
     return c_int, c_frac
 
 
@@ -324,16 +364,26 @@ def attention_mask(lq, lk, causal=False):
     return np.ones((lq, lk), dtype=bool)
 
 
+def _ints(x, exact=False):
+    """``x`` as exact integers: int64, or an object array of Python ints when ``exact`` or when
+    ``x`` is an object array already (so an exact computation stays exact)."""
+    x = np.asarray(x)
+    if x.dtype == object:
+        return np.array(np.frompyfunc(int, 1, 1)(x), dtype=object) if x.size else x
+    x = x.astype(np.int64)
+    return x.astype(object) if exact else x
+
+
 def _matrix(name, x, rows, cols, width):
     x = np.asarray(x)
     if x.ndim != 2 or (rows is not None and x.shape[0] != rows) or x.shape[1] != cols:
         want = f"{rows if rows is not None else 'L'} x {cols}"
         raise ValueError(f"{name} must be a {want} matrix, not of shape {x.shape}")
-    if x.dtype.kind not in "iub":
+    if x.dtype.kind not in "iub" and not (x.dtype == object and all(
+            isinstance(e, (int, np.integer)) for e in x.flat)):
         raise TypeError(f"{name} must hold integers, not {x.dtype}")
-    x = x.astype(np.int64)
-    check_range(name, x, width)
-    return x
+    check_range(name, _ints(x), width)
+    return x.astype(np.int64)       # at most 32 bits (pq_width, v_width)
 
 
 def _check_lengths(cfg, lq, lk):
@@ -343,10 +393,12 @@ def _check_lengths(cfg, lq, lk):
 
 
 def scores(p, q, cfg=None):
-    """``A = p q^T`` (``Lq x Lk`` int64), exact in ``cfg.score_width`` bits."""
+    """``A = p q^T`` (``Lq x Lk``), exact in ``cfg.score_width`` bits: int64, or an object
+    array of Python ints when :func:`exact_ints` (``cfg``)."""
     cfg = _cfg(cfg)
-    p = _matrix("p", p, None, cfg.rank, cfg.pq_width)
-    q = _matrix("q", q, None, cfg.rank, cfg.pq_width)
+    exact = exact_ints(cfg)
+    p = _ints(_matrix("p", p, None, cfg.rank, cfg.pq_width), exact)
+    q = _ints(_matrix("q", q, None, cfg.rank, cfg.pq_width), exact)
     A = p @ q.T
     check_range("A", A, cfg.score_width)
     return A
@@ -354,7 +406,8 @@ def scores(p, q, cfg=None):
 
 @dataclass(frozen=True)
 class RowStats:
-    """Per-row statistics over the attended keys (each an ``Lq`` int64 vector)."""
+    """Per-row statistics over the attended keys (each an ``Lq`` vector; ``A_max``, ``M`` and
+    ``S`` are object arrays of Python ints when :func:`exact_ints`)."""
     count: np.ndarray      # N
     a_max: np.ndarray      # A_max = max_n A_mn
     a_absmax: np.ndarray   # M = max_n |A_mn|
@@ -364,14 +417,14 @@ class RowStats:
 def row_stats(A, mask, cfg=None):
     """``N``, ``A_max``, ``M`` and ``S`` of every row, over the keys ``mask`` selects."""
     cfg = _cfg(cfg)
-    A = np.asarray(A, dtype=np.int64)
+    A = _ints(A, exact_ints(cfg))
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != A.shape:
         raise ValueError(f"mask must have the shape of A {A.shape}, not {mask.shape}")
     count = mask.sum(axis=1).astype(np.int64)
     if np.any(count == 0):
         raise ValueError(f"every query must attend to at least one key; row {int(np.argmin(count))} attends to none")
-    lo = np.int64(cfg.score_range[0])
+    lo = cfg.score_range[0] if A.dtype == object else np.int64(cfg.score_range[0])
     a_max = np.where(mask, A, lo).max(axis=1)
     a_absmax = np.where(mask, np.abs(A), 0).max(axis=1)
     a_sum = np.where(mask, A, 0).sum(axis=1)
@@ -382,7 +435,7 @@ def row_stats(A, mask, cfg=None):
 def value_sums(V, mask, cfg=None):
     """``SV[m] = sum_{n attended by m} V_n`` (``Lq x d_head``): one sum per head, or prefix sums if causal."""
     cfg = _cfg(cfg)
-    SV = np.asarray(mask, dtype=np.int64) @ np.asarray(V, dtype=np.int64)
+    SV = np.asarray(mask, dtype=np.int64) @ np.asarray(V, dtype=np.int64)   # vsum_width <= 49 bits
     check_range("SV", SV, cfg.vsum_width)
     return SV
 
@@ -391,20 +444,23 @@ def count_times(c, n, n_bits):
     """``n * c`` by shift-add over the ``n_bits`` bits of ``n >= 0`` (no multiplier).
 
     ``sum_j bit_j(n) * (c << j)``: what the RTL does for ``N * C`` when ``N`` is a run-time
-    count (``L`` not a power of two, causal rows).
+    count (``L`` not a power of two, causal rows).  An object array ``c`` (Python ints) gives
+    an object result.
     """
-    c = np.asarray(c, dtype=np.int64)
+    c = _ints(c)
     n = np.asarray(n, dtype=np.int64)
     if np.any(n < 0) or np.any(n >> n_bits):
         raise ValueError(f"n must be in [0, {(1 << n_bits) - 1}], not {n}")
-    total = np.zeros(np.broadcast(c, n).shape, dtype=np.int64)
+    total = np.zeros(np.broadcast(c, n).shape, dtype=c.dtype)
     for j in range(n_bits):
         total = total + np.where((n >> j) & 1, c << j, 0)
     return total
 
 
 def _bit_length(x):
-    """Vectorised ``int.bit_length`` of non-negative int64 (a leading-one detector)."""
+    """Vectorised ``int.bit_length`` of non-negative integers (a leading-one detector)."""
+    if np.asarray(x).dtype == object:
+        return np.asarray(np.frompyfunc(lambda v: int(v).bit_length(), 1, 1)(x), dtype=np.int64)
     x = np.array(x, dtype=np.int64)
     n = np.zeros(x.shape, dtype=np.int64)
     for s in (32, 16, 8, 4, 2, 1):
@@ -419,16 +475,17 @@ def pow2_round(x):
 
     ``exp = P(|x|) = k + bit[k-1](|x|)``, ``k`` the leading-one position of ``|x|``:
     nearest power of two in the linear domain, ties (``|x| = 1.5 * 2^k``) to the larger.
-    ``x = 0`` gives ``sign = 0, exp = 0``.  ``|x| < 2^62``.
+    ``x = 0`` gives ``sign = 0, exp = 0``.  Any integers (int64, or an object array of Python
+    ints); ``sign`` and ``exp`` are int64.
     """
-    x = np.asarray(x, dtype=np.int64)
+    x = _ints(x)
+    if x.dtype != object and x.size and x.min() == np.iinfo(np.int64).min:
+        x = x.astype(object)                  # |x| = 2^63 is beyond int64
     mag = np.abs(x)
-    if mag.size and (mag.min() < 0 or mag.max() >= (1 << 62)):
-        raise ValueError("pow2_round needs |x| < 2^62")
     k = _bit_length(mag) - 1
-    nxt = (mag >> np.maximum(k - 1, 0)) & 1
+    nxt = np.asarray((mag >> np.maximum(k - 1, 0)) & 1, dtype=np.int64)
     exp = np.where(mag > 0, k + np.where(k >= 1, nxt, 0), 0)
-    return np.sign(x).astype(np.int64), exp.astype(np.int64)
+    return np.asarray(np.sign(x), dtype=np.int64), exp.astype(np.int64)
 
 
 def maclaurin_normaliser(stats, mode, cfg=None):
@@ -452,7 +509,7 @@ def maclaurin_normaliser(stats, mode, cfg=None):
         abs_fallback = np.zeros(M.shape, dtype=bool)
     D = count_times(C, N, cfg.count_width) + S
     check_range("D", D, cfg.den_width)
-    return C, D, D <= 0, abs_fallback
+    return C, D, np.asarray(D <= 0, dtype=bool), np.asarray(abs_fallback, dtype=bool)
 
 
 def base2_exponents(A, a_max, mask, cfg=None):
@@ -465,15 +522,18 @@ def base2_exponents(A, a_max, mask, cfg=None):
     there.
     """
     cfg = _cfg(cfg)
-    delta = np.asarray(a_max, dtype=np.int64)[:, None] - np.asarray(A, dtype=np.int64)
+    exact = exact_ints(cfg) or np.asarray(A).dtype == object or np.asarray(a_max).dtype == object
+    delta = _ints(a_max, exact)[:, None] - _ints(A, exact)
     if np.any(np.asarray(mask, dtype=bool) & (delta < 0)):
         raise ValueError("A_max must be the largest attended score of its row")
-    # Thresholds beyond every possible delta (< 2^61) are clamped to 2^62 and never reached.
-    theta = [min(th, 1 << 62) for th in cfg.base2_thresholds]
-    keep = np.asarray(mask, dtype=bool) & (delta < theta[-1])
+    theta = list(cfg.base2_thresholds)
+    if not exact:
+        # In int64, every delta is below 2^61: larger thresholds are clamped to 2^62, never reached.
+        theta = [min(th, 1 << 62) for th in theta]
+    keep = np.asarray(mask, dtype=bool) & np.asarray(delta < theta[-1], dtype=bool)
     e = np.zeros(delta.shape, dtype=np.int64)
     for th in theta[:-1]:
-        e += delta >= th
+        e += np.asarray(delta >= th, dtype=bool)
     return keep, np.where(keep, e, 0)
 
 
@@ -481,22 +541,24 @@ def shift_accumulate(V, sign, shift, cfg=None, *, vsum=None, vsum_shift=None):
     """``acc[m] = sum_n sign[m,n] (V_n << shift[m,n]) + (SV_m << vsum_shift[m])``.
 
     A term is present where ``sign != 0`` and ``0 <= shift <= weight_frac``; a negative shift
-    drops it (the left shifter has no right shifts).  The same for ``vsum_shift``.
+    drops it (the left shifter has no right shifts).  The same for ``vsum_shift``.  ``acc``
+    is an object array of Python ints when ``acc_width`` is above 62 bits.
     """
     cfg = _cfg(cfg)
     F = cfg.weight_frac
-    V = np.asarray(V, dtype=np.int64)
+    exact = cfg.acc_width > _INT64_WIDTH
+    V = _ints(V, exact)
     sign = np.asarray(sign, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
     on = (sign != 0) & (shift >= 0)
     if np.any(on & (shift > F)) or (vsum_shift is not None and np.any(np.asarray(vsum_shift) > F)):
         raise ValueError(f"shifts must be at most weight_frac = {F}")
-    terms = np.where(on, sign, 0)[:, :, None] * (V[None, :, :] << np.where(on, shift, 0)[:, :, None])
+    terms = _ints(np.where(on, sign, 0), exact)[:, :, None] * (V[None, :, :] << np.where(on, shift, 0)[:, :, None])
     acc = terms.sum(axis=1)
     if vsum is not None:
         vsum_shift = np.asarray(vsum_shift, dtype=np.int64)
         on_c = vsum_shift >= 0
-        acc = acc + np.where(on_c[:, None], np.asarray(vsum, dtype=np.int64) << np.where(on_c, vsum_shift, 0)[:, None], 0)
+        acc = acc + np.where(on_c[:, None], _ints(vsum, exact) << np.where(on_c, vsum_shift, 0)[:, None], 0)
     check_range("acc", acc, cfg.acc_width)
     return acc
 
@@ -507,19 +569,24 @@ def round_shift(acc, sh, width, acc_width=60):
     Right (``sh > 0``): ``(acc + 2^(sh-1) - [acc < 0]) >> sh`` (arithmetic).  A right shift
     by more than ``acc_width + 1`` equals one by ``acc_width + 1`` (the result is 0), and a
     left shift by ``width`` or more saturates any non-zero ``acc``, so the hardware shifter
-    needs only ``[-width, acc_width + 1]``.
+    needs only ``[-width, acc_width + 1]``.  Exact for any widths (Python ints past int64);
+    the result is int64 for ``width <= 64``.
     """
-    acc = np.asarray(acc, dtype=np.int64)
+    exact = np.asarray(acc).dtype == object or acc_width > _INT64_WIDTH or width > 63
+    acc = _ints(acc, exact)
     sh = np.broadcast_to(np.asarray(sh, dtype=np.int64), acc.shape)
     right = np.clip(sh, 0, acc_width + 1)
-    bias = np.where(right > 0, (np.int64(1) << np.maximum(right - 1, 0)) - (acc < 0), 0)
+    one = _ints(np.ones(acc.shape, dtype=np.int64), exact)
+    bias = np.where(right > 0, (one << np.maximum(right - 1, 0)) - (acc < 0), 0)
     down = (acc + bias) >> right
-    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    lo, hi = int_range(width)
     left = np.clip(-sh, 0, width)
     # acc << left, saturated before it could overflow: |acc| beyond hi >> left saturates.
-    up = np.where(acc > (hi >> left), hi, np.where(acc < (lo >> left), lo, acc << left))
+    hi_l, lo_l = _ints(hi, exact) >> left, _ints(lo, exact) >> left
+    up = np.where(acc > hi_l, hi, np.where(acc < lo_l, lo, acc << left))
     out = np.where(sh > 0, down, up)
-    return np.clip(out, lo, hi)
+    out = np.minimum(np.maximum(out, lo), hi)
+    return out.astype(np.int64) if width <= 64 else out
 
 
 def damf_head(p, q, V, cfg=None, *, mode=None, causal=False, trace=False):
@@ -661,7 +728,8 @@ def _metrics(got, ref, got_w, ref_w, mask):
     }
 
 
-def accuracy_summary(p, q, V, cfg=None, *, mode=None, causal=False, softmax_scale=None):
+def accuracy_summary(p, q, V, cfg=None, *, mode=None, causal=False, softmax_scale=None,
+                     softmax_scores=None):
     """Compare the integer head (dequantized, ``Z 2^-out_frac``) with float references.
 
     Returns ``{"float_damf": {...}, "softmax": {...}, "softmax_scale": ...}``, each with
@@ -670,7 +738,9 @@ def accuracy_summary(p, q, V, cfg=None, *, mode=None, causal=False, softmax_scal
     head's largest weights).  ``float_damf`` is :func:`damf_attention_float` on the same
     integer inputs; ``softmax`` is exact ``softmax(scale A) V`` with ``softmax_scale`` (real
     logit per score LSB), by default the mode's own target: ``c ln2`` for base2, ``1 / C``
-    per row (the paper's eq. 10-11) for the maclaurin modes.
+    per row (the paper's eq. 10-11) for the maclaurin modes.  ``softmax_scores``: the scores
+    of the softmax reference (default: the head's integer ``A``), e.g. those of ``p`` and ``q``
+    before their requantization, with ``softmax_scale`` in their units.
     """
     cfg = _cfg(cfg, mode)
     Z, t = damf_head(p, q, V, cfg, causal=causal, trace=True)
@@ -687,7 +757,8 @@ def accuracy_summary(p, q, V, cfg=None, *, mode=None, causal=False, softmax_scal
         else:
             C = t["C"].astype(np.float64)
             softmax_scale = np.where(C > 0, 1.0 / np.where(C > 0, C, 1.0), 0.0)
-    ref_sm, w_sm = softmax_attention(A, Vf, softmax_scale, causal=causal)
+    A_sm = A if softmax_scores is None else np.asarray(softmax_scores, dtype=np.float64)
+    ref_sm, w_sm = softmax_attention(A_sm, Vf, softmax_scale, causal=causal)
     w_int = t["weights"].astype(np.float64)
     return {
         "float_damf": _metrics(got, ref_damf, w_int, w_damf, mask),
@@ -696,20 +767,29 @@ def accuracy_summary(p, q, V, cfg=None, *, mode=None, causal=False, softmax_scal
     }
 
 
-def realistic_inputs(cfg, rng, length, *, d_model=None, logit_gain=1.0):
-    """Integer ``(p, q, V, scale)`` of one head of a random float attention layer.
+def realistic_head(cfg, rng, length, *, d_model=None, logit_gain=1.0, exact_width=None):
+    """One head of a random float attention layer as the DAMF head's integers, with and
+    without the requantization of ``p`` and ``q`` (``docs/numerics.md`` sections 3a and 12).
 
     Float ``X`` and weights (``golden.reference.random_weights``), fused rank-``cfg.rank``
-    singular vectors (``golden.damf_float``), then ``p``, ``q`` and ``V`` quantized to
-    ``pq_width`` / ``v_width`` bits (``golden.quant``).  ``scale`` is the real logit of one
-    score LSB (``2^-(p_frac + q_frac) / sqrt(d_head)``, times ``logit_gain`` to sharpen the
-    attention), ready for :func:`base2_constant`.
+    singular vectors (``golden.damf_float``); ``V`` quantized to ``v_width`` bits, ``p`` and
+    ``q`` each quantized to ``exact_width`` bits with its own power-of-two scale
+    (``golden.quant.choose_frac``): the exact outputs of an inner-product unit.  Then, if
+    ``exact_width > pq_width``, both are requantized to ``cfg.pq_width`` bits with one shift,
+    the smallest that saturates neither (``golden.quant.choose_shift``, calibrated per head);
+    otherwise they are quantized to ``pq_width`` bits directly and the shift is 0.
+
+    Returns a dict: ``p``, ``q``, ``V``, ``scale`` (the real logit of one score LSB,
+    ``2^-(p_frac + q_frac - 2 pq_shift) / sqrt(d_head)``, times ``logit_gain`` to sharpen the
+    attention; ready for :func:`base2_constant`), ``pq_shift``, and ``A_exact`` / ``scale_exact``:
+    the scores of the unrequantized ``p``, ``q`` (float) and their scale, for the reference.
     """
     from .damf_float import augment, fused_matrix, singular_vectors
     from .quant import choose_frac, quantize
     from .reference import random_weights
 
     d_model = d_model if d_model is not None else 4 * cfg.d_head
+    exact_width = cfg.pq_width if exact_width is None else max(exact_width, cfg.pq_width)
     weights = random_weights(d_model, d_model // cfg.d_head, rng)
     X = rng.normal(0.0, 1.0, (length, d_model))
     Wq, bq = weights.head("q", 0)
@@ -718,24 +798,37 @@ def realistic_inputs(cfg, rng, length, *, d_model=None, logit_gain=1.0):
     u, v, _ = singular_vectors(fused_matrix(Wq, bq, Wk, bk), cfg.rank)
     gain = math.sqrt(logit_gain)
     pf, qf, Vf = gain * augment(X) @ u.T, gain * augment(X) @ v.T, X @ Wv + bv
-    fp, fq, fv = choose_frac(pf, cfg.pq_width), choose_frac(qf, cfg.pq_width), choose_frac(Vf, cfg.v_width)
-    p = quantize(pf, cfg.pq_width, fp)
-    q = quantize(qf, cfg.pq_width, fq)
-    V = quantize(Vf, cfg.v_width, fv)
-    return p, q, V, 2.0 ** -(fp + fq) / math.sqrt(cfg.d_head)
+    fp, fq, fv = choose_frac(pf, exact_width), choose_frac(qf, exact_width), choose_frac(Vf, cfg.v_width)
+    pe, qe = quantize(pf, exact_width, fp), quantize(qf, exact_width, fq)
+    shift = choose_shift(np.concatenate([pe.ravel(), qe.ravel()]), cfg.pq_width)
+    root = math.sqrt(cfg.d_head)
+    return {"p": requantize(pe, shift, cfg.pq_width), "q": requantize(qe, shift, cfg.pq_width),
+            "V": quantize(Vf, cfg.v_width, fv), "scale": 2.0 ** -(fp + fq - 2 * shift) / root,
+            "pq_shift": shift, "A_exact": pe.astype(np.float64) @ qe.T.astype(np.float64),
+            "scale_exact": 2.0 ** -(fp + fq) / root}
+
+
+def realistic_inputs(cfg, rng, length, *, d_model=None, logit_gain=1.0):
+    """Integer ``(p, q, V, scale)`` of one head of a random float attention layer:
+    :func:`realistic_head` with ``p`` and ``q`` quantized to ``pq_width`` bits directly."""
+    h = realistic_head(cfg, rng, length, d_model=d_model, logit_gain=logit_gain)
+    return h["p"], h["q"], h["V"], h["scale"]
 
 
 def accuracy_report(cfg=None, *, length=None, seeds=3, logit_gain=1.0, causal=False, modes=MODES,
-                    d_model=None, progress=None):
+                    d_model=None, exact_width=None, progress=None):
     """The head's accuracy in each mode against float DAMF and exact softmax attention.
 
-    For each seed, :func:`realistic_inputs` (one head of a random float attention layer,
-    ``length`` tokens, default ``seq_len``) is quantized once; each mode then runs on the
-    same integers (base2 with ``c = base2_constant(scale)``, the real logit per score LSB).
-    Each mode is compared with its own float model (``float_damf``), with exact
-    ``softmax(A / sqrt(d_head))`` (``softmax``, the standard head) and with the softmax the mode
-    approximates (``own``: ``softmax(A / C)`` for the maclaurin modes, ``softmax(c ln2 A)`` for
-    base2, which differs from ``softmax`` only by the 12-bit rounding of ``c``).  Returns ``{mode: {ref: {metric: mean over seeds}}}``.
+    For each seed, :func:`realistic_head` (one head of a random float attention layer,
+    ``length`` tokens, default ``seq_len``; ``p`` and ``q`` exact at ``exact_width`` bits, then
+    requantized to ``pq_width`` with a shift calibrated on the head) is quantized once; each
+    mode then runs on the same integers (base2 with ``c = base2_constant(scale)``, the real
+    logit per score LSB).  Each mode is compared with its own float model (``float_damf``, the
+    same integers), with exact ``softmax(A / sqrt(d_head))`` of the unrequantized scores
+    (``softmax``, the standard head) and with the softmax the mode approximates on its own
+    integers (``own``: ``softmax(A / C)`` for the maclaurin modes, ``softmax(c ln2 A)`` for
+    base2, which without requantization differs from ``softmax`` only by the 12-bit rounding of
+    ``c``).  Returns ``{mode: {ref: {metric: mean over seeds}}}``.
     """
     import dataclasses
     cfg = _cfg(cfg)
@@ -743,12 +836,14 @@ def accuracy_report(cfg=None, *, length=None, seeds=3, logit_gain=1.0, causal=Fa
     _check_lengths(cfg, length, length)
     out = {}
     for seed in range(seeds):
-        p, q, V, scale = realistic_inputs(cfg, np.random.default_rng(seed), length, d_model=d_model,
-                                          logit_gain=logit_gain)
+        h = realistic_head(cfg, np.random.default_rng(seed), length, d_model=d_model,
+                           logit_gain=logit_gain, exact_width=exact_width)
+        p, q, V = h["p"], h["q"], h["V"]
         for mode in modes:
-            c_int, c_frac = base2_constant(scale) if mode == "base2" else (cfg.c_int, cfg.c_frac)
+            c_int, c_frac = base2_constant(h["scale"]) if mode == "base2" else (cfg.c_int, cfg.c_frac)
             mcfg = dataclasses.replace(cfg, mode=mode, c_int=c_int, c_frac=c_frac)
-            std = accuracy_summary(p, q, V, mcfg, causal=causal, softmax_scale=scale)
+            std = accuracy_summary(p, q, V, mcfg, causal=causal, softmax_scale=h["scale_exact"],
+                                   softmax_scores=h["A_exact"])
             own = accuracy_summary(p, q, V, mcfg, causal=causal)
             res = {"float_damf": std["float_damf"], "softmax": std["softmax"], "own": own["softmax"]}
             acc = out.setdefault(mode, {})

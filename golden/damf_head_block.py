@@ -1,18 +1,22 @@
 """Bit-exact model of the composed head (block ``damf-head``, ``hdl/damf_head.py``).
 
 ``X`` (``L x d_model``) goes through the inner-product unit
-(:func:`damf.golden.inner_product.inner_product`: ``p = X u^T``, ``q = X v^T``, exact) and
-``p``, ``q`` and ``V`` through :func:`damf.golden.damf_head.damf_head` (self-attention: as
-many queries as keys; ``causal=cfg.causal``), or with ``cfg.cross`` ``p`` from ``X`` and ``q``
-from a second sequence ``Y``.  Nothing else: the hardware's composition adds no rounding.
+(:func:`damf.golden.inner_product.inner_product`: ``p = X u^T``, ``q = X v^T``, exact), ``p``
+and ``q`` are requantized element by element to ``pq_width`` bits
+(:func:`damf.golden.quant.requantize` by ``cfg.pq_shift``: rounding right shift, ties away
+from zero, then saturation; ``docs/numerics.md`` section 3a), and ``p``, ``q`` and ``V`` go
+through :func:`damf.golden.damf_head.damf_head` (self-attention: as many queries as keys;
+``causal=cfg.causal``), or with ``cfg.cross`` ``p`` from ``X`` and ``q`` from a second
+sequence ``Y``.  Nothing else: the hardware's composition adds no other rounding.
 """
 
 import numpy as np
 
 from .damf_head import base2_constant, damf_head
 from .inner_product import inner_product
+from .quant import requantize
 
-__all__ = ["damf_head_block", "weight_vectors", "calibrated_base2"]
+__all__ = ["damf_head_block", "head_pq", "weight_vectors", "calibrated_base2"]
 
 
 def weight_vectors(cfg, rng=None):
@@ -25,22 +29,31 @@ def weight_vectors(cfg, rng=None):
     return tuple(rng.integers(lo, hi, (cfg.rank, cfg.d_model), endpoint=True).tolist() for _ in range(2))
 
 
-def damf_head_block(cfg, X, V, u, v, *, Y=None, trace=False):
-    """``Z`` (``L x d_head``) of tokens ``X`` (``L x d_model``), values ``V`` (``L x d_head``)
-    and singular vectors ``u``, ``v`` (``rank x d_model``); ``trace=True`` as in ``damf_head``,
-    with ``p`` and ``q`` added to the trace.  Cross-attention (``cfg.cross``): ``p`` from ``X``
-    (``Lq`` tokens), ``q`` from ``Y`` (``Lk`` tokens), ``V`` is ``Lk x d_head``; ``Z`` is
-    ``Lq x d_head``."""
-    p, q = inner_product(cfg.inner_product, X, u, v)
+def head_pq(cfg, X, u, v, *, Y=None):
+    """``(p_exact, q_exact, p, q)``: the inner-product unit's exact outputs for tokens ``X``
+    (``q`` from ``Y`` with ``cfg.cross``) and the head's ``p``, ``q`` after requantization,
+    ``requantize(., cfg.pq_shift, cfg.pq_width)``."""
+    p_exact, q_exact = inner_product(cfg.inner_product, X, u, v)
     if cfg.cross:
         if Y is None:
             raise ValueError("cross-attention needs the key tokens Y")
-        q = inner_product(cfg.inner_product, Y, u, v)[1]
+        q_exact = inner_product(cfg.inner_product, Y, u, v)[1]
+    return (p_exact, q_exact, requantize(p_exact, cfg.pq_shift, cfg.pq_width),
+            requantize(q_exact, cfg.pq_shift, cfg.pq_width))
+
+
+def damf_head_block(cfg, X, V, u, v, *, Y=None, trace=False):
+    """``Z`` (``L x d_head``) of tokens ``X`` (``L x d_model``), values ``V`` (``L x d_head``)
+    and singular vectors ``u``, ``v`` (``rank x d_model``); ``trace=True`` as in ``damf_head``,
+    with ``p_exact``, ``q_exact`` (the inner product's outputs) and ``p``, ``q`` (requantized)
+    added to the trace.  Cross-attention (``cfg.cross``): ``p`` from ``X`` (``Lq`` tokens),
+    ``q`` from ``Y`` (``Lk`` tokens), ``V`` is ``Lk x d_head``; ``Z`` is ``Lq x d_head``."""
+    p_exact, q_exact, p, q = head_pq(cfg, X, u, v, Y=Y)
     out = damf_head(p, q, np.asarray(V, dtype=np.int64).reshape(-1, cfg.d_head), cfg,
                     causal=cfg.causal, trace=trace)
     if trace:
         Z, t = out
-        t.update(p=p, q=q)
+        t.update(p_exact=p_exact, q_exact=q_exact, p=p, q=q)
         return Z, t
     return out
 

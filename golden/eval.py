@@ -10,7 +10,9 @@ Stages (each prints progress to stderr):
    agreement); head outputs of rank-``r`` exact softmax, of float DAMF
    (:func:`.damf_head.damf_attention_float`, modes maclaurin, maclaurin-abs, base2) and of the
    bit-exact fixed-point path (``X'``, ``u``, ``v``, ``V`` quantized with :mod:`.quant`,
-   :func:`.inner_product.inner_product`, then :func:`.damf_head.damf_head`), each against exact
+   :func:`.inner_product.inner_product`, ``p`` and ``q`` requantized to ``pq_width`` bits by
+   :func:`.quant.requantize` with the per-head shift :func:`.quant.choose_shift` calibrated on
+   the sentences, then :func:`.damf_head.damf_head`), each against exact
    ``softmax(Q K^T / sqrt(d_head)) V``.
 3. **End to end**: sentence embeddings with DAMF attention in every layer, cosine against the
    original model, for every rank and mode (float), then the bit-exact head at the
@@ -21,7 +23,7 @@ Stages (each prints progress to stderr):
 Base2 scale: standard attention is ``softmax(A / sqrt(d_head))``, so the float base2 constant
 is ``c = log2(e) / sqrt(d_head)`` per unit of real score, and the integer one is
 :func:`.damf_head.base2_constant` of ``2^-(p_frac + q_frac) / sqrt(d_head)`` with
-``p_frac = x_frac + u_frac`` and ``q_frac = x_frac + v_frac``.  The maclaurin modes normalise
+``p_frac = x_frac + u_frac - pq_shift`` and ``q_frac = x_frac + v_frac - pq_shift``.  The maclaurin modes normalise
 by the row's ``A_max`` (paper eq. 10) and so ignore the scale.
 
 Error metrics of a head output ``Z`` against a reference ``Z0`` pool every query row of every
@@ -42,17 +44,17 @@ import numpy as np
 
 from ..config import ConfigError, InnerProductConfig
 from .damf_float import augment, concentration, fused_matrix, singular_vectors
-from .damf_head import DamfHeadConfig, base2_constant, damf_attention_float, damf_head
+from .damf_head import DEFAULT_PQ_WIDTH, DamfHeadConfig, base2_constant, damf_attention_float, damf_head
 from .inner_product import inner_product
-from .quant import choose_frac, quantize
+from .quant import choose_frac, choose_shift, quantize, requantize
 
-__all__ = ["EvalOptions", "DEFAULT_SENTENCES", "read_sentences", "parse_ranks", "parse_widths",
+__all__ = ["EvalOptions", "DEFAULT_SENTENCES", "read_sentences", "parse_ranks", "parse_widths", "parse_pq_widths",
            "run", "write_report", "end_to_end_metrics", "float_damf_attention", "FLOAT_MODES", "FIXED_MODES"]
 
 DEFAULT_SENTENCES = Path(__file__).parent / "data" / "sentences.txt"
 FLOAT_MODES = ("softmax", "maclaurin", "maclaurin-abs", "base2")   # softmax: rank-r scores only
 FIXED_MODES = ("maclaurin", "base2")
-WIDTH_KEYS = ("x_width", "w_width", "v_width", "weight_frac")
+WIDTH_KEYS = ("x_width", "w_width", "v_width", "weight_frac", "pq_width")
 # Criteria of the recommendation (stated in the report with the numbers they select from).
 RANK_TOLERANCE = 0.01      # rank r is enough when its end-to-end cosine is within this of full rank
 QUANT_TOLERANCE = 0.05     # a width is enough when its error vs exact is within 5 % of the best swept value's
@@ -68,6 +70,7 @@ class EvalOptions:
     w_width: tuple = (8, 6, 10, 12)
     v_width: tuple = (8, 6, 10)
     weight_frac: tuple = (12, 8, 16)
+    pq_width: tuple = (DEFAULT_PQ_WIDTH, 6, 10, "exact")      # "exact": no requantization
     out_frac: int = 4
     log: object = field(default=None, compare=False)
 
@@ -106,6 +109,30 @@ def parse_widths(name, text, lo, hi):
         if v not in vals:
             vals.append(v)
     return tuple(vals)
+
+
+def parse_pq_widths(text, lo=2, hi=32):
+    """``"10,6,8,exact"`` -> ``(10, 6, 8, "exact")``: widths in ``[lo, hi]`` or ``exact`` (p and q
+    not requantized); a baseline then the values to sweep."""
+    vals = []
+    for item in str(text).split(","):
+        item = item.strip().lower()
+        if item != "exact":
+            try:
+                item = int(item)
+            except ValueError:
+                raise ConfigError(f"--pq-width must be a comma-separated list of integers or 'exact', "
+                                  f"not '{text}'") from None
+            if not lo <= item <= hi:
+                raise ConfigError(f"--pq-width values must be in [{lo}, {hi}] or 'exact', not {item}")
+        if item not in vals:
+            vals.append(item)
+    return tuple(vals)
+
+
+def _sweep_order(value):
+    """Sort key of swept values: numbers ascending, then ``exact``."""
+    return (1, 0) if value == "exact" else (0, value)
 
 
 def read_sentences(path, limit=None):
@@ -220,39 +247,51 @@ class _Heads:
                 self.u[l, h], self.v[l, h], self.sigma[l, h] = u, v, S
 
 
-def _fixed_setup(model, heads, l, h, r, x_width, w_width, v_width, weight_frac, out_frac, mode,
-                 seq_len, x_frac):
-    """Quantized ``u``, ``v`` and the configs of one head; ``(ip_cfg, head_cfg, uq, vq, fracs)``."""
+def _fixed_setup(model, heads, l, h, r, x_width, w_width, v_width, weight_frac, pq_width, out_frac, mode,
+                 seq_len, x_frac, xq_calib):
+    """Quantized ``u``, ``v`` and the configs of one head: ``(ip_cfg, head_cfg, uq, vq, pq_shift)``.
+
+    ``pq_shift`` is the smallest shift at which no requantized ``p`` or ``q`` of the calibration
+    tokens ``xq_calib`` (quantized ``X'``) saturates at ``pq_width`` bits (:func:`.quant.choose_shift`);
+    ``pq_width="exact"`` keeps the inner product's ``out_width`` bits (shift 0)."""
     u, v = heads.u[l, h][:r], heads.v[l, h][:r]
     uf, vf = choose_frac(u, w_width), choose_frac(v, w_width)
+    uq, vq = quantize(u, w_width, uf), quantize(v, w_width, vf)
     ip = InnerProductConfig(d_model=model.d_model + 1, lanes=1, rank=r, x_width=x_width, w_width=w_width)
-    scale = 2.0 ** -(2 * x_frac + uf + vf) / math.sqrt(model.d_head)
+    if pq_width == "exact":
+        pq_width, pq_shift = ip.out_width, 0
+    else:
+        p, q = inner_product(ip, xq_calib, uq, vq)
+        pq_shift = choose_shift(np.concatenate([p.ravel(), q.ravel()]), pq_width)
+    scale = 2.0 ** -(2 * x_frac + uf + vf - 2 * pq_shift) / math.sqrt(model.d_head)
     try:
         c_int, c_frac = base2_constant(scale)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     cfg = DamfHeadConfig.for_inner_product(ip, seq_len=seq_len, d_head=model.d_head, v_width=v_width,
                                            mode=mode, weight_frac=weight_frac, out_frac=out_frac,
-                                           c_int=c_int, c_frac=c_frac)
-    return ip, cfg, quantize(u, w_width, uf), quantize(v, w_width, vf)
+                                           pq_width=pq_width, c_int=c_int, c_frac=c_frac)
+    return ip, cfg, uq, vq, pq_shift
 
 
 class _Fixed:
     """Bit-exact DAMF head of one layer/head at one configuration, calibrated on ``hidden``."""
 
     def __init__(self, model, heads, calib, l, h, r, widths, mode, seq_len):
-        x_width, w_width, v_width, weight_frac, out_frac = widths
+        x_width, w_width, v_width, weight_frac, pq_width, out_frac = widths
         self.x_width, self.v_width = x_width, v_width
         self.x_frac = calib["x_frac"][l, x_width]
         self.v_frac = calib["v_frac"][l, h, v_width]
-        self.ip, self.cfg, self.uq, self.vq = _fixed_setup(
-            model, heads, l, h, r, x_width, w_width, v_width, weight_frac, out_frac, mode,
-            seq_len, self.x_frac)
+        self.ip, self.cfg, self.uq, self.vq, self.pq_shift = _fixed_setup(
+            model, heads, l, h, r, x_width, w_width, v_width, weight_frac, pq_width, out_frac, mode,
+            seq_len, self.x_frac, calib["xq"][l, x_width])
         self.Wv, self.bv = model.layers[l].attn.head("v", h)
 
     def __call__(self, X, Vf=None):
         xq = quantize(augment(X), self.x_width, self.x_frac)
         p, q = inner_product(self.ip, xq, self.uq, self.vq)
+        p = requantize(p, self.pq_shift, self.cfg.pq_width)
+        q = requantize(q, self.pq_shift, self.cfg.pq_width)
         Vf = X @ self.Wv + self.bv if Vf is None else Vf
         Vq = quantize(Vf, self.v_width, self.v_frac)
         Z = damf_head(p, q, Vq, self.cfg)
@@ -260,19 +299,21 @@ class _Fixed:
 
 
 def _calibrate(model, hidden, layers, opts):
-    """Per-layer ``x_frac`` (of ``[X, 1]``) and per-head ``v_frac`` for every swept width."""
-    x_frac, v_frac = {}, {}
+    """Per-layer ``x_frac`` (of ``[X, 1]``) and quantized ``X'`` of all the sentences (``xq``, to
+    calibrate ``pq_shift``), and per-head ``v_frac``, for every swept width."""
+    x_frac, v_frac, xq = {}, {}, {}
     for l in layers:
         Xa = np.concatenate([augment(X) for X in hidden[l]])
         for xw in opts.x_width:
             x_frac[l, xw] = choose_frac(Xa, xw)
+            xq[l, xw] = quantize(Xa, xw, x_frac[l, xw])
         w = model.layers[l].attn
         for h in range(model.n_heads):
             Wv, bv = w.head("v", h)
             Vall = np.concatenate([X @ Wv + bv for X in hidden[l]])
             for vw in opts.v_width:
                 v_frac[l, h, vw] = choose_frac(Vall, vw)
-    return {"x_frac": x_frac, "v_frac": v_frac}
+    return {"x_frac": x_frac, "v_frac": v_frac, "xq": xq}
 
 
 def resolve_ranks_layers(model, ranks, layers):
@@ -300,7 +341,8 @@ def run(opts, model=None):
         model = MiniLM()
     d_head, n_heads = model.d_head, model.n_heads
     ranks, labels, layers = resolve_ranks_layers(model, opts.ranks, opts.layers)
-    base = (opts.x_width[0], opts.w_width[0], opts.v_width[0], opts.weight_frac[0], opts.out_frac)
+    base = (opts.x_width[0], opts.w_width[0], opts.v_width[0], opts.weight_frac[0], opts.pq_width[0],
+            opts.out_frac)
     c_float = math.log2(math.e) / math.sqrt(d_head)
 
     log(f"exact forward pass of {len(sentences)} sentences")
@@ -412,21 +454,33 @@ def run(opts, model=None):
                cosine_rank_only=end_to_end["softmax"][rj]["cosine_mean"])
 
     # -- 4. width sweeps at the recommended rank and mode -----------------------------------
+    def fixed_heads_attention(fixed):
+        """An ``attention`` for :meth:`.minilm.MiniLM.encode`: the bit-exact heads ``fixed[l, h]``
+        in ``layers``, exact attention elsewhere."""
+        def attend(l, h, X, w, mask):
+            if l not in layers:
+                from .minilm import exact_head
+                return exact_head(l, h, X, w, mask)
+            return fixed[l, h](X)
+        return attend
+
     sweeps = {}
     r = ranks[rj]
     for k, key in enumerate(WIDTH_KEYS):
         values = getattr(opts, key)
         sweeps[key] = []
-        for val in sorted(values):
+        for val in sorted(values, key=_sweep_order):
             widths = list(base)
             widths[k] = val
             widths = tuple(widths)
             try:
                 ex, qe = _Err(), _Err()
+                shifts, fixed_heads = [], {}
                 for l in layers:
                     w = model.layers[l].attn
                     for h in range(n_heads):
-                        f = _Fixed(model, heads, calib, l, h, r, widths, rmode, seq_len)
+                        f = fixed_heads[l, h] = _Fixed(model, heads, calib, l, h, r, widths, rmode, seq_len)
+                        shifts.append(f.pq_shift)
                         Wq, bq = w.head("q", h)
                         Wk, bk = w.head("k", h)
                         Wv, bv = w.head("v", h)
@@ -439,12 +493,17 @@ def run(opts, model=None):
                             ex.add(z, _softmax_out(A, V, 1.0 / math.sqrt(d_head)))
                             qe.add(z, damf_attention_float(Ar, V, mode=rmode, c=c_float)[0])
                 row = {"value": val, "vs_exact": ex.result()["rel_error"], "vs_float": qe.result()["rel_error"],
-                       "pq_width": f.cfg.pq_width, "acc_width": f.cfg.acc_width}
+                       "pq_width": f.cfg.pq_width, "pq_shift_range": [min(shifts), max(shifts)],
+                       "acc_width": f.cfg.acc_width}
+                if key == "pq_width":   # the cost of requantization, also end to end
+                    row["end_to_end"] = e2e(fixed_heads_attention(fixed_heads))
             except ConfigError as e:
                 row = {"value": val, "skipped": str(e)}
             sweeps[key].append(row)
         log(f"width sweep {key}: " + ", ".join(
-            f"{row['value']}: {row['vs_float']:.4f}" if "vs_float" in row else f"{row['value']}: skipped"
+            (f"{row['value']}: {row['vs_float']:.4f}" + (f" (end to end {row['end_to_end']['cosine_mean']:.4f})"
+                                                          if "end_to_end" in row else ""))
+            if "vs_float" in row else f"{row['value']}: skipped"
             for row in sweeps[key]))
     widths = {}
     for key in WIDTH_KEYS:
@@ -457,7 +516,8 @@ def run(opts, model=None):
     rec["out_frac"] = opts.out_frac
 
     # -- 5. end to end with the bit-exact head at the recommended configuration -------------
-    rw = (widths["x_width"], widths["w_width"], widths["v_width"], widths["weight_frac"], opts.out_frac)
+    rw = (widths["x_width"], widths["w_width"], widths["v_width"], widths["weight_frac"], widths["pq_width"],
+          opts.out_frac)
     fixed_e2e = {}
     cache = {}
 
@@ -597,8 +657,9 @@ def write_report(result, out, *, command=None):
     fig, axs = plt.subplots(1, len(sw), figsize=(3.6 * len(sw), 3.4))
     for a, (key, rows) in zip(np.atleast_1d(axs), sw.items()):
         rows = [r for r in rows if "vs_float" in r]
-        a.plot([r["value"] for r in rows], [r["vs_float"] for r in rows], marker="o", label="vs float DAMF")
-        a.plot([r["value"] for r in rows], [r["vs_exact"] for r in rows], marker="x", label="vs exact softmax")
+        xs = [r["pq_width"] if key == "pq_width" else r["value"] for r in rows]   # exact: its width
+        a.plot(xs, [r["vs_float"] for r in rows], marker="o", label="vs float DAMF")
+        a.plot(xs, [r["vs_exact"] for r in rows], marker="x", label="vs exact softmax")
         a.set_yscale("log")
         a.set_xlabel(key)
         a.set_title(f"fixed point, rank {rec['rank_label']}, {rec['mode']}", fontsize=9)
@@ -627,7 +688,8 @@ def write_report(result, out, *, command=None):
            "query row of every sentence, Z0 = softmax(Q K^T / sqrt(d_head)) V. `softmax` = rank-r scores "
            "with exact softmax (isolates the SVD approximation); `maclaurin`, `maclaurin-abs`, `base2` = "
            "float DAMF (`damf_attention_float`, power-of-two rounding on); fixed = the bit-exact "
-           "`damf_head` after `inner_product` on quantized X', u, v, V.",
+           "`damf_head` after `inner_product` on quantized X', u, v, V, with p and q requantized to "
+           "pq_width bits (shift calibrated per head on the sentences: the smallest that saturates nothing).",
            f"Base2 float constant c = log2(e)/sqrt(d_head) = {R['base2_c_float']:.5f}; the fixed-point c "
            "is `base2_constant(2^-(p_frac+q_frac)/sqrt(d_head))` per head.", ""]
 
@@ -667,7 +729,8 @@ def write_report(result, out, *, command=None):
         md.append(f"| {l} | " + " | ".join(_f(serr[i, :, j].mean()) for j in range(len(labels))) + " |")
     bw = R["baseline_widths"]
     md += ["", f"Fixed point here at the baseline widths x_width {bw['x_width']}, w_width {bw['w_width']}, "
-           f"v_width {bw['v_width']}, weight_frac {bw['weight_frac']}, out_frac {bw['out_frac']}.", "",
+           f"v_width {bw['v_width']}, weight_frac {bw['weight_frac']}, pq_width {bw['pq_width']}, "
+           f"out_frac {bw['out_frac']}.", "",
            "![error vs rank](error_vs_rank.png)", ""]
 
     md += ["## 3. End to end: sentence-embedding cosine with DAMF in every layer", "",
@@ -683,16 +746,21 @@ def write_report(result, out, *, command=None):
 
     md += [f"## 4. Fixed-point width sweeps (rank {rec['rank_label']}, mode {rec['mode']})", "",
            "One parameter at a time, the others at the baseline. Relative error of the bit-exact head "
-           "output against float DAMF (same rank and mode) and against exact softmax attention:", ""]
-    md.append("| parameter | value | vs float DAMF | vs exact | pq_width | acc_width |")
-    md.append("|---|---|---|---|---|---|")
+           "output against float DAMF (same rank and mode) and against exact softmax attention; for "
+           "pq_width also the end-to-end embedding cosine with the bit-exact head in every layer:", ""]
+    md.append("| parameter | value | vs float DAMF | vs exact | pq_width | pq_shift (heads) | acc_width "
+              "| end to end cosine mean / min |")
+    md.append("|---|---|---|---|---|---|---|---|")
     for key, rows in R["width_sweeps"].items():
         for row in rows:
             if "vs_float" in row:
+                lo, hi = row["pq_shift_range"]
+                e = row.get("end_to_end")
                 md.append(f"| {key} | {row['value']} | {_f(row['vs_float'], 4)} | {_f(row['vs_exact'], 4)} | "
-                          f"{row['pq_width']} | {row['acc_width']} |")
+                          f"{row['pq_width']} | {lo if lo == hi else f'{lo}-{hi}'} | {row['acc_width']} | "
+                          + (f"{_f(e['cosine_mean'], 4)} / {_f(e['cosine_min'], 4)}" if e else "") + " |")
             else:
-                md.append(f"| {key} | {row['value']} | skipped: {row['skipped']} | | | |")
+                md.append(f"| {key} | {row['value']} | skipped: {row['skipped']} | | | | | |")
     md += ["", "![width sweeps](width_sweeps.png)", ""]
 
     w = rec["widths"]
@@ -708,8 +776,10 @@ def write_report(result, out, *, command=None):
            f"(full rank: {_f(rec['cosine_full'], 4)}; rank {rec['rank_label']} with exact softmax: "
            f"{_f(rec['cosine_rank_only'], 4)}).",
            f"* **x_width {w['x_width']}, w_width {w['w_width']} (u and v), v_width {w['v_width']}, "
-           f"weight_frac {w['weight_frac']}, out_frac {rec['out_frac']}**"
-           + (f" (pq_width {rec['pq_width']} follows from x_width, w_width and d_model + 1)." if "pq_width" in rec
+           f"weight_frac {w['weight_frac']}, pq_width {w['pq_width']}, out_frac {rec['out_frac']}**"
+           + ((" (p and q exact: the inner product's out_width, " if w["pq_width"] == "exact" else
+               " (p and q requantized from the inner product's out_width with a shift calibrated per head; ")
+              + f"pq_width {rec['pq_width']})." if "pq_width" in rec
               else f"; this combination is not a valid head configuration: {rec.get('fixed_skipped')}.")
            + ("" if all(w[k + "_met"] for k in WIDTH_KEYS) else
               " Not every criterion was met by a swept value: "

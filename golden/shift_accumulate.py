@@ -4,13 +4,14 @@ A thin wrapper of :func:`damf.golden.damf_head.shift_accumulate` and
 :func:`~damf.golden.damf_head.round_shift` for one row at a time: the row's keys
 ``(V_n, s_n, t_n)``, its ``t_C`` and ``sh``.  ``SV`` is the sum of the row's ``V_n``.
 In mode ``base2`` there is no ``SV`` term (``t_C`` is ``None``) and ``s_n`` is 0 or 1.
+:func:`beats_of_row` cuts a row into the unit's input beats of ``parallel`` keys.
 """
 
 import numpy as np
 
 from .damf_head import round_shift, shift_accumulate
 
-__all__ = ["shift_accumulate_row", "rows_from_trace"]
+__all__ = ["shift_accumulate_row", "beats_of_row", "rows_from_trace"]
 
 
 def shift_accumulate_row(cfg, V, sign, shift, c_shift, sh):
@@ -24,6 +25,30 @@ def shift_accumulate_row(cfg, V, sign, shift, c_shift, sh):
         acc = shift_accumulate(V, sign[None, :], shift[None, :], cfg, vsum=V.sum(axis=0)[None, :],
                                vsum_shift=np.asarray([c_shift]))
     return round_shift(acc, np.asarray([[sh]]), cfg.out_width, cfg.acc_width)[0].tolist()
+
+
+def beats_of_row(cfg, V, sign, shift, pad=None):
+    """The input beats of one row: ``[(v, sign, shift, count), ...]``, ``cfg.parallel`` keys each.
+
+    Beat ``b`` holds keys ``b*parallel + j`` in slot ``j``; ``count`` is the number of the row's
+    keys in it (``parallel`` except maybe in the last beat).  Slots ``j >= count`` are not part
+    of the row and hold ``pad(j)`` (a ``(v, sign, shift)`` key; default zeros): the unit ignores
+    them whatever they hold.
+    """
+    V = np.asarray(V, dtype=np.int64).reshape(-1, cfg.d_head).tolist()
+    sign, shift = [int(x) for x in sign], [int(x) for x in shift]
+    if not len(V) == len(sign) == len(shift) or not V:
+        raise ValueError(f"a row needs 1 or more keys and as many signs and shifts, not {len(V)} keys, "
+                         f"{len(sign)} signs and {len(shift)} shifts")
+    P = cfg.parallel
+    beats = []
+    for b in range(0, len(V), P):
+        keys = [(V[n], sign[n], shift[n]) for n in range(b, min(b + P, len(V)))]
+        count = len(keys)
+        keys += [pad(j) if pad else ([0] * cfg.d_head, 0, 0) for j in range(count, P)]
+        v, s, t = (list(x) for x in zip(*keys))
+        beats.append((v, s, t, count))
+    return beats
 
 
 def rows_from_trace(t, V):

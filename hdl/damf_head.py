@@ -1,33 +1,44 @@
 """The whole DAMF attention head (block ``damf-head``): ``X`` and ``V`` in, ``Z`` out.
 
-The verified blocks wired together, with the per-key ``t_n`` stage and the buffers between
-them::
+The verified blocks wired together, every score computed once, ``parallel`` keys per cycle
+from the score unit to ``A' x V``::
 
-    x --> inner-product --+-- q --> score.k (key buffer)
-                          +-- p --> p buffer --(each row twice)--> score.i
-    v --> V buffer                                                   |
-                                   pass 1: score.o --> row-stats --> row set-up register
-                                   pass 2: score.o --> serialiser --> t_n stage --> shift-accumulate --> o
-                                                       (one key per cycle)  ^ V_n from the V buffer
+    x --> inner-product --> requantize --+-- q --> score.k (two key banks)
+                                         +-- p --> p buffer (two banks) --(once per row)--> score.i
+    v --> V buffer (two banks, parallel lanes)                                               |
+              score.o --> [causal beat filter] --+--> row-stats --> set-up FIFO --+
+                                                 +--> row buffer (FIFO) ---------+--> weight stage
+                                                                                      |  (parallel lanes)
+                                         V_n (parallel per beat) from the V buffer -> shift-accumulate --> o
 
 Self-attention (optionally causal) or cross-attention, modes ``maclaurin``, ``maclaurin-abs``
-and ``base2``; bit-exact with
-:func:`damf.golden.damf_head_block.damf_head_block` (inner product, then
-:func:`damf.golden.damf_head.damf_head`).  Widths and rounding are those of the parts
-(``DamfHeadConfig``); the composition adds none: ``p`` and ``q`` are exact, ``Z`` has
-``out_width = v_width + out_guard + out_frac`` bits, rounded half away from zero and saturated.
+and ``base2``; bit-exact with :func:`damf.golden.damf_head_block.damf_head_block` (inner
+product, requantization of ``p`` and ``q``, then :func:`damf.golden.damf_head.damf_head`).
 
-Mode ``base2`` (``docs/numerics.md`` section 8): ``row-stats`` returns only ``N`` and
-``A_max``; the ``t_n`` stage compares ``A_max - A`` with the ``F + 1`` constant thresholds
-(a thermometer code: ``t_n = F - e`` by a priority mux, the weight ``2^t_n`` one-hot), drops a
-key past the last threshold, sums the weights into ``W`` and sends ``sh = P(W) - out_frac``
-with the row's last key; ``shift-accumulate`` has no ``SV`` term.
-
-Causal (``causal = True``): row ``m`` uses keys ``n <= m`` only.  The score unit still
-computes whole rows; a beat filter between it and ``row-stats`` / the serialiser cuts each
-beat to the keys ``n <= m``, ends the row on the beat holding key ``m`` and drops the beats
-after it, so ``row-stats`` sees ``N = m + 1`` and ``shift-accumulate`` sums ``SV`` over the
-keys it is sent (the prefix sum) with no change to either block.
+* **Requantization** (``docs/numerics.md``): every ``p_k``, ``q_k`` of the inner-product unit
+  is shifted right by ``pq_shift`` with rounding half away from zero and saturated to
+  ``pq_width`` bits, in one register stage; the score unit multiplies ``pq_width``-bit values.
+* **One score per (query, key).**  Each query ``p_m`` goes through the score unit once.  Its
+  row streams, ``parallel`` scores per beat, into ``row-stats`` and into the row buffer at the
+  same time; the weight stage takes a row's beats from the buffer once ``row-stats`` has
+  delivered that row's set-up, while the score unit already computes the next rows.
+* **Weight stage.**  ``parallel`` lanes per beat in a fixed pipeline (``DamfHeadBlockConfig.weight_stages`` registers).
+  Maclaurin modes: ``s_n = sign(A)``, ``t_n = F + P(|A|) - R`` (no term when ``t_n < 0``,
+  ``A = 0`` or the row is uniform).  Base2: ``delta = A_max - A`` against the ``F + 1``
+  constant thresholds (a thermometer code: ``t_n = F - e``, the weight ``2^t_n`` one-hot, a key
+  past the last threshold dropped), the beat's weights summed, the row's ``W`` accumulated and
+  ``sh = P(W) - out_frac`` sent with the row's last beat.  ``V_n`` of the beat's ``parallel``
+  keys is read from the ``parallel`` lanes of the V buffer (key ``n`` in lane ``n mod
+  parallel``, word ``n div parallel``).
+* **Causal** (``causal = True``): row ``m`` uses keys ``n <= m``.  The score unit computes
+  whole rows; a beat filter cuts each beat to the keys ``n <= m``, ends the row on the beat
+  holding key ``m`` and drops the beats after it (they cost the score unit a cycle each, nothing
+  downstream), so ``row-stats`` sees ``N = m + 1`` and ``shift-accumulate`` sums ``SV`` over the
+  keys it is sent (the prefix sum).
+* **Two banks.**  The p buffer, the V buffer and the score unit's keys have two banks: head
+  ``h + 1`` is loaded while head ``h`` is queried, so a stream of heads runs at the slower of
+  the load (``beats`` cycles per token) and the rows (``row_period`` per row).  A bank is
+  free again once its head's last key has left the weight stage.
 
 Ports
 -----
@@ -41,65 +52,44 @@ Ports
     (``1..seq_len``; more than ``seq_len`` tokens without ``last`` is not allowed).
 
 ``y``: only with ``cross = True`` -- the key-side tokens ``Y_n``, same layout as ``x``;
-    ``last`` gives ``Lk`` (``1..seq_len``).  Accepted after ``x``'s last token (both go through
-    the one inner-product unit: ``p`` is kept from ``X``, ``q`` from ``Y``).
+    ``last`` gives ``Lk`` (``1..seq_len``).  A head's ``Y`` is accepted after its ``X`` (both
+    go through the one inner-product unit: ``p`` is kept from ``X``, ``q`` from ``Y``).
 
 ``v``: ``In(stream.Signature(StructLayout({"v": ArrayLayout(signed(v_width), d_head),
     "last": 1})))`` -- the value vectors ``V_n``, ``last`` on ``V_{Lk-1}`` (``Lk = L`` for
     self-attention, the length of ``Y`` for cross-attention).
 
 ``w``: only with ``weights = "runtime"`` -- the inner-product unit's weight stream, passed
-    through unchanged (load ``u``, ``v`` between heads, before a head's first ``X`` beat).
+    through unchanged (load ``u``, ``v`` between heads: after the last ``x`` beat of a head
+    has produced its ``p`` and ``q``, before the next head's first ``x`` beat).
 
 ``o``: ``Out(stream.Signature(ArrayLayout(signed(out_width), d_head)))`` -- ``Z_m`` for
-    ``m = 0 .. Lq-1`` (``Lq = L``, or the length of ``X`` when cross), in order (``out_frac`` fraction bits, saturated).
+    ``m = 0 .. Lq-1`` (``Lq = L``, or the length of ``X`` when cross), head after head, in
+    order (``out_frac`` fraction bits, saturated).
 
 Protocol
 --------
-A head is a *load* then a *query* phase.  Load: ``x`` (then ``y`` when cross) and ``v`` are
-accepted in any interleaving until each has delivered its ``last`` and the last ``q`` has
-reached the score unit's key buffer (``p`` goes to the p buffer, ``V`` to the V buffer).  Query: for each
-``m``, ``p_m`` goes through the score unit twice.  Pass 1 streams the row ``A[m, :]`` to
-``row-stats`` (``R``, ``t_C``, ``sh``, uniform flag).  Pass 2 recomputes the row (no row
-buffer; the score unit is idle otherwise) and a serialiser hands one score per cycle to the
-``t_n`` stage: ``s_n = sign(A_mn)``, ``t_n = F + P(|A_mn|) - R``, sent with ``s_n = 0`` when
-``t_n < 0``, ``A_mn = 0`` or the row is uniform (as
-:func:`damf.golden.shift_accumulate.rows_from_trace`), with ``V_n`` read from the V buffer,
-to ``shift-accumulate``.  Rows overlap: pass 1 of row ``m + 1`` is issued right after pass 2
-of row ``m`` and its set-up waits in ``row-stats``.  ``x`` and ``v`` are held (``ready``
-low) during the query phase; the next head's load starts when the last key of the last row
-has entered ``shift-accumulate`` (its ``Z`` rows still drain).  Backpressure on ``o`` stalls
-the chain back to the score unit.
+Heads follow each other on ``x`` (then ``y``) and ``v``, each ended by its ``last``; ``x`` and
+``v`` may run ahead of each other by up to a head.  A head's tokens are accepted into a free
+bank (``x.ready`` / ``v.ready`` low while both banks hold heads that are not finished);
+its rows follow on ``o``.  Backpressure on ``o`` stalls the chain back to the score unit and,
+once both banks are full, the inputs.
 
-Timing (sources always valid, ``o`` always ready), from the first ``x`` handshake to the
-last ``Z`` handshake of a head of ``L`` tokens (``beats = ceil(d_model / lanes)``,
-``B = ceil(L / parallel)``, ``S`` = ``row-stats``' ``setup_cycles``, 4 in the maclaurin modes)::
+Timing (sources always valid, ``o`` always ready; ``beats = ceil(d_model / lanes)``,
+``B = ceil(Lk / parallel)``, ``G = shift_accumulate.round_cycles``): one head alone takes::
 
-    cycles_per_head(L) = beats L + B + L + latency + (L - 1) max(B + S + parallel (B - 1), L + 1)
+    cycles_per_head(Lq, Lk) = beats Ld + 2 B - 1 + latency + (Lq - 1) max(B, G)
 
-and for cross-attention (``Lq`` queries, ``Lk`` keys, ``B = ceil(Lk / parallel)``)::
-
-    cycles_per_head(Lq, Lk) = beats (Lq + Lk) + B + Lk + latency + (Lq - 1) max(B + S + parallel (B - 1), Lk + 1)
-
-with ``latency = 13 + S`` (17: inner-product unit 4, score 4, row-stats ``S``, shift-accumulate
-3 and two hand-over registers).  A row takes the score unit's pass 1 (``B`` beats), the wait
-for its set-up (``S``) and pass 2 (a beat per ``parallel`` keys serialised), unless the
-serialiser (``L`` keys, 1 cycle to change rows) is slower.  Causal: row ``m`` keeps
-``b_m = ceil((m + 1) / parallel)`` beats of each pass (the other ``B - b_m`` are dropped, one
-per cycle) and::
-
-    cycles_per_head(L) = beats L + latency + max(B - S, 0) + 2
-                         + sum_{m=1}^{L-1} max(G_{m-1} + max(B + 1, b_m + S) + 1, m + 2)
-    G_m = parallel (b_m - 1) + B - b_m  if b_m >= 2,  max(2B - 1, S) - max(B, S)  if b_m = 1
-
-(:meth:`~damf.head_config.DamfHeadBlockConfig.cycles_per_head`; the terms are explained at
-:meth:`~damf.head_config.DamfHeadBlockConfig.row_period`; the causal sum is exact for every
-``S <= 4``).  The tests check all three cycle-exactly.  A head queued right behind another
-takes the same, counted from its own first ``x`` handshake.
+from its first ``x`` handshake to its last ``Z`` handshake (``Ld = Lq``, cross ``Lq + Lk``;
+causal rows keep fewer beats: :meth:`~damf.head_config.DamfHeadBlockConfig.schedule`).  Heads
+queued back to back: :meth:`~damf.head_config.DamfHeadBlockConfig.schedule` gives every
+``Z``; steady state ``row_period = max(B, G)`` between rows and ``head_interval`` between
+heads.  The tests check all of them cycle-exactly.
 Multi-head attention: one instance per head (the heads share only ``X``).
 """
 
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -157,6 +147,8 @@ class DamfHead(wiring.Component):
         cfg = self._config
         L, K, P, F = cfg.seq_len, cfg.rank, cfg.parallel, cfg.weight_frac
         beats = cfg.inner_product.beats
+        words = -(-L // P)                            # V words per bank (P keys each)
+        base2 = cfg.mode == "base2"
         m = Module()
         m.submodules.inner_product = ip = InnerProduct(cfg.inner_product)
         m.submodules.score = sc = Score(cfg.score)
@@ -164,124 +156,191 @@ class DamfHead(wiring.Component):
         m.submodules.shift_accumulate = sa = ShiftAccumulate(cfg.shift_accumulate)
         idx = range(max(2, L))
 
-        query = Signal(name="query")                 # 0: load phase, 1: query phase
-        last_idx = Signal(idx, name="last_idx")      # L - 1
-        x_done, q_done, v_done = (Signal(name=n) for n in ("x_done", "q_done", "v_done"))
-        x_beat = Signal(range(max(2, beats)), name="x_beat")
-        x_tok = Signal(idx, name="x_tok")            # tokens accepted so far
-        q_n = Signal(idx, name="q_n")                # p, q results stored so far
-        v_n = Signal(idx, name="v_n")                # V_n stored so far
-        head_end = Signal(name="head_end")           # the last key enters shift-accumulate
+        # -- the two banks: heads are loaded into them in turn, one while the other is queried --
+        # Per bank b: busy[b] from the end of its load until its head's last key has left the
+        # weight stage; issue[b] from the end of its load until its last query is issued;
+        # lq_last[b] / lk_last[b] = Lq - 1 / Lk - 1, valid once lq_known[b] / lk_known[b];
+        # x_fin[b], v_fin[b], pq_fin[b]: the x (and y), v and p/q sides are done with its load.
+        def per_bank(name, shape=1):
+            return [Signal(shape, name=f"{name}{b}") for b in range(2)]
 
-        # -- load: X (then Y when cross) through the inner-product unit ------------------------
+        def pick(regs, bank):
+            return Mux(bank, regs[1], regs[0])
+
+        def at(bank, b):
+            return bank if b else ~bank
+
+        busy, issue = per_bank("busy"), per_bank("issue")
+        lq_last, lk_last = per_bank("lq_last", idx), per_bank("lk_last", idx)
+        lq_known, lk_known = per_bank("lq_known"), per_bank("lk_known")
+        x_fin, v_fin, pq_fin = per_bank("x_fin"), per_bank("v_fin"), per_bank("pq_fin")
+        if not cfg.cross:
+            lk_last, lk_known = lq_last, lq_known
+        loaded = [Signal(name=f"loaded{b}") for b in range(2)]
+        m.d.comb += [loaded[b].eq(pq_fin[b] & v_fin[b]) for b in range(2)]
+
+        # -- load, x side: X (then Y when cross) into the inner-product unit -------------------
+        xb = Signal(name="xb")                       # the bank the x side fills
+        x_beat = Signal(range(max(2, beats)), name="x_beat")
+        x_tok = Signal(idx, name="x_tok")            # tokens of the current sequence so far
+        x_open = ~pick(busy, xb) & ~pick(x_fin, xb)
+        tok_end = x_beat == beats - 1
         if cfg.weights == "runtime":
             m.d.comb += [ip.w.payload.eq(self.w.payload), ip.w.valid.eq(self.w.valid),
                          self.w.ready.eq(ip.w.ready)]
-        x_take = ~query & ~x_done
-        tok_end = x_beat == beats - 1
         if cfg.cross:
-            y_done = Signal(name="y_done")
-            y_tok = Signal(idx, name="y_tok")
-            k_last_idx = Signal(idx, name="k_last_idx")  # Lk - 1
-            y_take = ~query & x_done & ~y_done
+            y_phase = Signal(name="y_phase")         # 0: X of the head, 1: its Y
+            x_take, y_take = x_open & ~y_phase, x_open & y_phase
             m.d.comb += [
-                ip.i.payload.eq(Mux(x_done, self.y.payload.x.as_value(), self.x.payload.x.as_value())),
+                ip.i.payload.eq(Mux(y_phase, self.y.payload.x.as_value(), self.x.payload.x.as_value())),
                 ip.i.valid.eq((self.x.valid & x_take) | (self.y.valid & y_take)),
                 self.x.ready.eq(ip.i.ready & x_take),
                 self.y.ready.eq(ip.i.ready & y_take),
             ]
             in_fire = (self.x.valid & self.x.ready) | (self.y.valid & self.y.ready)
-            with m.If(self.y.valid & self.y.ready & tok_end):
-                m.d.sync += y_tok.eq(y_tok + 1)
-                with m.If(self.y.payload.last):
-                    m.d.sync += [y_done.eq(1), k_last_idx.eq(y_tok)]
+            seq_last = Mux(y_phase, self.y.payload.last, self.x.payload.last)
         else:
-            m.d.comb += [ip.i.payload.eq(self.x.payload.x), ip.i.valid.eq(self.x.valid & x_take),
-                         self.x.ready.eq(ip.i.ready & x_take)]
+            m.d.comb += [ip.i.payload.eq(self.x.payload.x), ip.i.valid.eq(self.x.valid & x_open),
+                         self.x.ready.eq(ip.i.ready & x_open)]
             in_fire = self.x.valid & self.x.ready
+            seq_last = self.x.payload.last
         with m.If(in_fire):
             m.d.sync += x_beat.eq(Mux(tok_end, 0, x_beat + 1))
-        with m.If(self.x.valid & self.x.ready & tok_end):
-            m.d.sync += x_tok.eq(x_tok + 1)
-            with m.If(self.x.payload.last):
-                m.d.sync += [x_done.eq(1), last_idx.eq(x_tok)]
+            with m.If(tok_end):
+                m.d.sync += x_tok.eq(x_tok + 1)
+                with m.If(seq_last):
+                    m.d.sync += x_tok.eq(0)
+                    for b in range(2):
+                        with m.If(at(xb, b)):
+                            if cfg.cross:
+                                with m.If(y_phase):
+                                    m.d.sync += [lk_last[b].eq(x_tok), lk_known[b].eq(1), x_fin[b].eq(1)]
+                                with m.Else():
+                                    m.d.sync += [lq_last[b].eq(x_tok), lq_known[b].eq(1)]
+                            else:
+                                m.d.sync += [lq_last[b].eq(x_tok), lq_known[b].eq(1), x_fin[b].eq(1)]
+                    if cfg.cross:
+                        m.d.sync += y_phase.eq(~y_phase)
+                        with m.If(y_phase):
+                            m.d.sync += xb.eq(~xb)
+                    else:
+                        m.d.sync += xb.eq(~xb)
 
-        # -- load: q to the score unit's key buffer, p to the p buffer -------------------------
+        # -- requantization of p and q (docs/numerics.md): round by pq_shift, saturate ---------
+        rq_valid = Signal(name="rq_valid")
+        rq_ready = Signal(name="rq_ready")
+        rq_p = [Signal(signed(cfg.pq_width), name=f"rq_p{k}") for k in range(K)]
+        rq_q = [Signal(signed(cfg.pq_width), name=f"rq_q{k}") for k in range(K)]
+        m.d.comb += ip.o.ready.eq(~rq_valid | rq_ready)
+        with m.If(ip.o.ready):
+            m.d.sync += rq_valid.eq(ip.o.valid)
+            for k in range(K):
+                m.d.sync += [rq_p[k].eq(_requantize(ip.o.payload.p[k], cfg.pq_shift, cfg.pq_width)),
+                             rq_q[k].eq(_requantize(ip.o.payload.q[k], cfg.pq_shift, cfg.pq_width))]
+
+        # -- load, p/q side: q to the score unit's key bank, p to the p buffer -----------------
         # (cross: the first Lq results are X's, only p kept; the next Lk are Y's, only q kept)
+        pb = Signal(name="pb")                       # the bank the p/q side fills
+        q_n = Signal(idx, name="q_n")                # results of the current sequence so far
         p_shape = data.ArrayLayout(signed(cfg.pq_width), K)
-        m.submodules.p_buffer = pbuf = Memory(shape=p_shape, depth=L, init=[])
+        m.submodules.p_buffer = pbuf = Memory(shape=p_shape, depth=2 * L, init=[])
         p_wr = pbuf.write_port()
-        p_rd = pbuf.read_port(domain="comb")
+        p_rd = pbuf.read_port(domain="sync")
         k_fire = Signal(name="k_fire")
         p_fire = Signal(name="p_fire")
+        p_end = pick(lq_known, pb) & (q_n == pick(lq_last, pb))
+        k_end = pick(lk_known, pb) & (q_n == pick(lk_last, pb))
         if cfg.cross:
-            px_done = Signal(name="px_done")         # every p of X is in the p buffer
-            k_n = Signal(idx, name="k_n")
+            q_phase = Signal(name="q_phase")         # 0: p of X to the p buffer, 1: q of Y to the keys
             m.d.comb += [
-                sc.k.valid.eq(ip.o.valid & px_done), ip.o.ready.eq(Mux(px_done, sc.k.ready, 1)),
-                sc.k.payload.last.eq(y_done & (k_n == k_last_idx)),
-                p_fire.eq(ip.o.valid & ~px_done),
+                sc.k.valid.eq(rq_valid & q_phase), rq_ready.eq(Mux(q_phase, sc.k.ready, 1)),
+                p_fire.eq(rq_valid & ~q_phase),
             ]
-            with m.If(p_fire & x_done & (q_n == last_idx)):
-                m.d.sync += px_done.eq(1)
+            with m.If(p_fire):
+                m.d.sync += q_n.eq(q_n + 1)
+                with m.If(p_end):
+                    m.d.sync += [q_n.eq(0), q_phase.eq(1)]
             with m.If(k_fire):
-                m.d.sync += k_n.eq(k_n + 1)
-            loaded = px_done & q_done & v_done
+                m.d.sync += q_n.eq(q_n + 1)
+                with m.If(k_end):
+                    m.d.sync += [q_n.eq(0), q_phase.eq(0)]
         else:
-            m.d.comb += [
-                sc.k.valid.eq(ip.o.valid), ip.o.ready.eq(sc.k.ready),
-                sc.k.payload.last.eq(x_done & (q_n == last_idx)),
-                p_fire.eq(k_fire),
-            ]
-            loaded = q_done & v_done
-        m.d.comb += [k_fire.eq(sc.k.valid & sc.k.ready), p_wr.addr.eq(q_n), p_wr.en.eq(p_fire)]
+            m.d.comb += [sc.k.valid.eq(rq_valid), rq_ready.eq(sc.k.ready), p_fire.eq(k_fire)]
+            with m.If(k_fire):
+                m.d.sync += q_n.eq(Mux(k_end, 0, q_n + 1))
+        m.d.comb += [k_fire.eq(sc.k.valid & sc.k.ready), sc.k.payload.last.eq(k_end),
+                     p_wr.addr.eq(Mux(pb, q_n + L, q_n)), p_wr.en.eq(p_fire)]
         for k in range(K):
-            m.d.comb += [sc.k.payload.q[k].eq(ip.o.payload.q[k]), p_wr.data[k].eq(ip.o.payload.p[k])]
-        with m.If(p_fire):
-            m.d.sync += q_n.eq(q_n + 1)
-        with m.If(k_fire & sc.k.payload.last):
-            m.d.sync += q_done.eq(1)
+            m.d.comb += [sc.k.payload.q[k].eq(rq_q[k]), p_wr.data[k].eq(rq_p[k])]
+        with m.If(k_fire & k_end):
+            m.d.sync += pb.eq(~pb)
+            for b in range(2):
+                with m.If(at(pb, b)):
+                    m.d.sync += pq_fin[b].eq(1)
 
-        # -- load: V to the V buffer -----------------------------------------------------------
+        # -- load, v side: V_n to lane n % parallel of the V buffer, word n // parallel --------
+        vb = Signal(name="vb")                       # the bank the v side fills
         v_shape = data.ArrayLayout(signed(cfg.v_width), cfg.d_head)
-        m.submodules.v_buffer = vbuf = Memory(shape=v_shape, depth=L, init=[])
-        v_wr = vbuf.write_port()
-        v_rd = vbuf.read_port(domain="sync")
-        m.d.comb += [self.v.ready.eq(~query & ~v_done), v_wr.addr.eq(v_n), v_wr.data.eq(self.v.payload.v),
-                     v_wr.en.eq(self.v.valid & self.v.ready)]
-        with m.If(self.v.valid & self.v.ready):
-            m.d.sync += v_n.eq(v_n + 1)
+        v_lane = Signal(range(max(2, P)), name="v_lane")
+        v_word = Signal(range(max(2, words)), name="v_word")
+        v_rd = []
+        v_fire = self.v.valid & self.v.ready
+        m.d.comb += self.v.ready.eq(~pick(busy, vb) & ~pick(v_fin, vb))
+        for j in range(P):
+            mem = Memory(shape=v_shape, depth=2 * words, init=[])
+            m.submodules[f"v_buffer{j}"] = mem
+            wr = mem.write_port()
+            v_rd.append(mem.read_port(domain="sync"))
+            m.d.comb += [wr.addr.eq(Mux(vb, v_word + words, v_word)), wr.data.eq(self.v.payload.v),
+                         wr.en.eq(v_fire & (v_lane == j))]
+        with m.If(v_fire):
+            m.d.sync += [v_lane.eq(Mux(v_lane == P - 1, 0, v_lane + 1)),
+                         v_word.eq(Mux(v_lane == P - 1, v_word + 1, v_word))]
             with m.If(self.v.payload.last):
-                m.d.sync += v_done.eq(1)
+                m.d.sync += [vb.eq(~vb), v_lane.eq(0), v_word.eq(0)]
+                for b in range(2):
+                    with m.If(at(vb, b)):
+                        m.d.sync += v_fin[b].eq(1)
 
-        # -- query: issue p_m twice per row (pass 1, pass 2) -----------------------------------
+        # -- a bank is loaded: hand it to the query side ---------------------------------------
+        busy_clr = [Signal(name=f"busy_clr{b}") for b in range(2)]
+        issue_clr = [Signal(name=f"issue_clr{b}") for b in range(2)]
+        for b in range(2):
+            with m.If(loaded[b]):
+                m.d.sync += [busy[b].eq(1), issue[b].eq(1), x_fin[b].eq(0), v_fin[b].eq(0),
+                             pq_fin[b].eq(0), lq_known[b].eq(0)]
+                if cfg.cross:
+                    m.d.sync += lk_known[b].eq(0)
+            with m.Else():
+                with m.If(busy_clr[b]):
+                    m.d.sync += busy[b].eq(0)
+                with m.If(issue_clr[b]):
+                    m.d.sync += issue[b].eq(0)
+
+        # -- query: issue p_m once per row, last on the head's last row ------------------------
+        qy_bank = Signal(name="qy_bank")
         iss_m = Signal(idx, name="iss_m")
-        iss_pass = Signal(name="iss_pass")
-        iss_done = Signal(name="iss_done")
-        m.d.comb += [p_rd.addr.eq(iss_m), sc.i.payload.eq(p_rd.data), sc.i.valid.eq(query & ~iss_done)]
-        with m.If(sc.i.valid & sc.i.ready):
-            m.d.sync += iss_pass.eq(~iss_pass)
-            with m.If(iss_pass):
-                m.d.sync += iss_m.eq(iss_m + 1)
-                with m.If(iss_m == last_idx):
-                    m.d.sync += iss_done.eq(1)
+        iss_valid = Signal(name="iss_valid")
+        iss_last = Signal(name="iss_last")
+        can_issue = pick(issue, qy_bank)
+        iss_adv = ~iss_valid | sc.i.ready
+        iss_end = iss_m == pick(lq_last, qy_bank)
+        m.d.comb += [p_rd.addr.eq(Mux(qy_bank, iss_m + L, iss_m)), p_rd.en.eq(iss_adv),
+                     sc.i.valid.eq(iss_valid), sc.i.payload.p.eq(p_rd.data), sc.i.payload.last.eq(iss_last)]
+        with m.If(iss_adv):
+            m.d.sync += [iss_valid.eq(can_issue), iss_last.eq(iss_end)]
+            with m.If(can_issue):
+                m.d.sync += iss_m.eq(Mux(iss_end, 0, iss_m + 1))
+                with m.If(iss_end):
+                    m.d.sync += qy_bank.eq(~qy_bank)
+                    m.d.comb += [issue_clr[b].eq(qy_bank == b) for b in range(2)]
 
-        # -- phases ------------------------------------------------------------------------------
-        with m.If(~query & loaded):
-            m.d.sync += [query.eq(1), iss_m.eq(0), iss_pass.eq(0), iss_done.eq(0)]
-        with m.If(head_end):
-            m.d.sync += [query.eq(0), x_done.eq(0), q_done.eq(0), v_done.eq(0),
-                         x_tok.eq(0), q_n.eq(0), v_n.eq(0)]
-            if cfg.cross:
-                m.d.sync += [y_done.eq(0), px_done.eq(0), y_tok.eq(0), k_n.eq(0)]
-
-        # -- score rows: pass 1 to row-stats, pass 2 to the serialiser (alternating rows) ------
-        route = Signal(name="route")                 # 0: pass 1, 1: pass 2
-        ser_take = Signal(name="ser_take")
+        # -- score rows: [causal beat filter] -> row-stats and the row buffer, once each --------
         beat = Signal.like(sc.o.payload, name="beat")  # the beat as the row's keys see it
         drop = Signal(name="drop")                   # a beat of keys the row does not attend
         if cfg.causal:
-            # causal: row m keeps keys n <= m; the beat holding key m ends the row, later ones drop
+            # row m keeps keys n <= m; the beat holding key m ends the row, later ones drop
+            fil_bank = Signal(name="fil_bank")
             out_row = Signal(idx, name="out_row")    # the row of the beats on sc.o
             pos = Signal(range(L + P + 1), name="pos")  # key index of lane 0 of the beat
             rest = Signal(signed(len(pos) + 2), name="rest")
@@ -295,126 +354,163 @@ class DamfHead(wiring.Component):
             ]
             with m.If(sc.o.valid & sc.o.ready):
                 m.d.sync += pos.eq(Mux(sc.o.payload.last, 0, pos + count))
-                with m.If(sc.o.payload.last & route):
+                with m.If(sc.o.payload.last):
                     m.d.sync += out_row.eq(out_row + 1)
-            with m.If(head_end):
-                m.d.sync += out_row.eq(0)
+                    with m.If(out_row == pick(lq_last, fil_bank)):
+                        m.d.sync += [out_row.eq(0), fil_bank.eq(~fil_bank)]
         else:
             m.d.comb += beat.eq(sc.o.payload)
+        row_layout = sc.o.payload.shape()
+        row_width = len(sc.o.payload.as_value())
+        m.submodules.row_buffer = rbuf = SyncFIFOBuffered(width=row_width, depth=cfg.row_buffer_depth)
+        fwd = Signal(name="fwd")
         m.d.comb += [
-            rs.i.payload.eq(beat), rs.i.valid.eq(sc.o.valid & ~route & ~drop),
-            sc.o.ready.eq(drop | Mux(route, ser_take, rs.i.ready)),
+            fwd.eq(sc.o.valid & ~drop),
+            rs.i.payload.eq(beat), rs.i.valid.eq(fwd & rbuf.w_rdy),
+            rbuf.w_data.eq(beat.as_value()), rbuf.w_en.eq(fwd & rs.i.ready),
+            sc.o.ready.eq(drop | (rs.i.ready & rbuf.w_rdy)),
         ]
-        with m.If(sc.o.valid & sc.o.ready & sc.o.payload.last):
-            m.d.sync += route.eq(~route)
 
-        # -- row set-up register: the set-up of the row being serialised -----------------------
-        base2 = cfg.mode == "base2"
-        su_valid = Signal(name="su_valid")
-        m.d.comb += rs.o.ready.eq(~su_valid)
+        # -- row set-ups, in row order ---------------------------------------------------------
+        su_layout = rs.o.payload.shape()
+        m.submodules.setup_buffer = sbuf = SyncFIFO(width=len(rs.o.payload.as_value()), depth=4)
+        m.d.comb += [sbuf.w_data.eq(rs.o.payload.as_value()), sbuf.w_en.eq(rs.o.valid),
+                     rs.o.ready.eq(sbuf.w_rdy)]
+        r_beat = data.View(row_layout, rbuf.r_data)
+        r_su = data.View(su_layout, sbuf.r_data)
+
+        # -- weight stage: parallel keys per beat, a fixed pipeline in lock step ---------------
+        adv = Signal(name="adv")
+        pop = Signal(name="pop")
+        m.d.comb += [pop.eq(adv & rbuf.r_rdy & sbuf.r_rdy), rbuf.r_en.eq(pop),
+                     sbuf.r_en.eq(pop & r_beat.last)]
+        wt_bank = Signal(name="wt_bank")
+        wt_row = Signal(idx, name="wt_row")
+        wt_beat = Signal(range(max(2, words)), name="wt_beat")
+        wt_head_last = Signal(name="wt_head_last")
+        m.d.comb += wt_head_last.eq(r_beat.last & (wt_row == pick(lq_last, wt_bank)))
+        with m.If(pop):
+            m.d.sync += wt_beat.eq(Mux(r_beat.last, 0, wt_beat + 1))
+            with m.If(r_beat.last):
+                m.d.sync += wt_row.eq(wt_row + 1)
+                with m.If(wt_head_last):
+                    m.d.sync += [wt_row.eq(0), wt_bank.eq(~wt_bank)]
+
+        def stage(prev, name, **new):
+            """The next pipeline stage: registers of ``prev`` (carried) and of ``new``.  A value is
+            an Amaranth value, ``(value, shape)`` or a list of either (one per lane)."""
+            out = {}
+            for key, item in {**prev, **new}.items():
+                def one(v, label):
+                    value, shape = v if isinstance(v, tuple) else (v, None)
+                    if shape is None:
+                        shape = value.shape()
+                    reg = Signal(shape, name=label)
+                    with m.If(adv):
+                        m.d.sync += reg.eq(value)
+                    return reg
+                if isinstance(item, list):
+                    out[key] = [one(v, f"{name}_{key}{j}") for j, v in enumerate(item)]
+                else:
+                    out[key] = one(item, f"{name}_{key}")
+            return out
+
+        def carry(s, *drop):
+            return {k: v for k, v in s.items() if k not in drop}
+
+        lanes = range(P)
+        sign_shape, shift_shape = signed(2), unsigned(cfg.shift_accumulate.shift_width)
+        setup = {"a_max": r_su.a_max} if base2 else {
+            "r": r_su.r, "uniform": r_su.uniform, "c_shift": r_su.c_shift, "sh": r_su.sh}
+        stages = [stage({}, "sA", valid=pop, a=[r_beat.a[j] for j in lanes],
+                        on=[j < r_beat.count for j in lanes], count=r_beat.count, last=r_beat.last,
+                        first=wt_beat == 0, bank=wt_bank, word=wt_beat, head_last=wt_head_last, **setup)]
+        s = stages[-1]
         if base2:
-            # base2: the row's A_max (the exponents, W and sh are made per key below)
-            su = {"a_max": Signal(signed(cfg.score_width), name="su_a_max")}
-        else:
-            ew = cfg.row_stats.exp_width
-            su = {"r": Signal(unsigned(ew), name="su_r"), "uniform": Signal(name="su_uniform"),
-                  "c_shift": Signal.like(rs.o.payload.c_shift, name="su_c_shift"),
-                  "sh": Signal.like(rs.o.payload.sh, name="su_sh")}
-        with m.If(rs.o.valid & rs.o.ready):
-            m.d.sync += su_valid.eq(1)
-            m.d.sync += [reg.eq(getattr(rs.o.payload, name)) for name, reg in su.items()]
-
-        # -- serialiser: one score of a pass-2 beat per cycle ----------------------------------
-        s1_valid = Signal(name="s1_valid")
-        advance = Signal(name="advance")
-        m.d.comb += advance.eq(~s1_valid | sa.i.ready)
-        h_valid = Signal(name="h_valid")
-        h_beat = Signal.like(sc.o.payload, name="h_beat")
-        lane = Signal(range(max(2, P)), name="lane")
-        key_n = Signal(idx, name="key_n")
-        emit, lane_end, row_end = Signal(name="emit"), Signal(name="lane_end"), Signal(name="row_end")
-        m.d.comb += [
-            emit.eq(h_valid & su_valid & advance),
-            lane_end.eq(lane == h_beat.count - 1),
-            row_end.eq(h_beat.last & lane_end),
-            ser_take.eq(~h_valid | (emit & lane_end)),
-        ]
-        with m.If(route & sc.o.valid & ~drop & ser_take):
-            m.d.sync += [h_valid.eq(1), h_beat.eq(beat), lane.eq(0)]
-        with m.Elif(emit & lane_end):
-            m.d.sync += h_valid.eq(0)
-        with m.Elif(emit):
-            m.d.sync += lane.eq(lane + 1)
-        with m.If(emit):
-            m.d.sync += key_n.eq(Mux(row_end, 0, key_n + 1))
-            with m.If(row_end):
-                m.d.sync += su_valid.eq(0)
-
-        # -- stage 1: the key's score and its row's set-up; V_n read alongside -----------------
-        s1_a = Signal(signed(cfg.score_width), name="s1_a")
-        s1_last = Signal(name="s1_last")
-        s1 = {name: Signal.like(reg, name=f"s1_{name}") for name, reg in su.items()}
-        m.d.comb += [v_rd.addr.eq(key_n), v_rd.en.eq(advance)]
-        with m.If(advance):
-            m.d.sync += [s1_valid.eq(emit), s1_a.eq(h_beat.a[lane]), s1_last.eq(row_end)]
-            m.d.sync += [s1[name].eq(reg) for name, reg in su.items()]
-
-        m.d.comb += [sa.i.valid.eq(s1_valid), sa.i.payload.v.eq(v_rd.data), sa.i.payload.last.eq(s1_last)]
-        if base2:
-            # -- base2 t_n stage: delta = A_max - A; e = #{k <= F: delta >= theta_k}; a key with
-            # delta >= theta_(F+1) is dropped; t_n = F - e; W += 2^t_n; sh = P(W) - of on the last key
-            delta = Signal(unsigned(cfg.delta_width), name="delta")
-            m.d.comb += delta.eq(s1["a_max"] - s1_a)
-            ge = [Signal(name=f"ge{k}") for k in range(1, F + 2)]   # ge[k-1]: delta >= theta_k
-            for g, theta in zip(ge, cfg.base2_thresholds):
-                m.d.comb += g.eq(delta >= theta)
-            keep = Signal(name="keep")
-            t_n = Signal(range(F + 1), name="t_n")
-            m.d.comb += keep.eq(~ge[F])
-            # e is a thermometer code over ge[0..F-1]: t_n = F - e, and the weight 2^t_n is one-hot
-            t_sel = F
-            for k in range(F):
-                t_sel = Mux(ge[k], F - 1 - k, t_sel)
-            m.d.comb += t_n.eq(t_sel)
-            weight = Signal(unsigned(F + 1), name="weight")
-            onehot = [ge[F - 1 - t] & ~ge[F - t] if t < F else ~ge[0] for t in range(F + 1)]
-            m.d.comb += weight.eq(Mux(keep, Cat(*onehot), 0))
-            w_acc = Signal(unsigned(cfg.wsum_width), name="w_acc")
-            w_row = Signal(unsigned(cfg.wsum_width), name="w_row")
-            m.d.comb += w_row.eq(w_acc + weight)
+            # delta = A_max - A; e = #{k <= F: delta >= theta_k}; a key with delta >= theta_(F+1)
+            # is dropped; t_n = F - e (thermometer code); W += 2^t_n; sh = P(W) - of on the last key
+            stages.append(stage(carry(s, "a"), "sB", delta=[
+                ((s["a_max"] - s["a"][j]).as_unsigned()[:cfg.delta_width], unsigned(cfg.delta_width))
+                for j in lanes]))
+            s = stages[-1]
+            stages.append(stage(carry(s, "delta"), "sC", ge=[
+                Cat(*[s["delta"][j] >= theta for theta in cfg.base2_thresholds]) for j in lanes]))
+            s = stages[-1]
+            sign, shift, weight = [], [], []
+            for j in lanes:
+                ge = s["ge"][j]
+                keep = s["on"][j] & ~ge[F]
+                t_sel = F
+                for k in range(F):
+                    t_sel = Mux(ge[k], F - 1 - k, t_sel)
+                onehot = Cat(*[ge[F - 1 - t] & ~ge[F - t] if t < F else ~ge[0] for t in range(F + 1)])
+                sign.append((keep, sign_shape))
+                shift.append((Mux(keep, t_sel, 0), shift_shape))
+                weight.append((Mux(keep, onehot, 0), unsigned(F + 1)))
+            stages.append(stage(carry(s, "ge", "on"), "sD", sign=sign, shift=shift, weight=weight))
+            s = stages[-1]
+            stages.append(stage(carry(s, "weight"), "sE", wsum=(sum(s["weight"]), unsigned(cfg.wsum_width))))
+            s = stages[-1]
+            w_row = Signal(unsigned(cfg.wsum_width), name="w_row")   # the row's W up to this beat
+            with m.If(adv & s["valid"]):
+                m.d.sync += w_row.eq(Mux(s["first"], 0, w_row) + s["wsum"])
+            stages.append(stage(carry(s, "wsum"), "sF"))
+            s = stages[-1]
             i_w = pow2_exp(m, w_row, max(1, cfg.wsum_exp_max.bit_length()), "p_w")
-            with m.If(sa.i.valid & sa.i.ready):
-                m.d.sync += w_acc.eq(Mux(s1_last, 0, w_row))
-            m.d.comb += [
-                sa.i.payload.sign.eq(keep),
-                sa.i.payload.shift.eq(Mux(keep, t_n, 0)),
-                sa.i.payload.sh.eq(i_w - cfg.out_frac),
-            ]
+            stages.append(stage(s, "sG", sh=(i_w - cfg.out_frac, signed(len(sa.i.payload.sh)))))
         else:
-            # -- t_n stage: s_n = sign(A), t_n = F + P(|A|) - R; no term when t_n < 0, A = 0, uniform
-            mag = Signal(unsigned(cfg.score_width), name="mag")
-            m.d.comb += mag.eq(Mux(s1_a < 0, -s1_a, s1_a))
-            i_a = pow2_exp(m, mag, ew, "p_a")
-            t_n = Signal(signed(ew + 2 + F.bit_length()), name="t_n")
-            on = Signal(name="term_on")
-            m.d.comb += [
-                t_n.eq(F + i_a - s1["r"]),
-                on.eq((s1_a != 0) & ~s1["uniform"] & (t_n >= 0)),
-                sa.i.payload.sign.eq(Mux(on, Mux(s1_a < 0, -1, 1), 0)),
-                sa.i.payload.shift.eq(Mux(on, t_n, 0)),
-                sa.i.payload.c_shift.eq(s1["c_shift"]),
-                sa.i.payload.sh.eq(s1["sh"]),
-            ]
-        rows_done = Signal(idx, name="rows_done")
-        with m.If(sa.i.valid & sa.i.ready & s1_last):
-            m.d.sync += rows_done.eq(rows_done + 1)
-            with m.If(rows_done == last_idx):
-                m.d.sync += rows_done.eq(0)
-                m.d.comb += head_end.eq(1)
+            # s_n = sign(A), t_n = F + P(|A|) - R; no term when t_n < 0, A = 0, the row uniform
+            ew = cfg.row_stats.exp_width
+            stages.append(stage(carry(s, "a"), "sB",
+                                neg=[s["a"][j] < 0 for j in lanes], nz=[s["a"][j] != 0 for j in lanes],
+                                mag=[(Mux(s["a"][j] < 0, -s["a"][j], s["a"][j]), unsigned(cfg.score_width))
+                                     for j in lanes]))
+            s = stages[-1]
+            stages.append(stage(carry(s, "mag"), "sC", i_a=[
+                pow2_exp(m, s["mag"][j], ew, f"p_a{j}") for j in lanes]))
+            s = stages[-1]
+            sign, shift = [], []
+            for j in lanes:
+                t_n = Signal(signed(ew + 2 + F.bit_length()), name=f"t_n{j}")
+                on = Signal(name=f"term_on{j}")
+                m.d.comb += [t_n.eq(F + s["i_a"][j] - s["r"]),
+                             on.eq(s["on"][j] & s["nz"][j] & ~s["uniform"] & (t_n >= 0))]
+                sign.append((Mux(on, Mux(s["neg"][j], -1, 1), 0), sign_shape))
+                shift.append((Mux(on, t_n, 0), shift_shape))
+            stages.append(stage(carry(s, "i_a", "neg", "nz", "on", "r", "uniform"), "sD", sign=sign, shift=shift))
+        final, pre = stages[-1], stages[-2]
+        m.d.comb += adv.eq(~final["valid"] | sa.i.ready)
+
+        # V_n of the final stage's beat: read with the stage before it
+        for j in lanes:
+            m.d.comb += [v_rd[j].addr.eq(Mux(pre["bank"], pre["word"] + words, pre["word"])),
+                         v_rd[j].en.eq(adv),
+                         sa.i.payload.v[j].eq(v_rd[j].data),
+                         sa.i.payload.sign[j].eq(final["sign"][j]),
+                         sa.i.payload.shift[j].eq(final["shift"][j])]
+        m.d.comb += [sa.i.valid.eq(final["valid"]), sa.i.payload.count.eq(final["count"]),
+                     sa.i.payload.last.eq(final["last"]), sa.i.payload.sh.eq(final["sh"])]
+        if not base2:
+            m.d.comb += sa.i.payload.c_shift.eq(final["c_shift"])
+        with m.If(sa.i.valid & sa.i.ready & final["head_last"]):
+            m.d.comb += [busy_clr[b].eq(final["bank"] == b) for b in range(2)]
 
         # -- output ------------------------------------------------------------------------------
         m.d.comb += [self.o.payload.eq(sa.o.payload), self.o.valid.eq(sa.o.valid), sa.o.ready.eq(self.o.ready)]
         return m
+
+
+def _requantize(x, shift, width):
+    """``x`` rounded by a right shift of ``shift`` (half away from zero) and saturated to a
+    ``width``-bit signed value (``golden/quant.py`` ``requantize``; ``docs/numerics.md``).
+    Saturation looks at the bits above ``width - 1``: all equal to the sign bit, or not."""
+    if shift > 0:
+        x = ((x + ((1 << (shift - 1)) - (x < 0))) >> shift).as_signed()
+    if len(x) <= width:
+        return x
+    top = x[width - 1:]
+    fits = (top == 0) | (top == (1 << len(top)) - 1)
+    return Mux(fits, x[:width].as_signed(), Mux(x[-1], -(1 << (width - 1)), (1 << (width - 1)) - 1))
 
 
 # ---- payload helpers for testbenches (plain integers, lane 0 in the least significant bits) ---

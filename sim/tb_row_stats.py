@@ -86,20 +86,28 @@ async def random_gaps_and_backpressure(dut):
 
 @cocotb.test(**TIMEOUT)
 async def latency_and_throughput(dut):
-    """``setup_cycles`` from a row's last beat to its result; rows ``row_cycles(L)`` apart."""
+    """Rows back to back (single-beat rows among them): a beat every cycle, each result
+    ``setup_cycles`` after its row's last beat, ``cycles(lengths)`` in all."""
     tb = TB(dut)
     await tb.reset()
     cfg = tb.cfg
-    L = cfg.seq_len
-    for row in rows(tb)[:4]:
-        tb.send_row((list(row) * L)[:L], full=True)
+    L, P = cfg.seq_len, cfg.parallel
+    lengths = [L, 1, 1, min(P, L), L, 1, max(1, L - 1), 1, L]
+    base = rows(tb)
+    for j, n in enumerate(lengths):
+        tb.send_row((list(base[j % len(base)]) * L)[:n], full=True)
     await tb.check()
-    per_row = -(-L // cfg.parallel)
-    last_beats = tb.i.accept_cycles[per_row - 1::per_row]
-    lat = {o - i for o, i in zip(tb.out.cycles, last_beats)}
-    assert lat == {cfg.setup_cycles}, f"set-up {lat}, documented {cfg.setup_cycles}"
-    gaps = {b - a for a, b in zip(tb.out.cycles, tb.out.cycles[1:])}
-    assert gaps == {cfg.row_cycles(L)}, f"row period {gaps}, documented {cfg.row_cycles(L)}"
+    ins = tb.i.accept_cycles
+    assert ins == list(range(ins[0], ins[0] + len(ins))), f"gaps on the input: {ins}"
+    ends, total = [], 0
+    for n in lengths:
+        total += cfg.row_cycles(n)
+        ends.append(ins[total - 1])
+    lat = [o - e for o, e in zip(tb.out.cycles, ends)]
+    assert lat == [cfg.setup_cycles] * len(lengths), f"set-up {lat}, documented {cfg.setup_cycles}"
+    measured = tb.out.cycles[-1] - ins[0] + 1
+    assert measured == cfg.cycles(lengths), f"{measured} cycles, documented {cfg.cycles(lengths)}"
+    dut._log.info("set-up %d cycles, %d rows in %d cycles", cfg.setup_cycles, len(lengths), measured)
 
 
 @cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)

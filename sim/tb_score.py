@@ -25,19 +25,35 @@ class TB(BlockTB):
     config_cls = ScoreConfig
     inputs = {"k": "k", "i": "i"}
 
-    async def problem(self, p, q):
-        """Load keys ``q`` (after every earlier query was accepted), then queue queries ``p``."""
-        await self.i.wait_empty()
+    def __init__(self, dut, **kwargs):
+        super().__init__(dut, **kwargs)
+        self.bounds = []        # per head: keys, queries and beats queued before it
+
+    def problem(self, p, q):
+        """Queue a head: the load of keys ``q`` and the query set ``p`` (``last`` on its final
+        query).  Heads are queued at once; the unit orders them (two key banks)."""
+        self.bounds.append((self.k.sent + len(self.k.queue), self.i.sent + len(self.i.queue),
+                            len(self.expected)))
         for n, row in enumerate(q):
             self.k.send(pack_key(self.cfg, row, n == len(q) - 1))
-        await self.k.wait_empty()
-        for row in p:
-            self.i.send(pack_query(self.cfg, row))
+        for j, row in enumerate(p):
+            self.i.send(pack_query(self.cfg, row, j == len(p) - 1))
         for row in score_matrix(self.cfg, p, q):
             self.expected += row_beats(self.cfg, row)
 
+    def measured_schedule(self):
+        """Per queued head, the cycles of :meth:`ScoreConfig.schedule` (without ``free``)
+        counted from the first key's handshake."""
+        k, i, o = self.k.accept_cycles, self.i.accept_cycles, self.out.cycles
+        ends = self.bounds[1:] + [(len(k), len(i), len(o))]
+        t0 = k[0]
+        return [{"load": k[k0] - t0, "load_end": k[k1 - 1] - t0, "query": i[i0] - t0,
+                 "first": o[o0] - t0, "last": o[o1 - 1] - t0}
+                for (k0, i0, o0), (k1, i1, o1) in zip(self.bounds, ends)]
+
     async def check(self):
-        budget = 40 * (len(self.expected) + self.k.sent + self.i.sent) + 100
+        offered = self.k.sent + len(self.k.queue) + self.i.sent + len(self.i.queue)
+        budget = 40 * (len(self.expected) + offered) + 100
         await self.wait_results(len(self.expected), budget, "beats")
         await ClockCycles(self.dut.clk, 2 * self.cfg.latency)
         got = [unpack_output(self.cfg, w) for w in self.out.received]
@@ -67,13 +83,14 @@ async def run_random(dut, idle, backpressure):
     await tb.reset()
     for lk in lengths(tb.cfg, tb.nprng, int(os.environ.get("DAMF_COUNT", "6"))):
         lq = int(tb.nprng.integers(1, 2 * tb.cfg.seq_len + 1))
-        await tb.problem(pq_rows(tb.cfg, tb.nprng, lq), pq_rows(tb.cfg, tb.nprng, lk))
+        tb.problem(pq_rows(tb.cfg, tb.nprng, lq), pq_rows(tb.cfg, tb.nprng, lk))
     await tb.check()
 
 
 @cocotb.test(**TIMEOUT)
 async def random_no_stalls(dut):
-    """Edge and random keys and queries, loads of several lengths, no gaps, sink always ready."""
+    """Edge and random keys and queries, heads of several lengths queued at once (loads
+    overlap query sets), no gaps, sink always ready."""
     await run_random(dut, 0.0, 0.0)
 
 
@@ -91,13 +108,7 @@ async def latency_and_throughput(dut):
     await tb.reset()
     cfg = tb.cfg
     L = cfg.seq_len
-    q, p = pq_rows(cfg, tb.nprng, L), pq_rows(cfg, tb.nprng, L)
-    for n, row in enumerate(q):
-        tb.k.send(pack_key(cfg, row, n == L - 1))
-    for row in p:
-        tb.i.send(pack_query(cfg, row))  # queued behind the keys: offered once the load ends
-    for row in score_matrix(cfg, p, q):
-        tb.expected += row_beats(cfg, row)
+    tb.problem(pq_rows(cfg, tb.nprng, L), pq_rows(cfg, tb.nprng, L))
     await tb.check()
     first_key, first_query = tb.k.accept_cycles[0], tb.i.accept_cycles[0]
     assert tb.out.cycles[0] - first_query == cfg.latency, \
@@ -107,6 +118,26 @@ async def latency_and_throughput(dut):
     dut._log.info("latency %d, %d cycles for Lq = Lk = %d", cfg.latency, measured, L)
 
 
+@cocotb.test(**TIMEOUT)
+async def bank_schedule(dut):
+    """Two banks: load 1 runs during set 0, load 2 waits for bank 0 to be freed, set 2 waits
+    for load 2; every handshake at the cycle of ``ScoreConfig.schedule``."""
+    tb = TB(dut)
+    await tb.reset()
+    cfg = tb.cfg
+    heads = [(lq, min(lk, cfg.seq_len)) for lq, lk in [(4, 7), (1, 2), (2, 7), (3, 1), (1, 7), (2, 2)]]
+    for lq, lk in heads:
+        tb.problem(pq_rows(cfg, tb.nprng, lq), pq_rows(cfg, tb.nprng, lk))
+    await tb.check()
+    model = [{k: v for k, v in h.items() if k != "free"} for h in cfg.schedule(heads)]
+    got = tb.measured_schedule()
+    assert got == model, f"schedule {got}, documented {model}"
+    sch = cfg.schedule(heads)
+    dut._log.info("load 1 at %d during set 0 (bank free at %d); load 2 at %d after set 0; set 2 at %d "
+                  "after load 2 (ends %d)", sch[1]["load"], sch[0]["free"], sch[2]["load"],
+                  sch[2]["query"], sch[2]["load_end"])
+
+
 @cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)
 async def vectors_file(dut):
     """Replay a vector file; write what the RTL produced to ``DAMF_RESULTS``."""
@@ -114,7 +145,7 @@ async def vectors_file(dut):
     await tb.reset()
     _, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="score")
     for p, q in golden_vectors.score_problems(inputs):
-        await tb.problem(p, q)
+        tb.problem(p, q)
     await tb.check()
     rows, row = [], []
     for scores, _, last in (unpack_output(tb.cfg, w) for w in tb.out.received):

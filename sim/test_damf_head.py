@@ -33,6 +33,9 @@ CONFIGS = {
     "r1-L6-p2-base2-causal": calibrated_base2(_head(dict(d_model=6, lanes=4, rank=1, x_width=4, w_width=4),
                                                     seq_len=6, d_head=2, v_width=5, weight_frac=3, out_frac=5,
                                                     parallel=2, causal=True)),
+    # p and q requantized into 4 bits by a shift of 2 (rounding ties, saturating both ways)
+    "r2-L7-p3-rq4": _head(dict(d_model=5, lanes=2, rank=2, x_width=4, w_width=4), seq_len=7, d_head=3,
+                          v_width=4, weight_frac=6, out_frac=3, parallel=3, pq_width=4, pq_shift=2),
 }
 
 

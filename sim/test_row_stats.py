@@ -12,7 +12,9 @@ CONFIGS = {
     "L7-r2-P3": RowStatsConfig(seq_len=7, rank=2, pq_width=6, parallel=3),
     # mode maclaurin-abs, a narrow window (F < log2 L + 2), one score per beat
     "L12-abs-P1": RowStatsConfig(seq_len=12, rank=1, pq_width=5, parallel=1, mode="maclaurin-abs", weight_frac=1),
-    # mode base2: N and A_max only, set-up 1 cycle
+    # five lanes (an odd node in the lane tree), count_width 6, small pq_width, rank 16
+    "L40-r16-w8-P5": RowStatsConfig(seq_len=40, rank=16, pq_width=8, parallel=5),
+    # mode base2: N and A_max only, the accumulators are the output register
     "L6-r2-P4-base2": RowStatsConfig(seq_len=6, rank=2, pq_width=6, parallel=4, mode="base2"),
 }
 

@@ -8,6 +8,7 @@ import pytest
 
 from damf.blocks import BLOCKS
 from damf.config import PRESETS
+from damf.golden.damf_head import DEFAULT_PQ_WIDTH
 
 
 def damf(*args, cwd=None):
@@ -70,6 +71,13 @@ BAD = [
     (["accuracy", "--d-model", "12"], "--d-model must be a positive multiple of d_head = 8, not 12"),
     (["accuracy", "--mode", "exp"], "argument --mode: invalid choice: 'exp'"),
     (["accuracy", "--set", "mode=exp"], "mode must be one of maclaurin, maclaurin-abs, base2, not 'exp'"),
+    (["accuracy", "--pq-width", "1"], "--pq-width must be an integer in [2, 32] or 'exact', not '1'"),
+    (["accuracy", "--pq-width", "ten"], "--pq-width must be an integer in [2, 32] or 'exact', not 'ten'"),
+    (["accuracy", "--set", "pq_width=40"], "pq_width must be at most 32, not 40"),
+    (["eval", "--pq-width", "8,40"], "--pq-width values must be in [2, 32] or 'exact', not 40"),
+    (["eval", "--pq-width", "8,wide"], "--pq-width must be a comma-separated list of integers or 'exact', not '8,wide'"),
+    (["generate", "damf-head", "--set", "pq_shift=20"],
+     "pq_shift must be at most the inner-product out_width - 1 = 19, not 20"),
 ]
 
 
@@ -110,3 +118,8 @@ def test_accuracy_summary_command():
     table = damf("accuracy", "--seeds", "1", "--mode", "base2", "--causal")
     assert table.returncode == 0 and "| base2 | float DAMF |" in table.stdout and "causal" in table.stdout
     assert "maclaurin" not in table.stdout
+    # p and q requantized from the preset's exact inner-product width (20 bits), or not at all
+    assert f"pq_width {DEFAULT_PQ_WIDTH} (requantized from 20 bits, shift calibrated per head)" in table.stdout
+    for arg, text in (("6", "pq_width 6 (requantized from 20 bits"), ("exact", "pq_width 20 (exact)")):
+        result = damf("accuracy", "--seeds", "1", "--mode", "base2", "--pq-width", arg)
+        assert result.returncode == 0 and text in result.stdout, result.stderr

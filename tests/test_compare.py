@@ -9,6 +9,7 @@ import pytest
 
 from damf import compare
 from damf.config import PRESETS
+from damf.golden.damf_head import DEFAULT_PQ_WIDTH
 
 TINY = {"d_model": 4, "n_heads": 1, "d_head": 4, "seq_len": 4, "rank": 1, "lanes": 2,
         "x_width": 4, "w_width": 4, "q_width": 4, "k_width": 4, "v_width": 4, "prob_width": 4,
@@ -25,7 +26,10 @@ def test_cycle_composition_default():
     parts, _ = compare.cycles_of("score", "baseline", cfgs)
     assert parts == {"systolic-qk": (4 - 1) * 8 + 8 + 4 + 4}               # 2 x 2 tiles of 4 x 4
     parts, _ = compare.cycles_of("axv", "damf", cfgs)
-    assert parts == {"row-stats": L * (-(-L // par) + 4), "shift-accumulate": L * L + 3}
+    rs, sa = cfgs["row-stats"], cfgs["shift-accumulate"]
+    beats_row = -(-L // par)
+    assert parts == {"row-stats": L * beats_row + rs.setup_cycles,
+                     "shift-accumulate": beats_row + (L - 1) * max(beats_row, sa.round_cycles) + sa.latency}
     parts, _ = compare.cycles_of("axv", "baseline", cfgs)
     recip_width = 8 + L.bit_length() + 2 + 1
     row = 3 * L + recip_width + 4
@@ -41,7 +45,8 @@ def test_shared_widths():
     assert cfgs["shift-accumulate"].d_head == cfgs["systolic-qk"].d_head == cfgs["systolic-av"].d_head == 4
     assert cfgs["inner-product"].x_width == cfgs["systolic-qk"].q_width == 8
     assert cfgs["softmax"].in_width == cfgs["systolic-qk"].acc_width
-    assert cfgs["score"].pq_width == cfgs["inner-product"].out_width
+    # p and q requantized to min(DEFAULT_PQ_WIDTH, out_width) bits before the score multipliers
+    assert cfgs["score"].pq_width == damf.pq_width == min(DEFAULT_PQ_WIDTH, cfgs["inner-product"].out_width)
 
 
 def _fake(block, mults, transistors, fmax):

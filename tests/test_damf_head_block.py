@@ -45,7 +45,22 @@ CONFIGS = {
     "r1-p1-base2-fixed-F0": calibrated_base2(make(d_model=3, lanes=3, rank=1, x_width=3, w_width=3, seq_len=5,
                                                   d_head=1, v_width=3, weight_frac=0, out_frac=1, parallel=1,
                                                   weights="fixed")),
+    # requantization that saturates: p and q rounded by 2 bits into 4 (exact: 9 bits)
+    "r2-p3-rq4": make(d_model=5, lanes=2, rank=2, x_width=4, w_width=4, seq_len=7, d_head=3, v_width=4,
+                      weight_frac=6, out_frac=3, parallel=3, pq_width=4, pq_shift=2),
 }
+
+
+def test_requantization_saturates_and_rounds():
+    """The ``r2-p3-rq4`` heads drive ``requantize`` into saturation both ways and round ties."""
+    from damf.golden.damf_head_block import head_pq
+    cfg = CONFIGS["r2-p3-rq4"]
+    rng = np.random.default_rng(7)
+    u, v = weight_vectors(cfg, rng)
+    exact = np.concatenate([np.concatenate([np.ravel(a) for a in head_pq(cfg, X, u, v)[:2]])
+                            for X, _ in heads_for(cfg, rng, u, v, 12)])
+    assert (exact >= 7 * 4 + 2).any() and (exact < -8 * 4 - 2).any()
+    assert ((exact % 4) == 2).any()
 
 
 def heads_for(cfg, rng, u, v, count):
@@ -143,7 +158,31 @@ def test_causal_cycles_sweep(name):
         _, log = simulate(cfg, u, v, heads, idle=0, backpressure=0)
         z = [cycle - log["x"][0][0] + 1 for cycle, _ in log["o"]]
         assert z[-1] == cfg.cycles_per_head(L), f"L = {L}: {z[-1]} cycles"
-        assert [b - a for a, b in zip(z, z[1:])] == [cfg.row_period(L, m) for m in range(1, L)], f"L = {L}"
+        assert z == cfg.schedule([(L, L)])[0], f"L = {L}"
+
+
+@pytest.mark.parametrize("name", [*CONFIGS, *CAUSAL_SWEEP])
+def test_back_to_back_schedule(name):
+    """Heads queued back to back (the next load during the current query phase, banks
+    alternating): every ``Z`` at the cycle :meth:`DamfHeadBlockConfig.schedule` gives; four
+    heads of ``seq_len`` give ``head_interval`` and ``row_period``; mixed lengths too."""
+    cfg = {**CONFIGS, **CAUSAL_SWEEP}[name]
+    rng = np.random.default_rng(5)
+    u, v = weight_vectors(cfg, rng)
+    n = cfg.seq_len
+    for lengths in ([n] * 5, [n, 1, n, 2, max(1, n - 1), 1]):
+        heads = [(rng.integers(-2, 2, (L, cfg.d_model), endpoint=True).tolist(),
+                  rng.integers(-2, 2, (L, cfg.d_head), endpoint=True).tolist()) for L in lengths]
+        got, log = simulate(cfg, u, v, heads, idle=0, backpressure=0)
+        assert got == expected(cfg, u, v, heads)
+        z = [cycle - log["x"][0][0] + 1 for cycle, _ in log["o"]]
+        want = cfg.schedule([(L, L) for L in lengths])
+        assert z == [c for zs in want for c in zs], f"lengths {lengths}"
+        if lengths[0] == lengths[-1] == n:
+            ends = [zs[-1] for zs in want]
+            assert (ends[4] - ends[2]) / 2 == cfg.head_interval or n == 1
+            if not cfg.causal:
+                assert all(b - a == cfg.row_period() for a, b in zip(want[-1], want[-1][1:]))
 
 
 @pytest.mark.parametrize("name", [n for n in CONFIGS if "base2" in n])
@@ -163,8 +202,8 @@ def test_base2_heads_use_every_exponent(name):
 
 
 def test_config_errors():
-    with pytest.raises(ConfigError, match=r"^pq_width must be at least the inner-product out_width = 20, not 12$"):
-        DamfHeadBlockConfig(pq_width=12)
+    with pytest.raises(ConfigError, match=r"^pq_shift must be at most the inner-product out_width - 1 = 19, not 20$"):
+        DamfHeadBlockConfig(pq_shift=20)
     with pytest.raises(ConfigError, match=r"^causal needs self-attention: causal and cross cannot both be true$"):
         DamfHeadBlockConfig(mode="base2", causal=True, cross=True)
     with pytest.raises(ConfigError, match=r"^parallel must be at most seq_len = 8, not 9$"):

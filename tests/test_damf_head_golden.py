@@ -14,10 +14,14 @@ import numpy as np
 import pytest
 
 from damf.config import ConfigError, InnerProductConfig
+from damf.golden import damf_head as damf_head_module
 from damf.golden.damf_head import (
-    MODES, DamfHeadConfig, accuracy_summary, attention_mask, base2_constant, base2_exponents,
-    count_times, damf_attention_float, damf_head, pow2_exp, pow2_round, pow2_round_float,
-    realistic_inputs, round_shift, row_stats, scores, softmax_attention)
+    DEFAULT_PQ_WIDTH, MODES, DamfHeadConfig, accuracy_summary, attention_mask, base2_constant,
+    base2_exponents, count_times, damf_attention_float, damf_head, exact_ints, pow2_exp, pow2_round,
+    pow2_round_float, realistic_head, realistic_inputs, round_shift, row_stats, scores, softmax_attention,
+    typical_pq_shift)
+from damf.golden.damf_head_block import damf_head_block
+from damf.head_config import DamfHeadBlockConfig
 
 # A small head: windows, drops, fallbacks and saturation all happen on random inputs.
 SMALL = DamfHeadConfig(seq_len=7, d_head=3, rank=2, pq_width=6, v_width=5, weight_frac=4,
@@ -118,22 +122,25 @@ def random_inputs(cfg, rng, lq, lk, *, kind="uniform"):
 
 def test_config_defaults_and_presets():
     cfg = DamfHeadConfig()
-    assert (cfg.mode, cfg.pq_width, cfg.out_width) == ("maclaurin", 20, 14)
+    assert (cfg.mode, cfg.pq_width, cfg.out_width) == ("maclaurin", DEFAULT_PQ_WIDTH, 14)
+    assert DamfHeadConfig.from_preset("default") == cfg
     bert = DamfHeadConfig.from_preset("bert-base")
-    assert (bert.seq_len, bert.d_head) == (128, 64)
-    assert bert.pq_width == InnerProductConfig.from_preset("bert-base").out_width == 25
+    assert (bert.seq_len, bert.d_head, bert.pq_width) == (128, 64, DEFAULT_PQ_WIDTH)
+    assert InnerProductConfig.from_preset("bert-base").out_width == 25
     ip = InnerProductConfig(d_model=16, x_width=8, w_width=8, rank=2)
-    assert DamfHeadConfig.for_inner_product(ip).pq_width == ip.out_width
+    assert DamfHeadConfig.for_inner_product(ip).pq_width == DEFAULT_PQ_WIDTH < ip.out_width
     assert DamfHeadConfig.for_inner_product(ip).rank == 2
+    # An inner product narrower than the default width keeps its p and q exact.
+    small = InnerProductConfig(d_model=3, lanes=3, x_width=3, w_width=3)
+    assert DamfHeadConfig.for_inner_product(small).pq_width == small.out_width == 7
     assert '"block": "damf-head"' in cfg.to_json()
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"mode": "exp"}, r"^mode must be one of maclaurin, maclaurin-abs, base2, not 'exp'$"),
     ({"weight_frac": 31}, r"^weight_frac must be at most 30, not 31$"),
-    ({"pq_width": 31, "rank": 64}, r"^the score must fit in 62 bits, not 68 \(pq_width=31, rank=64, "),
-    ({"pq_width": 28, "seq_len": 1024}, r"^the denominator D must fit in 62 bits, not 67 "),
-    ({"v_width": 32, "weight_frac": 30}, r"^the accumulator must fit in 62 bits, not 66 "),
+    ({"pq_width": 33}, r"^pq_width must be at most 32, not 33$"),
+    ({"c_frac": 127}, r"^c_frac must be at most 126, not 127$"),
     ({"seq_len": 0}, r"^seq_len must be at least 1, not 0$"),
 ])
 def test_config_rejects(kwargs, message):
@@ -194,9 +201,19 @@ def test_pow2_round_matches_brute_force():
     assert f.tolist() == [s * 2.0 ** e for _, s, e in exact]
 
 
-def test_pow2_round_rejects_out_of_range():
-    with pytest.raises(ValueError, match=r"^pow2_round needs \|x\| < 2\^62$"):
-        pow2_round(np.array([1 << 62]))
+def test_pow2_round_beyond_int64():
+    """Python integers past int64 (object arrays), and int64's own extremes."""
+    xs = []
+    for k in range(55, 101):                    # around every tie point 1.5 * 2^k
+        t = 3 << (k - 1)
+        xs += [t - 1, t, t + 1, (1 << k) - 1, 1 << k, (1 << k) + 1]
+    xs += [-x for x in xs]
+    sign, exp = pow2_round(np.array(xs, dtype=object))
+    assert sign.dtype == exp.dtype == np.int64
+    assert list(zip(sign.tolist(), exp.tolist())) == [naive_pow2(x) for x in xs]
+    edge = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max, 1 << 62])
+    sign, exp = pow2_round(edge)
+    assert list(zip(sign.tolist(), exp.tolist())) == [naive_pow2(int(x)) for x in edge]
     with pytest.raises(ValueError, match=r"^pow2_exp needs an integer of at least 1, not 0$"):
         pow2_exp(0)
 
@@ -291,8 +308,9 @@ def test_base2_constant():
     assert abs(c_int * 2.0 ** -c_frac / (math.log2(math.e) * 2.0 ** -43) - 1) < 2 ** -11
     with pytest.raises(ValueError, match=r"^the base2 scale must be a positive number, not -1$"):
         base2_constant(-1)
-    with pytest.raises(ValueError, match=r"needs c_frac = 73, outside \[0, 62\]$"):
-        base2_constant(2.0 ** -62)
+    assert base2_constant(2.0 ** -62)[1] == 73                 # beyond int64's 62 bits: fine
+    with pytest.raises(ValueError, match=r"needs c_frac = 141, outside \[0, 126\]$"):
+        base2_constant(2.0 ** -130)
 
 
 # ---- the head, bit for bit ------------------------------------------------------------------
@@ -343,6 +361,143 @@ def test_worked_example_of_the_document():
     assert damf_head(p, q, V, cfg, mode="maclaurin-abs").tolist() == [[11, 2], [-13, 9], [18, 6], [-1, 5]]
     assert damf_head(p, q, V, cfg, mode="base2").tolist() == [[21, -9], [-28, 8], [20, -12], [-1, 5]]
     assert damf_head(p[:3], q, V, cfg, causal=True).tolist() == [[20, -12], [-28, 8], [19, 1]]
+
+
+# A head whose scores, S, D, deltas and accumulator all need more than 62 bits.
+WIDE = DamfHeadConfig(seq_len=1024, d_head=2, rank=64, pq_width=31, v_width=32, weight_frac=30,
+                      out_frac=8, out_guard=2)
+
+
+def test_wide_configuration_is_exact():
+    """Widths past int64 are accepted and computed with Python integers, bit for bit as the naive model."""
+    cfg = WIDE
+    assert (cfg.score_width, cfg.sum_width, cfg.den_width, cfg.delta_width, cfg.acc_width) == (68, 78, 79, 67, 73)
+    assert exact_ints(cfg) and not exact_ints(SMALL)
+    rng = np.random.default_rng(31)
+    lo, hi = cfg.pq_range
+    vlo, vhi = cfg.v_range
+    lk = 160                                     # keys of the run (the naive model is slow)
+    q = rng.integers(lo, hi, (lk, cfg.rank), endpoint=True)
+    q[:4] = lo                                   # the largest scores: rank * 2^60 = 2^66
+    V = rng.integers(vlo, vhi, (lk, cfg.d_head), endpoint=True)
+    p = np.stack([np.full(cfg.rank, lo), rng.integers(lo, hi, cfg.rank, endpoint=True),
+                  rng.integers(-3, 4, cfg.rank)])
+    # base2 with c at the scale of these scores: c_frac well past 62
+    c_int, c_frac = base2_constant(2.0 ** -58)
+    for mode in MODES:
+        mcfg = dataclasses.replace(cfg, mode=mode, c_int=c_int, c_frac=c_frac)
+        Z, t = damf_head(p, q, V, mcfg, trace=True)
+        assert Z.dtype == np.int64 and t["A"].dtype == object
+        assert max(abs(int(a)) for a in t["A"].ravel()) == cfg.score_abs_max > 1 << 62
+        assert Z.tolist() == naive_head(p, q, V, mcfg), mode
+        assert (t["acc"] == t["weights"] @ V.astype(object)).all()
+        if mode == "base2":
+            assert c_frac > 62 and 0 < t["keep"].sum() < t["keep"].size    # some keys dropped
+    # causal, all three modes, on a shorter head of the same configuration
+    for mode in MODES:
+        mcfg = dataclasses.replace(cfg, mode=mode, c_int=c_int, c_frac=c_frac)
+        pc, qc, Vc = p[[0, 1, 2, 1, 0, 2]], q[:6], V[:6]
+        assert damf_head(pc, qc, Vc, mcfg, causal=True).tolist() == naive_head(pc, qc, Vc, mcfg, causal=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_exact_integer_path_equals_int64_path(mode, monkeypatch):
+    """The Python-integer path, forced on a narrow head, gives the int64 path's results and trace."""
+    cfg = dataclasses.replace(SMALL, mode=mode)
+    runs = []
+    for forced in (False, True):
+        if forced:
+            monkeypatch.setattr(damf_head_module, "_INT64_WIDTH", 0)
+        assert exact_ints(cfg) == forced
+        out = []
+        for seed in range(12):
+            rng = np.random.default_rng(seed)
+            causal = seed % 2 == 1
+            lq, lk = (7, 7) if causal else (3, 6)
+            p, q, V = random_inputs(cfg, rng, lq, lk, kind=("uniform", "small", "negative", "edges")[seed % 4])
+            out.append(damf_head(p, q, V, cfg, causal=causal, trace=True))
+        runs.append(out)
+    for (Z0, t0), (Z1, t1) in zip(*runs):
+        assert Z0.dtype == Z1.dtype == np.int64 and Z0.tolist() == Z1.tolist()
+        assert t1["A"].dtype == object and t1["acc"].dtype == object
+        for name in t0:
+            assert np.asarray(t0[name]).tolist() == np.asarray(t1[name]).tolist(), name
+
+
+# ---- requantized p and q (damf-head block) ------------------------------------------------
+
+def test_block_presets_requantize_p_and_q():
+    """from_preset / for_inner_product: pq_width min(DEFAULT_PQ_WIDTH, out_width) and the typical shift."""
+    assert DamfHeadBlockConfig() == DamfHeadBlockConfig.from_preset("default")
+    for name, out_width, shift in (("default", 20, 10), ("bert-base", 25, 13)):
+        cfg = DamfHeadBlockConfig.from_preset(name)
+        assert cfg.inner_product.out_width == out_width
+        assert (cfg.pq_width, cfg.pq_shift) == (DEFAULT_PQ_WIDTH, shift)
+        assert cfg._numerics() == dataclasses.asdict(DamfHeadConfig.from_preset(name))
+    # The rule: the smallest shift with 4 sigma <= 2^(shift + pq_width - 1), sigma of a d_model-term sum.
+    for d_model, x_width, w_width, pq_width in ((16, 8, 8, 10), (768, 8, 8, 10), (385, 8, 8, 6), (100, 4, 12, 12)):
+        ip = InnerProductConfig(d_model=d_model, x_width=x_width, w_width=w_width, lanes=1)
+        sigma = math.sqrt(d_model * ((4 ** x_width - 1) / 12) * ((4 ** w_width - 1) / 12))
+        s = typical_pq_shift(ip, pq_width)
+        assert 4 * sigma <= 2 ** (s + pq_width - 1) and (s == 0 or 4 * sigma > 2 ** (s + pq_width - 2))
+        cfg = DamfHeadBlockConfig.for_inner_product(ip, pq_width=pq_width)
+        assert cfg.pq_shift == s
+    # Narrow units stay exact; an explicit pq_shift wins.
+    small = DamfHeadBlockConfig.for_inner_product(InnerProductConfig(d_model=3, lanes=3, x_width=3, w_width=3))
+    assert (small.pq_width, small.pq_shift) == (7, 0)
+    assert DamfHeadBlockConfig.for_inner_product(InnerProductConfig(), pq_shift=3).pq_shift == 3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"pq_shift": 20}, r"^pq_shift must be at most the inner-product out_width - 1 = 19, not 20$"),
+    ({"pq_shift": -1}, r"^pq_shift must be at least 0, not -1$"),
+    ({"pq_width": 1}, r"^pq_width must be at least 2, not 1$"),
+])
+def test_block_config_rejects(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        DamfHeadBlockConfig(**kwargs)
+
+
+def test_block_requantizes_the_inner_product():
+    """damf_head_block = damf_head of the inner product rounded (half away) by pq_shift and saturated,
+    written out with Python integers and Fractions; every case saturates some p or q."""
+    rng = np.random.default_rng(40)
+    for pq_width, pq_shift, mode in ((5, 3, "maclaurin"), (4, 3, "base2"), (6, 0, "maclaurin-abs")):
+        saturated = False
+        cfg = DamfHeadBlockConfig(d_model=6, lanes=2, rank=2, x_width=4, w_width=4, seq_len=5, d_head=2,
+                                  v_width=4, weight_frac=4, out_frac=2, parallel=1, mode=mode,
+                                  pq_width=pq_width, pq_shift=pq_shift, c_int=3, c_frac=3)
+        lo, hi = -(1 << (pq_width - 1)), (1 << (pq_width - 1)) - 1
+        for _ in range(6):
+            X = rng.integers(-8, 8, (5, 6))
+            u, v = rng.integers(-8, 8, (2, 6)), rng.integers(-8, 8, (2, 6))
+            V = rng.integers(-8, 8, (5, 2))
+            Z, t = damf_head_block(cfg, X, V, u, v, trace=True)
+
+            def rq(vec):
+                return [[min(max(round_half_away(Fraction(sum(int(a) * int(b) for a, b in zip(x, w)),
+                                                          2 ** pq_shift)), lo), hi) for w in vec] for x in X]
+            p, q = rq(u), rq(v)
+            assert t["p"].tolist() == p and t["q"].tolist() == q
+            assert Z.tolist() == naive_head(p, q, V, cfg)
+            saturated |= bool(np.isin(np.concatenate([t["p"], t["q"]]), (lo, hi)).any())
+        assert saturated, (pq_width, pq_shift)
+
+
+def test_realistic_head_requantizes_with_the_calibrated_shift():
+    cfg = DamfHeadConfig(seq_len=16, d_head=8, pq_width=8)
+    h = realistic_head(cfg, np.random.default_rng(2), 16, exact_width=20)
+    pq = np.concatenate([h["p"].ravel(), h["q"].ravel()])
+    assert h["pq_shift"] > 0 and pq.max() <= 127 and pq.min() >= -128
+    assert max(pq.max(), -pq.min()) >= 64            # one more bit would not be used
+    # the scale follows the shift: A * scale ~ A_exact * scale_exact
+    A = scores(h["p"], h["q"], cfg).astype(float)
+    assert np.allclose(A * h["scale"], h["A_exact"] * h["scale_exact"], rtol=0.2, atol=0.1 * np.abs(
+        h["A_exact"] * h["scale_exact"]).max())
+    # without requantization it is realistic_inputs
+    p, q, V, scale = realistic_inputs(cfg, np.random.default_rng(2), 16)
+    h0 = realistic_head(cfg, np.random.default_rng(2), 16)
+    assert h0["pq_shift"] == 0 and (h0["p"] == p).all() and h0["scale"] == scale
 
 
 # ---- special cases --------------------------------------------------------------------------
@@ -596,6 +751,7 @@ def test_accuracy_summary_default_targets():
     p, q, V, _ = realistic_inputs(cfg, np.random.default_rng(9), 16)
     res = accuracy_summary(p, q, V, cfg)
     _, t = damf_head(p, q, V, cfg, trace=True)
-    assert np.allclose(res["softmax_scale"], 1.0 / t["C"])       # the paper's eq. (10)-(11)
+    C = t["C"].astype(float)
+    assert np.allclose(res["softmax_scale"], np.where(C > 0, 1.0 / np.maximum(C, 1), 0.0))   # eq. (10)-(11)
     assert set(res["softmax"]) == {"rel_error", "cosine_mean", "cosine_min", "argmax_agreement"}
     assert res["softmax"]["cosine_mean"] > 0.95

@@ -125,11 +125,27 @@ def test_report_files_on_a_small_subset(small_run):
     assert "## 5. Recommendation (computed)" in md and "damf eval --ranks full,1" in md
 
 
+def test_pq_width_sweep_on_a_small_subset(small_run):
+    """The requantized width is swept (exact last, shift 0) with its end-to-end cosine, and the
+    recommendation names a pq_width."""
+    from damf.golden.damf_head import DEFAULT_PQ_WIDTH
+    _, doc = small_run
+    rows = doc["width_sweeps"]["pq_width"]
+    assert [r["value"] for r in rows] == sorted({6, 10, DEFAULT_PQ_WIDTH}) + ["exact"]
+    assert rows[-1]["pq_width"] == 24 and rows[-1]["pq_shift_range"] == [0, 0]      # 385 terms of 8 x 8 bits
+    assert all(r["pq_shift_range"][0] > 0 and r["pq_width"] == r["value"] for r in rows[:-1])
+    assert all(0 < r["end_to_end"]["cosine_mean"] <= 1 + 1e-9 for r in rows)
+    assert rows[0]["vs_float"] > rows[-1]["vs_float"]            # 6 bits cost more than exact p and q
+    assert doc["baseline_widths"]["pq_width"] == DEFAULT_PQ_WIDTH
+    assert doc["recommendation"]["widths"]["pq_width"] in [r["value"] for r in rows]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--sentences", "/nonexistent/s.txt"], "cannot read sentences file '/nonexistent/s.txt': "),
     (["--ranks", "1,two"], "--ranks must be a comma-separated list of positive integers or 'full', not '1,two'"),
     (["--ranks", "0"], "--ranks must be a comma-separated list of positive integers or 'full', not '0'"),
     (["--x-width", "8,1"], "--x-width values must be in [2, 24], not 1"),
+    (["--pq-width", "8,1"], "--pq-width values must be in [2, 32] or 'exact', not 1"),
     (["--limit", "0"], "--limit must be at least 1, not 0"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, message):

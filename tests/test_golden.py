@@ -1,6 +1,8 @@
 """Golden models against deliberately naive references, and the golden vector files."""
 
 import json
+import math
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,59 @@ def test_choose_frac_uses_the_range():
         assert q.max() <= 127 and q.min() >= -128                       # no saturation
         q1 = quant.round_half_away(x * 2.0 ** (frac + 1))
         assert q1.max() > 127 or q1.min() < -128                        # one more bit would
+
+
+def _requantize_fraction(x, shift, width):
+    """Naive: x / 2^shift rounded to nearest, ties away from zero, then clamped (Fractions)."""
+    v = Fraction(x, 2 ** shift)
+    r = math.floor(abs(v) + Fraction(1, 2)) * (1 if v >= 0 else -1)
+    return min(max(r, -(1 << (width - 1))), (1 << (width - 1)) - 1)
+
+
+def test_requantize_matches_fractions():
+    xs = list(range(-300, 301))
+    for shift in range(0, 10):
+        for width in (2, 3, 5, 8, 12):
+            want = [_requantize_fraction(x, shift, width) for x in xs]
+            got = quant.requantize(np.array(xs), shift, width)
+            assert got.dtype == np.int64 and got.tolist() == want, (shift, width)
+            assert [quant.requantize(x, shift, width) for x in xs] == want       # Python ints
+    # Past int64: object arrays of Python ints, large shifts, int64's extremes.
+    big = [(1 << 70) + d for d in (-5, -1, 0, 1, 5)] + [-(1 << 90) - 3, (3 << 63) + (1 << 62), 7]
+    big += [-x for x in big]
+    for shift, width in ((0, 100), (1, 64), (62, 10), (64, 40), (70, 8), (200, 8)):
+        got = quant.requantize(np.array(big, dtype=object), shift, width)
+        assert got.dtype == object and got.tolist() == [_requantize_fraction(x, shift, width) for x in big]
+    ext = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max, -1, 0, 1])
+    for shift in (1, 61, 62, 63, 64, 100):
+        got = quant.requantize(ext, shift, 32)
+        assert got.dtype == np.int64 and got.tolist() == [_requantize_fraction(int(x), shift, 32) for x in ext]
+    # Ties go away from zero, also exactly at the saturation edge.
+    assert quant.requantize(np.array([12, -12, 4, -4, 60, -68]), 3, 4).tolist() == [2, -2, 1, -1, 7, -8]
+
+
+def test_requantize_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"^shift must be an integer of at least 0, not -1$"):
+        quant.requantize(np.array([1]), -1, 8)
+    with pytest.raises(ValueError, match=r"^width must be an integer of at least 1, not 0$"):
+        quant.requantize(np.array([1]), 1, 0)
+    with pytest.raises(TypeError, match=r"^requantize needs integers, not float64$"):
+        quant.requantize(np.array([1.5]), 1, 8)
+
+
+def test_choose_shift_is_the_smallest_that_does_not_saturate():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        width = int(rng.integers(2, 12))
+        x = rng.integers(-(1 << rng.integers(1, 40)), 1 << rng.integers(1, 40), int(rng.integers(1, 20)))
+        s = quant.choose_shift(x, width)
+        lo, hi = quant.int_range(width)
+        unsaturated = [_requantize_fraction(int(v), s, 200) for v in x]
+        assert all(lo <= v <= hi for v in unsaturated)                        # no saturation at s
+        if s > 0:
+            assert not all(lo <= _requantize_fraction(int(v), s - 1, 200) <= hi for v in x)   # s - 1 would
+    assert quant.choose_shift(np.array([], dtype=np.int64), 8) == 0
+    assert quant.choose_shift(np.array([1 << 80, -(1 << 80)], dtype=object), 8) == 74     # 2^80 / 2^74 = 64 <= 127
 
 
 def test_mhsa_matches_a_per_token_loop():

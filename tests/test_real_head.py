@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("tokenizers", reason="the eval extra (make env) provides the model and tokenizer")
 
+from damf.golden.damf_head import DEFAULT_PQ_WIDTH  # noqa: E402
 from damf.golden.damf_head_block import damf_head_block  # noqa: E402
 from damf.golden.real_head import minilm_head, real_head_vectors  # noqa: E402
 
@@ -18,16 +19,40 @@ def damf(*args, cwd=None):
 
 
 def test_defaults_are_the_eval_recommendation():
-    """docs/eval.md section 5: full rank, base2, 8/8/8 bits, weight_frac 8, out_frac 4."""
+    """docs/eval.md section 5: full rank, base2, 8/8/8 bits, p and q requantized to
+    DEFAULT_PQ_WIDTH bits, weight_frac 8, out_frac 4."""
     cfg, scales = minilm_head(layer=0, head=0)
     assert (cfg.rank, cfg.mode, cfg.x_width, cfg.w_width, cfg.v_width) == (32, "base2", 8, 8, 8)
     assert (cfg.weight_frac, cfg.out_frac, cfg.seq_len, cfg.d_model, cfg.d_head) == (8, 4, 256, 385, 32)
+    assert (cfg.pq_width, cfg.pq_shift) == (DEFAULT_PQ_WIDTH, scales["pq_shift"])
     assert cfg.weights == "fixed" and [list(r) for r in cfg.u] == scales["u"]
-    # c = log2(e) 2^-(p_frac + q_frac) / sqrt(32), with 12 significant bits
+    # c = log2(e) 2^-(p_frac + q_frac) / sqrt(32), p_frac = x_frac + u_frac - pq_shift, 12 significant bits
     import math
     c = cfg.c_int * 2.0 ** -cfg.c_frac
-    want = math.log2(math.e) * 2.0 ** -(2 * scales["x_frac"] + scales["u_frac"] + scales["v_vec_frac"]) / math.sqrt(32)
+    want = math.log2(math.e) * 2.0 ** -(2 * scales["x_frac"] + scales["u_frac"] + scales["v_vec_frac"]
+                                        - 2 * scales["pq_shift"]) / math.sqrt(32)
     assert cfg.c_int.bit_length() == 12 and abs(c / want - 1) < 2.0 ** -11
+
+
+def test_pq_shift_is_calibrated_on_the_sentences():
+    """The smallest shift at which no p or q of the calibration tokens saturates."""
+    import numpy as np
+    from damf.golden.damf_float import augment
+    from damf.golden.inner_product import inner_product
+    from damf.golden.minilm import MiniLM
+    from damf.golden.quant import int_range, quantize, requantize
+    model = MiniLM()
+    hidden = model.encode(["The cat sleeps.", "A dog runs in the park."], keep_hidden=True).hidden[1]
+    for pq_width in (6, 10):
+        cfg, sc = minilm_head(layer=1, head=3, rank=8, pq_width=pq_width, model=model, hidden=hidden)
+        xq = np.concatenate([quantize(augment(X), 8, sc["x_frac"]) for X in hidden])
+        p, q = inner_product(cfg.inner_product, xq, sc["u"], sc["v"])
+        pq = np.concatenate([p.ravel(), q.ravel()])
+        lo, hi = int_range(pq_width)
+        wide = requantize(pq, cfg.pq_shift, 40)               # rounded, not saturated
+        assert cfg.pq_shift > 0 and lo <= wide.min() and wide.max() <= hi
+        narrower = requantize(pq, cfg.pq_shift - 1, 40)
+        assert narrower.min() < lo or narrower.max() > hi
 
 
 def test_vectors_use_the_same_configuration():
@@ -69,6 +94,7 @@ def test_cli_writes_deterministic_verilog_without_paths(tmp_path):
     (["--head", "-1"], "--head must be in [0, 11], not -1"),
     (["--rank", "33"], "--rank must be in [1, 32], not 33"),
     (["--x-width", "1"], "--x-width must be in [2, 16], not 1"),
+    (["--pq-width", "1"], "--pq-width must be in [2, 32], not 1"),
     (["--mode", "exp"], "argument --mode: invalid choice: 'exp'"),
     (["--sentences", "{missing}"], "cannot read sentences file"),
 ])

@@ -4,12 +4,15 @@ import dataclasses
 
 import numpy as np
 import pytest
+from amaranth import Const, Module, Signal
+from amaranth.sim import Simulator
 
 from damf.config import ConfigError
 from damf.golden.damf_head import damf_head
+from damf.golden.damf_head import pow2_exp as golden_pow2_exp
 from damf.golden.row_stats import BASE2_FIELDS, FIELDS, fields, row_setup
 from damf.head_config import RowStatsConfig
-from damf.hdl.row_stats import RowStats, output_layout, unpack_output
+from damf.hdl.row_stats import RowStats, output_layout, pow2_exp, pow2_exp_latency, unpack_output
 from damf.hdl.score import pack_output
 from damf.sim.amaranth_bench import run_streams
 
@@ -71,7 +74,10 @@ CONFIGS = [
     RowStatsConfig(seq_len=7, rank=2, pq_width=5, parallel=3, mode="maclaurin-abs"),
     RowStatsConfig(seq_len=12, rank=1, pq_width=4, parallel=1, weight_frac=1, out_frac=3),
     RowStatsConfig(seq_len=3, rank=3, pq_width=8, parallel=3, weight_frac=4, out_frac=0),
-    # base2: N and A_max only, registered with the last beat
+    # five lanes (an odd node in the lane tree), count_width 6 (7 leaves in the N C trees)
+    RowStatsConfig(seq_len=40, rank=16, pq_width=8, parallel=5),
+    RowStatsConfig(seq_len=1, rank=1, pq_width=8, parallel=1, mode="maclaurin-abs"),
+    # base2: N and A_max only, the accumulators are the output register
     RowStatsConfig(seq_len=7, rank=2, pq_width=5, parallel=3, mode="base2"),
     RowStatsConfig(seq_len=5, rank=1, pq_width=4, parallel=1, mode="base2", weight_frac=2),
 ]
@@ -83,22 +89,68 @@ def test_matches_golden(cfg):
     rows = []
     for length in sorted({cfg.seq_len, 1, max(1, cfg.seq_len - 1), 2 if cfg.seq_len >= 2 else 1}):
         rows += special_rows(cfg, length) + random_rows(cfg, rng, 12, length)
+    rows = [rows[j] for j in rng.permutation(len(rows))]     # rows of every length back to back
     got, _ = simulate(cfg, rows)
+    assert len(got) == len(rows)
     for r, (row, g) in enumerate(zip(rows, got)):
         want = {k: int(v[0]) for k, v in row_setup(cfg, [row]).items()}
         assert g == want, f"row {r} = {row}"
 
 
-@pytest.mark.parametrize("mode", ["maclaurin-abs", "base2"])
-def test_setup_cycles(mode):
-    cfg = dataclasses.replace(CONFIGS[1], mode=mode)
-    rows = [[3, -2, 9, 1, 0, 4, -7]] * 3
+CYCLE_CONFIGS = [CONFIGS[0], CONFIGS[2], CONFIGS[4], CONFIGS[6],
+                 RowStatsConfig(seq_len=7, rank=2, pq_width=5, parallel=3, mode="maclaurin"),
+                 RowStatsConfig(seq_len=9, rank=1, pq_width=4, parallel=8, mode="base2")]
+
+
+@pytest.mark.parametrize("cfg", CYCLE_CONFIGS, ids=lambda c: f"L{c.seq_len}-P{c.parallel}-{c.mode}")
+def test_setup_cycles(cfg):
+    """Rows back to back (single-beat rows among them): a beat accepted every cycle, each
+    result ``setup_cycles`` after its row's last beat, ``cycles(lengths)`` in all."""
+    L, P = cfg.seq_len, cfg.parallel
+    lengths = [L, 1, 1, min(P, L), L, 1, max(1, L - 1), 1]
+    rng = np.random.default_rng(9)
+    rows = random_rows(cfg, rng, 1, L) * len(lengths)
+    rows = [row[:n] for row, n in zip(rows, lengths)]
     got, log = simulate(cfg, rows, idle=0, backpressure=0, full=True)
-    per_row = -(-7 // cfg.parallel)
-    last_beats = [c for c, _ in log["i"]][per_row - 1::per_row]
-    assert cfg.setup_cycles == (1 if mode == "base2" else 4)
-    assert [o - i for (o, _), i in zip(log["o"], last_beats)] == [cfg.setup_cycles] * 3
-    assert {b - a for (a, _), (b, _) in zip(log["o"], log["o"][1:])} == {cfg.row_cycles(7)}
+    assert got == [{k: int(v[0]) for k, v in row_setup(cfg, [row]).items()} for row in rows]
+    ins = [c for c, _ in log["i"]]
+    assert ins == list(range(ins[0], ins[0] + len(ins))), "a gap on the input"
+    ends = np.cumsum([cfg.row_cycles(n) for n in lengths]) - 1
+    assert [o - ins[e] for (o, _), e in zip(log["o"], ends)] == [cfg.setup_cycles] * len(rows)
+    assert log["o"][-1][0] - ins[0] + 1 == cfg.cycles(lengths)
+
+
+def test_setup_cycles_values():
+    assert [c.setup_cycles for c in CYCLE_CONFIGS] == [1 + 1 + 2 + 2, 0 + 1 + 3 + 2, 3 + 1 + 3 + 2, 2 + 1,
+                                                       2 + 1 + 2 + 2, 3 + 1]
+    assert CONFIGS[0].row_cycles(5) == 3 and CONFIGS[0].cycles([5, 1, 4]) == 3 + 1 + 2 + 6
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+@pytest.mark.parametrize("bits", [1, 2, 5, 8, 13])
+def test_pow2_exp(bits, pipelined):
+    """P(x) of the tree helper for every x of ``bits`` bits (pipelined: one x per cycle)."""
+    width = max(1, bits.bit_length())
+    x = Signal(bits)
+    m = Module()
+    lps = 2
+    exp = pow2_exp(m, x, width, "p", en=Const(1) if pipelined else None, levels_per_stage=lps)
+    delay = pow2_exp_latency(bits, lps) if pipelined else 0
+    tick = Signal()
+    m.d.sync += tick.eq(~tick)          # a clock domain for the combinational case too
+    got = []
+
+    async def bench(ctx):
+        for v in list(range(1 << bits)) + [0] * delay:
+            ctx.set(x, v)
+            got.append(ctx.get(exp))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got[delay:] == [0] + [golden_pow2_exp(v) for v in range(1, 1 << bits)]
 
 
 def test_golden_equals_the_head_trace():
