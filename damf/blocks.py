@@ -127,12 +127,14 @@ BLOCKS = {
     ),
     "softmax": Block(
         name="softmax",
-        summary="baseline integer softmax: streams rows of scores, outputs rows of probabilities (I-BERT-style exp)",
+        summary="baseline integer softmax: streams rows of scores, parallel per beat, one pass per row "
+                "(running reference, shift-rescaled sum, pipelined reciprocal), outputs rows of probabilities",
         config_cls=SoftmaxConfig,
         build=_softmax,
         module="damf_softmax",
-        # exp_shift < exp_frac (a left shift of the fraction), a single-score row buffer
-        variants=({}, {"scale": 3, "scale_frac": 0, "seq_len": 1}),
+        # exp_shift < exp_frac (a left shift of the fraction) with one score per beat and a
+        # single-score row; a partial last beat (seq_len not a multiple of parallel)
+        variants=({}, {"scale": 3, "scale_frac": 0, "seq_len": 1, "parallel": 1}, {"parallel": 3}),
     ),
     "systolic-av": Block(
         name="systolic-av",

@@ -122,7 +122,7 @@ def damf_score_cycles(ip, score, length):
 
 def baseline_score_cycles(qk):
     """The array's ``cycles`` for one ``S`` (every tile of ``Q K^T``)."""
-    return {"systolic-qk": qk.cycles}, "systolic-qk.cycles = (tiles - 1)*max(d_head, R, C) + d_head + C + last_rows"
+    return {"systolic-qk": qk.cycles}, "systolic-qk.cycles = (tiles - 1)*max(d_head, R, C) + d_head + C + last_rows + 1"
 
 
 def damf_axv_cycles(rs, sa, length):

@@ -479,19 +479,19 @@ class SystolicQKConfig(BlockConfig):
     @property
     def latency(self):
         """Cycles from the handshake of a tile's last input beat to the handshake of its first
-        score row, when ``o`` is ready: ``cols + 2``."""
-        return self.cols + 2
+        score row, when ``o`` is ready: ``cols + 3`` (a product register, then the accumulator)."""
+        return self.cols + 3
 
     @property
     def tile_cycles(self):
-        """Cycles from a lone tile's first input beat to its last score row: ``d_head + rows + cols``."""
+        """Cycles from a lone tile's first input beat to its last score row: ``d_head + rows + cols + 1``."""
         return self.d_head - 1 + self.latency + self.rows - 1
 
     @property
     def cycles(self):
         """Cycles from the first input handshake to the last score handshake for one ``S``, with
         a source always valid and a sink always ready:
-        ``(tiles - 1) * cycles_per_tile + d_head + cols + last_rows``."""
+        ``(tiles - 1) * cycles_per_tile + d_head + cols + last_rows + 1``."""
         return (self.tiles - 1) * self.cycles_per_tile + self.d_head - 1 + self.latency + self.last_rows - 1
 
     # The generator is written in terms of these three, so that the A' x V engine
@@ -552,16 +552,25 @@ SOFTMAX_POLY_A1 = -(1 << (SOFTMAX_POLY_FRAC - 1)) - SOFTMAX_POLY_A2  # p(1) = 1/
 class SoftmaxConfig(BlockConfig):
     """Configuration of the baseline integer softmax unit (``softmax``).
 
-    Rows of up to ``seq_len`` signed ``in_width``-bit scores ``s`` in, rows of unsigned
-    ``prob_width``-bit probabilities out: ``softmax(alpha * s)`` with the constant
-    ``alpha = scale * 2**-scale_frac`` (``1/sqrt(d_head)`` times the quantization scales of the
-    scores).  See :mod:`damf.hdl.softmax` for the arithmetic and the stream protocol.
+    Rows of up to ``seq_len`` signed ``in_width``-bit scores ``s`` in, ``parallel`` per beat,
+    rows of unsigned ``prob_width``-bit probabilities out, ``parallel`` per beat:
+    ``softmax(alpha * s)`` with the constant ``alpha = scale * 2**-scale_frac``
+    (``1/sqrt(d_head)`` times the quantization scales of the scores), in one pass over each row
+    (a running reference and a running sum rescaled by shifts).  See :mod:`damf.hdl.softmax`
+    for the arithmetic, the stream protocol and the pipeline.
     """
 
     block = "softmax"
 
+    # quotient bits per stage of the pipelined reciprocal (restoring division steps per stage)
+    DIV_BITS = 2
+    # adder / comparator tree levels between two pipeline registers
+    TREE_LEVELS = 1
+
     seq_len:    "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
                               "doc": "longest row L (rows of any length 1 .. L at run time)"})
+    parallel:   "int" = field(default=4, metadata={"min": 1, "max": 1 << 16,
+                              "doc": "scores per input beat and probabilities per output beat (1 .. seq_len)"})
     in_width:   "int" = field(default=19, metadata={"min": 2, "max": 40,
                               "doc": "bits of a signed score (the systolic array's acc_width)"})
     scale:      "int" = field(default=181, metadata={"min": 1, "max": (1 << 32) - 1,
@@ -575,12 +584,14 @@ class SoftmaxConfig(BlockConfig):
                               "doc": "fraction bits of the integer exponential (exp values are 0 .. 2**exp_frac)"})
 
     def _validate(self):
+        if self.parallel > self.seq_len:
+            raise ConfigError(f"parallel must be at most seq_len = {self.seq_len}, not {self.parallel}")
         if self.exp_shift < 0:
             raise ConfigError(
                 f"alpha * log2(e) = scale * 2**-scale_frac * log2(e) must be below 2**16, "
                 f"not {self.alpha * 1.4426950408889634:.6g} (scale={self.scale}, scale_frac={self.scale_frac})")
 
-    # ---- derived --------------------------------------------------------------------------
+    # ---- derived: arithmetic --------------------------------------------------------------
 
     @property
     def alpha(self):
@@ -603,14 +614,26 @@ class SoftmaxConfig(BlockConfig):
         return self._mult()[1]
 
     @property
-    def diff_width(self):
-        """Bits of ``max - s`` (unsigned)."""
-        return self.in_width
+    def v_range(self):
+        """``(min, max)`` of ``v = -s * exp_mult``."""
+        lo, hi = -(1 << (self.in_width - 1)), (1 << (self.in_width - 1)) - 1
+        return -hi * self.exp_mult, -lo * self.exp_mult
 
     @property
-    def arg_width(self):
-        """Bits of ``u = (max - s) * exp_mult`` (unsigned)."""
-        return self.diff_width + self.exp_mult.bit_length()
+    def v_width(self):
+        """Bits of ``v = -s * exp_mult`` (signed): ``-alpha*log2(e)*s`` with ``exp_shift`` fraction bits."""
+        return signed_range_width(*self.v_range)
+
+    @property
+    def ref_range(self):
+        """``(min, max)`` of ``g = v >> exp_shift``, the integer part of ``-alpha*log2(e)*s``."""
+        lo, hi = self.v_range
+        return lo >> self.exp_shift, hi >> self.exp_shift
+
+    @property
+    def ref_width(self):
+        """Bits of ``g`` and of a row reference ``G`` (signed)."""
+        return signed_range_width(*self.ref_range)
 
     @property
     def exp_width(self):
@@ -618,8 +641,29 @@ class SoftmaxConfig(BlockConfig):
         return self.exp_frac + 1
 
     @property
+    def count_width(self):
+        """Bits of a beat's ``count`` field (valid lanes, 1 .. parallel)."""
+        return self.parallel.bit_length()
+
+    def beats(self, n):
+        """Beats of a row of ``n`` scores: ``ceil(n / parallel)``."""
+        return -(-n // self.parallel)
+
+    @property
+    def max_beats(self):
+        """Beats of the longest row, ``ceil(seq_len / parallel)``: a row ends at this beat
+        whether ``last`` is set or not."""
+        return self.beats(self.seq_len)
+
+    @property
+    def beat_sum_width(self):
+        """Bits of the sum of one beat's exponentials."""
+        return (self.parallel << self.exp_frac).bit_length()
+
+    @property
     def sum_width(self):
-        return (self.seq_len << self.exp_frac).bit_length()
+        """Bits of a row's running sum (at most ``max_beats * parallel`` exponentials of at most 1.0)."""
+        return ((self.max_beats * self.parallel) << self.exp_frac).bit_length()
 
     @property
     def guard(self):
@@ -633,28 +677,75 @@ class SoftmaxConfig(BlockConfig):
 
     @property
     def recip_width(self):
-        """Bits of the reciprocal (= cycles of the divider): ``prob_width + guard + 1``."""
-        return self.prob_width + self.guard + 1
+        """Bits of the reciprocal: ``prob_width + guard + 2`` (a row's sum exceeds
+        ``2**(exp_frac - 2)``: the reference's exponential is at least ``2**-1 - 2**-16``)."""
+        return self.prob_width + self.guard + 2
+
+    # ---- derived: pipeline and cycles -----------------------------------------------------
 
     @property
-    def exp_latency(self):
-        """Pipeline stages of the exponential pass (read, multiply, polynomial, write)."""
-        return 3
+    def tree_stages(self):
+        """Registers of the ``parallel``-input minimum and sum trees: one every
+        ``TREE_LEVELS`` levels, ``ceil(ceil(log2 parallel) / TREE_LEVELS)``."""
+        levels = (self.parallel - 1).bit_length()
+        return -(-levels // self.TREE_LEVELS)
+
+    @property
+    def div_stages(self):
+        """Stages of the pipelined reciprocal: ``ceil(recip_width / DIV_BITS)``."""
+        return -(-self.recip_width // self.DIV_BITS)
+
+    @property
+    def v_stage(self):
+        """Clock edge (counted from a beat's input handshake, edge 0) that registers
+        ``v = -s * exp_mult``, by shifts and adds over the canonical signed digits of the
+        constant: sums of up to 4 terms (1), their sum (2)."""
+        return 2
+
+    @property
+    def exp_stage(self):
+        """Clock edge that registers a beat's ``e``: input register (0), ``v`` (``v_stage``),
+        polynomial (4 more) in parallel with the minimum tree (``tree_stages``) and the running
+        reference (one more), shift amount, ``e``: ``max(v_stage + 4, v_stage + tree_stages + 1) + 2``."""
+        return max(self.v_stage + 4, self.v_stage + self.tree_stages + 1) + 2
+
+    @property
+    def sum_stage(self):
+        """Clock edge that registers the row's running sum with this beat: after the beat-sum tree."""
+        return self.exp_stage + self.tree_stages + 1
+
+    @property
+    def row_latency(self):
+        """Cycles from a row's last input handshake to its first output handshake, when the
+        output is idle (the previous row's last output is earlier) and the sink ready:
+        ``sum_stage + div_stages + 7`` (reciprocal in ``div_stages``; the row's record in the
+        row queue; then read, shift amount, shift, multiply, round, handshake)."""
+        return self.sum_stage + self.div_stages + 7
 
     def row_cycles(self, n):
-        """Cycles from the first input handshake of a row of ``n`` scores to its last output
-        handshake, with a source always valid and a sink always ready: ``3*n + recip_width + 4``."""
-        return 3 * n + self.recip_width + 4
-
-    def row_latency(self, n):
-        """Cycles from a row's last input handshake to its first output handshake (sink ready):
-        ``n + recip_width + 6``."""
-        return n + self.recip_width + 6
+        """Cycles from the first input handshake of a lone row of ``n`` scores to its last output
+        handshake (source always valid, sink always ready): ``2*beats(n) - 2 + row_latency``."""
+        return 2 * self.beats(n) - 2 + self.row_latency
 
     def row_interval(self, n):
-        """Cycles between the first input handshakes of consecutive rows of ``n``, steady state:
-        ``row_cycles(n) + 1`` (the unit takes the next row after the last output of this one)."""
-        return self.row_cycles(n) + 1
+        """Cycles between the first input handshakes of consecutive rows of ``n`` scores (source
+        always valid, sink always ready): ``beats(n)``; rows are taken back to back."""
+        return self.beats(n)
+
+    @property
+    def buffer_depth(self):
+        """Words (beats) of the row buffer, and the largest number of rows in flight:
+        ``max_beats + sum_stage + div_stages + 2``, enough that a source always valid and a sink
+        always ready never see ``i.ready`` low, for any mix of row lengths."""
+        return self.max_beats + self.sum_stage + self.div_stages + 2
+
+    @property
+    def memory_bits(self):
+        """Bits of the row buffer (per beat: ``parallel`` exponentials, the beat's reference,
+        its count) and of the row queue (per row: reciprocal, reference, beats)."""
+        word = self.parallel * self.exp_width + self.ref_width + self.count_width
+        row = self.recip_width + self.ref_width + self.max_beats.bit_length()
+        return self.buffer_depth * (word + row)
 
     def derived(self):
         return {
@@ -662,24 +753,32 @@ class SoftmaxConfig(BlockConfig):
             "exp_mult": self.exp_mult,
             "exp_shift": self.exp_shift,
             "poly": {"frac": SOFTMAX_POLY_FRAC, "a1": SOFTMAX_POLY_A1, "a2": SOFTMAX_POLY_A2},
-            "arg_width": self.arg_width,
+            "v_width": self.v_width,
+            "ref_width": self.ref_width,
             "exp_width": self.exp_width,
+            "beat_sum_width": self.beat_sum_width,
             "sum_width": self.sum_width,
             "guard": self.guard,
             "recip_shift": self.recip_shift,
             "recip_width": self.recip_width,
+            "max_beats": self.max_beats,
+            "tree_stages": self.tree_stages,
+            "div_stages": self.div_stages,
+            "buffer_depth": self.buffer_depth,
+            "memory_bits": self.memory_bits,
+            "row_latency": self.row_latency,
             "row_cycles": self.row_cycles(self.seq_len),
-            "row_latency": self.row_latency(self.seq_len),
             "row_interval": self.row_interval(self.seq_len),
             "ports": {
-                "i__payload": self.in_width + 1,
-                "o__payload": self.prob_width + 1,
+                "i__payload": self.parallel * self.in_width + self.count_width + 1,
+                "o__payload": self.parallel * self.prob_width + self.count_width + 1,
             },
         }
 
     def __repr__(self):
-        return (f"SoftmaxConfig(seq_len={self.seq_len}, in_width={self.in_width}, scale={self.scale}, "
-                f"scale_frac={self.scale_frac}, prob_width={self.prob_width}, exp_frac={self.exp_frac})")
+        return (f"SoftmaxConfig(seq_len={self.seq_len}, parallel={self.parallel}, in_width={self.in_width}, "
+                f"scale={self.scale}, scale_frac={self.scale_frac}, prob_width={self.prob_width}, "
+                f"exp_frac={self.exp_frac})")
 
 
 @dataclass(frozen=True)
@@ -760,12 +859,12 @@ class SystolicAVConfig(SystolicQKConfig):
 
     @property
     def tile_cycles(self):
-        """``seq_len + rows + cols``."""
+        """``seq_len + rows + cols + 1``."""
         return self.steps - 1 + self.latency + self.rows - 1
 
     @property
     def cycles(self):
-        """``(tiles - 1) * cycles_per_tile + seq_len + cols + last_rows``."""
+        """``(tiles - 1) * cycles_per_tile + seq_len + cols + last_rows + 1``."""
         return (self.tiles - 1) * self.cycles_per_tile + self.steps - 1 + self.latency + self.last_rows - 1
 
     def derived(self):
@@ -839,8 +938,9 @@ class BaselineHeadConfig(BlockConfig):
     @property
     def softmax(self):
         """The softmax unit: rows of ``seq_len`` scores of the ``qk`` array's ``acc_width``."""
-        return SoftmaxConfig(seq_len=self.seq_len, in_width=self.qk.acc_width, scale=self.scale,
-                             scale_frac=self.scale_frac, prob_width=self.prob_width, exp_frac=self.exp_frac)
+        return SoftmaxConfig(seq_len=self.seq_len, parallel=self.cols, in_width=self.qk.acc_width,
+                             scale=self.scale, scale_frac=self.scale_frac, prob_width=self.prob_width,
+                             exp_frac=self.exp_frac)
 
     @property
     def av(self):
@@ -869,49 +969,70 @@ class BaselineHeadConfig(BlockConfig):
         """Beats of ``o`` per head: ``L * ceil(d_head / C)``."""
         return self.av.score_beats
 
-    def qk_phase_cycles(self, n):
-        """Cycles of the score phase of a tile row of ``n`` query rows, from the handshake that
-        ends the previous phase to the handshake of the tile row's last score beat:
-        ``(ceil(L/C) - 1) * max(d_head, R, C) + d_head + C + n + 2`` (one cycle to start the
-        feed, one of memory read, the array's ``latency = C + 2``)."""
-        qk = self.qk
-        return (qk.tile_cols - 1) * qk.cycles_per_tile + qk.d_head + qk.cols + n + 2
+    def schedule(self):
+        """When each tile row passes each engine, with a source always valid and a sink always
+        ready: a list (one entry per tile row) of dicts of clock edges counted from the head's
+        first input handshake (edge 0).  The rules are the control's, cycle for cycle:
 
-    def softmax_phase_cycles(self, n):
-        """Cycles of the softmax phase of ``n`` rows, from the last score beat to the last
-        probability: ``n * (row_cycles(L) + 1) + 1`` (rows ``row_interval(L)`` apart)."""
-        return n * self.softmax.row_interval(self.seq_len) + 1
-
-    @property
-    def av_feed_cycles(self):
-        """Cycles of the ``A' V`` feed of a tile row, from the last probability to the handshake
-        of the feed's last beat: ``(ceil(d_head/C) - 1) * max(L, R, C) + L + 1``."""
-        av = self.av
-        return (av.tile_cols - 1) * av.cycles_per_tile + av.steps + 1
+        * the load takes edges ``0 .. L-1``; an engine starts a tile row (``go``) at the edge
+          after every condition holds: the Q K^T feed after its previous tile row's last beat
+          and after the softmax feed of the tile row two before (the score bank's last user);
+          the softmax feed after the tile row's last score is written, its previous tile row's
+          last beat and the A' V feed of the tile row two before (the probability bank's last
+          user); the A' V feed after its previous tile row's last beat and the tile row's last
+          probability;
+        * a feed's first beat is taken 2 edges after its start (memory read, payload register),
+          later if the array still holds (``hold`` cycles after a tile); then beats back to back;
+        * ``qk_fed``: last Q K^T beat; ``scores``: last score written (array ``latency`` and
+          ``n`` rows later); ``sm_fed``: last softmax beat (``n * ceil(L/C)`` beats);
+          ``probs``: last probability written (each row of the softmax ``row_latency`` after its
+          last beat, or right after the previous row's outputs); ``av_fed``: last A' V beat.
+        """
+        qk, sm, av = self.qk, self.softmax, self.av
+        L, TC, TA = self.seq_len, qk.tile_cols, av.tile_cols
+        out, prob_end = [], None
+        for t, n in enumerate(self.tile_row_sizes()):
+            prev = out[t - 1] if t >= 1 else None
+            prev2 = out[t - 2] if t >= 2 else None
+            start = 1 + max([L - 1] + ([prev["qk_fed"]] if prev else []) + ([prev2["sm_fed"]] if prev2 else []))
+            first = max(start + 2, prev["qk_fed"] + 1 + qk.hold) if prev else start + 2
+            qk_fed = first + (TC - 1) * qk.cycles_per_tile + qk.d_head - 1
+            scores = qk_fed + qk.latency + n - 1
+            start = 1 + max([scores] + ([prev["sm_fed"]] if prev else []) + ([prev2["av_fed"]] if prev2 else []))
+            first = start + 2
+            sm_fed = first + n * TC - 1
+            for r in range(n):
+                last_in = first + (r + 1) * TC - 1
+                begin = last_in + sm.row_latency if prob_end is None else max(last_in + sm.row_latency, prob_end + 1)
+                prob_end = begin + TC - 1
+            start = 1 + max([prob_end] + ([prev["av_fed"]] if prev else []))
+            first = max(start + 2, prev["av_fed"] + 1 + av.hold) if prev else start + 2
+            av_fed = first + (TA - 1) * av.cycles_per_tile + L - 1
+            out.append({"qk_fed": qk_fed, "scores": scores, "sm_fed": sm_fed, "probs": prob_end, "av_fed": av_fed})
+        return out
 
     @property
     def head_interval(self):
-        """Cycles between the first input handshakes of consecutive heads, steady state:
-        ``L + sum over tile rows of (qk_phase_cycles(n) + softmax_phase_cycles(n) + av_feed_cycles)``
-        (the next head loads while the ``A' V`` array drains)."""
-        return self.seq_len + sum(self.qk_phase_cycles(n) + self.softmax_phase_cycles(n) + self.av_feed_cycles
-                                  for n in self.tile_row_sizes())
+        """Cycles between the first input handshakes of consecutive heads, steady state: the
+        next head's load starts the cycle after the last tile row's last A' V beat
+        (``schedule()[-1]["av_fed"] + 1``), while the A' V array drains."""
+        return self.schedule()[-1]["av_fed"] + 1
 
     @property
     def cycles(self):
         """Cycles from the first input handshake to the last ``Z`` handshake for one head, with a
-        source always valid and a sink always ready: ``head_interval - 1`` (load and phases)
-        plus the ``A' V`` array's drain ``C + 2 + last_rows - 1``."""
-        return self.head_interval - 1 + self.av.latency + self.tile_row_sizes()[-1] - 1
+        source always valid and a sink always ready: the last A' V beat, then the array's
+        ``latency`` and the last tile row's rows."""
+        return self.schedule()[-1]["av_fed"] + self.av.latency + self.tile_row_sizes()[-1] - 1
 
     @property
     def memory_bits(self):
-        """Bits of buffer memory: ``Q``, ``K``, ``V`` (``L * d_head`` each), one tile row of
-        scores (``R * ceil(L/C) * C`` scores) and of probabilities (``R * L``)."""
+        """Bits of buffer memory: ``Q``, ``K``, ``V`` (``L * d_head`` each), two tile rows of
+        scores (two banks of ``R * ceil(L/C) * C`` scores) and of probabilities (two banks of
+        ``R * ceil(L/C) * C``); the softmax unit's own buffers are ``softmax.memory_bits``."""
         qk = self.qk
         return (self.seq_len * self.d_head * (self.q_width + self.k_width + self.v_width)
-                + self.rows * qk.tile_cols * self.cols * qk.acc_width
-                + self.rows * self.seq_len * self.prob_width)
+                + 2 * self.rows * qk.tile_cols * self.cols * (qk.acc_width + self.prob_width))
 
     def derived(self):
         return {

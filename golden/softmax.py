@@ -1,23 +1,41 @@
-"""Bit-exact model of the integer softmax unit (``hdl/softmax.py``).
+"""Bit-exact model of the integer softmax unit (``hdl/softmax.py``): one pass over each row.
 
-For a row ``s[0 .. n-1]`` of signed scores (``1 <= n <= seq_len``), with ``EF = exp_frac``,
-``P = prob_width``, ``G = guard``, ``F = exp_shift``, ``M = exp_mult`` (all from
-:class:`~damf.config.SoftmaxConfig`; ``>>`` is a floor shift)::
+A row of ``n`` signed scores (``1 <= n <= seq_len``) arrives as beats of at most ``P =
+parallel`` scores (:func:`softmax_row` cuts it into full beats and a last partial one;
+:func:`softmax_beats` takes any cut).  With ``EF = exp_frac``, ``PW = prob_width``,
+``G = guard``, ``F = exp_shift``, ``M = exp_mult``, ``K = recip_shift`` (all from
+:class:`~damf.config.SoftmaxConfig`; ``>>`` is a floor shift, on negative numbers too)::
 
-    d[i]  = max(s) - s[i]                       # >= 0
-    u[i]  = d[i] * M                            # alpha*log2(e)*d[i] with F fraction bits
-    z[i]  = u[i] >> F                           # integer part
-    x[i]  = top EF fraction bits of u[i]        # (u >> (F-EF)) mod 2**EF  (or << if F < EF)
-    p[i]  = 2**EF + ((x * (A1 + ((A2 * x) >> EF))) >> POLY_FRAC)   # ~ 2**-x * 2**EF
-    e[i]  = p[i] >> min(z[i], EF + 1)           # ~ 2**EF * exp(-alpha * d[i])
-    total = sum(e)                              # >= 2**EF: the maximum has e = 2**EF
-    recip = 2**(EF + P + G) // total            # the one division of the row
-    prob  = min((e * recip + 2**(EF+G-1)) >> (EF + G), 2**P - 1)
+    # per score: -alpha*log2(e)*s = g + x/2**EF + (dropped bits), g an integer
+    v     = -s * M                               # F fraction bits
+    g     = v >> F                               # integer part (floor)
+    x     = top EF fraction bits of v            # (v >> (F-EF)) mod 2**EF  (or << if F < EF)
+    p     = 2**EF + ((x * (A1 + ((A2 * x) >> EF))) >> POLY_FRAC)   # ~ 2**-x * 2**EF
+    # per beat b (scores of the beat only), the running reference G_b and the running sum S_b
+    G_b   = min(g over the beat)                    if b == 0
+          = min(G_(b-1), min(g over the beat))      otherwise
+    e     = p >> min(g - G_b, EF + 1)            # ~ 2**EF * 2**(-alpha*log2(e)*s - G_b)
+    S_b   = sum(e over the beat)                                         if b == 0
+          = (S_(b-1) >> min(G_(b-1) - G_b, sum_width)) + sum(e over beat) otherwise
+    # per row: G = G_last, S = S_last
+    recip = 2**K // S                            # S > 2**(EF-2): recip < 2**recip_width
+    prob  = min(((e >> min(G_b - G, EF + 1)) * recip + 2**(EF+G-1)) >> (EF + G), 2**PW - 1)
 
-``prob[i] / 2**P`` approximates ``softmax(alpha * s)[i]``.  Errors (measured by
-:func:`accuracy`, reported in ``docs/baseline.md``): the polynomial (1.9e-3 absolute, 3.8e-3 relative, on each
-``e``), the truncation of ``e`` to ``EF`` fraction bits, the rounding of ``prob`` to ``P`` bits
-(half an LSB) and the reciprocal (below ``2**-G`` LSB).
+The reference ``G`` is the smallest ``g`` of the row, an integer in log2 units, so lowering the
+reference by ``k`` turns every exponential into itself shifted right by ``k``, exactly:
+``e >> min(G_b - G, EF+1) = p >> min(g - G, EF+1)`` whatever the beat (the probabilities'
+numerators do not depend on how the row is cut into beats).  The sum does, slightly: a partial
+sum shifted right when the reference drops is floored once, not term by term, so
+``sum(p >> min(g - G, EF+1)) <= S <= sum(p * 2**-(g - G))`` -- the sum lies between the sum of
+the final numerators and its unrounded value, and where in between depends on the cut.  The
+score of ``g = G`` has ``e = p >= 2**(EF-1) - 2**(EF-16)``, so ``S > 2**(EF-2)``.
+
+``prob[i] / 2**PW`` approximates ``softmax(alpha * s)[i]``.  Errors (measured by
+:func:`accuracy`, reported in ``docs/baseline.md``): the polynomial (1.9e-3 absolute, 3.8e-3
+relative, on each ``e``), the truncation of ``e`` to ``EF`` fraction bits (``e`` of the row's
+largest score is in ``[1/2, 1]``, so one bit less than a reference at the exact maximum would
+give), the rounding of ``prob`` to ``PW`` bits (half an LSB) and the reciprocal (below ``2**-G``
+LSB).
 """
 
 import numpy as np
@@ -25,52 +43,85 @@ import numpy as np
 from ..config import SOFTMAX_POLY_A1, SOFTMAX_POLY_A2, SOFTMAX_POLY_FRAC
 from .inner_product import check_range
 
-__all__ = ["exp_int", "softmax_row", "softmax_rows", "split_rows", "float_softmax", "accuracy", "realistic_rows",
-           "accuracy_table"]
+__all__ = ["exp_parts", "exp_poly", "row_beats", "softmax_beats", "softmax_row", "softmax_rows", "split_beats",
+           "float_softmax", "accuracy", "realistic_rows", "accuracy_table"]
 
 
-def exp_int(cfg, d):
-    """Integer exponential: ``e ~ 2**exp_frac * exp(-alpha * d)`` for ``d >= 0`` (int64 array)."""
-    d = np.asarray(d, dtype=np.int64)
-    if np.any(d < 0):
-        raise ValueError("exp_int needs d = max - s >= 0")
+def exp_poly(cfg, x):
+    """``p ~ 2**exp_frac * 2**(-x / 2**exp_frac)`` for ``0 <= x < 2**exp_frac`` (int64 array)."""
+    x = np.asarray(x, dtype=np.int64)
+    inner = SOFTMAX_POLY_A1 + ((SOFTMAX_POLY_A2 * x) >> cfg.exp_frac)
+    return (1 << cfg.exp_frac) + ((x * inner) >> SOFTMAX_POLY_FRAC)
+
+
+def exp_parts(cfg, s):
+    """``(g, p)`` of scores ``s``: the integer part ``g`` of ``-alpha*log2(e)*s`` and the
+    polynomial ``p`` of its fraction (int64 arrays)."""
     ef, f = cfg.exp_frac, cfg.exp_shift
-    u = d * cfg.exp_mult
-    z = u >> f
+    v = -np.asarray(s, dtype=np.int64) * cfg.exp_mult
+    g = v >> f
     if f >= ef:
-        x = (u >> (f - ef)) & ((1 << ef) - 1)
+        x = (v >> (f - ef)) & ((1 << ef) - 1)
     else:
-        x = (u << (ef - f)) & ((1 << ef) - 1)
-    inner = SOFTMAX_POLY_A1 + ((SOFTMAX_POLY_A2 * x) >> ef)
-    p = (1 << ef) + ((x * inner) >> SOFTMAX_POLY_FRAC)
-    return p >> np.minimum(z, ef + 1)
+        x = (v << (ef - f)) & ((1 << ef) - 1)
+    return g, exp_poly(cfg, x)
+
+
+def row_beats(cfg, row):
+    """The beats of a row as the unit takes them: full beats of ``parallel`` scores and a last
+    partial one."""
+    P = cfg.parallel
+    return [list(row[b:b + P]) for b in range(0, len(row), P)]
+
+
+def softmax_beats(cfg, beats):
+    """Probabilities of one row given as beats (lists of 1 .. ``parallel`` scores, at most
+    ``max_beats`` of them): a list of int lists, one per beat."""
+    if not 1 <= len(beats) <= cfg.max_beats:
+        raise ValueError(f"a row must hold 1 .. max_beats = {cfg.max_beats} beats, not {len(beats)}")
+    ef = cfg.exp_frac
+    refs, exps = [], []
+    total = ref = 0
+    for b, beat in enumerate(beats):
+        s = np.asarray(beat, dtype=np.int64)
+        if s.ndim != 1 or not 1 <= s.size <= cfg.parallel:
+            raise ValueError(f"a beat must hold 1 .. parallel = {cfg.parallel} scores, not {s.size}")
+        check_range("s", s, cfg.in_width)
+        g, p = exp_parts(cfg, s)
+        low = int(g.min()) if b == 0 else min(ref, int(g.min()))
+        e = p >> np.minimum(g - low, ef + 1)
+        total = int(e.sum()) if b == 0 else (total >> min(ref - low, cfg.sum_width)) + int(e.sum())
+        ref = low
+        refs.append(low)
+        exps.append(e)
+    recip = (1 << cfg.recip_shift) // total
+    shift = ef + cfg.guard
+    limit = (1 << cfg.prob_width) - 1
+    return [np.minimum(((e >> min(r - ref, ef + 1)) * recip + (1 << (shift - 1))) >> shift, limit).tolist()
+            for r, e in zip(refs, exps)]
 
 
 def softmax_row(cfg, row):
-    """Probabilities (int64, ``prob_width`` fraction bits) of one row, as the unit computes them."""
+    """Probabilities (int64, ``prob_width`` fraction bits) of one row, as the unit computes them
+    when the row arrives in full beats (:func:`row_beats`)."""
     s = np.asarray(row, dtype=np.int64)
     if s.ndim != 1 or not 1 <= s.size <= cfg.seq_len:
         raise ValueError(f"a row must hold 1 .. seq_len = {cfg.seq_len} scores, not {s.size}")
-    check_range("s", s, cfg.in_width)
-    e = exp_int(cfg, s.max() - s)
-    total = int(e.sum())
-    recip = (1 << cfg.recip_shift) // total
-    shift = cfg.exp_frac + cfg.guard
-    prob = (e * recip + (1 << (shift - 1))) >> shift
-    return np.minimum(prob, (1 << cfg.prob_width) - 1)
+    return np.asarray(sum(softmax_beats(cfg, row_beats(cfg, s.tolist())), []), dtype=np.int64)
 
 
-def split_rows(cfg, beats):
-    """Rows as the unit delimits them: ``beats`` are ``(score, last)`` pairs; a row ends at a
-    beat with ``last`` set or at its ``seq_len``-th beat."""
+def split_beats(cfg, beats):
+    """Rows as the unit delimits them: ``beats`` are ``(values, last)`` pairs (``values`` the
+    beat's valid lanes); a row ends at a beat with ``last`` set or at its ``max_beats``-th beat.
+    Returns a list of rows, each a list of beats."""
     rows, row = [], []
-    for score, last in beats:
-        row.append(score)
-        if last or len(row) == cfg.seq_len:
+    for values, last in beats:
+        row.append(list(values))
+        if last or len(row) == cfg.max_beats:
             rows.append(row)
             row = []
     if row:
-        raise ValueError(f"the beats end inside a row ({len(row)} scores without last)")
+        raise ValueError(f"the beats end inside a row ({len(row)} beats without last)")
     return rows
 
 
@@ -134,11 +185,12 @@ def accuracy_table(seed=2026):
     from ..config import SoftmaxConfig
     from .vectors import random_score_rows
     rng = np.random.default_rng(seed)
-    lines = ["| L | prob_width | random: max abs | random: mean abs | realistic: max abs | realistic: mean abs |",
-             "|---|---|---|---|---|---|"]
-    for length, width in ((8, 8), (128, 8), (128, 16)):
-        cfg = SoftmaxConfig(seq_len=length, prob_width=width)
+    lines = ["| L | parallel | prob_width | random: max abs | random: mean abs | realistic: max abs "
+             "| realistic: mean abs |",
+             "|---|---|---|---|---|---|---|"]
+    for length, parallel, width in ((8, 4, 8), (128, 4, 8), (128, 16, 8), (128, 4, 16)):
+        cfg = SoftmaxConfig(seq_len=length, parallel=parallel, prob_width=width)
         a = accuracy(cfg, random_score_rows(cfg, rng, 2000))
         b = accuracy(*realistic_rows(cfg, rng, 500, d_head=64))
-        lines.append(f"| {length} | {width} | {a[0]:.2e} | {a[1]:.2e} | {b[0]:.2e} | {b[1]:.2e} |")
+        lines.append(f"| {length} | {parallel} | {width} | {a[0]:.2e} | {a[1]:.2e} | {b[0]:.2e} | {b[1]:.2e} |")
     return "\n".join(lines)

@@ -12,30 +12,39 @@ Organisation
 ------------
 Two arrays, not one time-multiplexed array: the ``Q K^T`` and ``A' V`` arrays differ in
 operand widths (``q_width`` vs ``prob_width + 1``) and accumulator widths, and the second one
-is reused unchanged from ``systolic-av``.  The head works one *tile row* at a time (``R``
-query rows, ``R = rows``), in phases that do not overlap:
+is reused unchanged from ``systolic-av``.  The head works in *tile rows* (``R`` query rows,
+``R = rows``):
 
 1. *load*: ``L`` input beats (one token ``t`` per beat: ``Q[t]``, ``K[t]``, ``V[t]``) are written
    into the buffers; ``i.ready`` is high only in this phase.
-2. for each tile row ``ti`` (query rows ``r0 = ti*R .. r0+n-1``, ``n = min(R, L - r0)``):
+2. each tile row ``ti`` (query rows ``r0 = ti*R .. r0+n-1``, ``n = min(R, L - r0)``) passes
+   three engines in turn:
 
    a. *scores*: the ``ceil(L/C)`` tiles of the tile row are fed to the ``Q K^T`` array
       (``Q`` rows from ``R`` banks, ``K`` rows from ``C`` banks, element ``k`` of step ``k``
       picked by a multiplexer), and the ``n * ceil(L/C)`` score beats it returns are written
-      into the *score buffer* (``R`` rows of ``ceil(L/C)`` words of ``C`` scores): the rows
-      of ``S`` are reassembled in place.
-   b. *softmax*: the ``n`` rows are sent to the softmax unit, ``L`` scores each, ``last`` on the
-      final one; its probabilities are written into the *probability buffer* (``L`` words of
-      ``R`` lanes, lane ``r`` written with a byte-enable-style granularity): ``A'`` rows
-      ``r0 ..`` are then available ``R`` at a time, as the second array's ``Q`` side needs them.
+      into bank ``ti mod 2`` of the *score buffer* (``R`` rows of ``ceil(L/C)`` words of ``C``
+      scores per bank): the rows of ``S`` are reassembled in place.
+   b. *softmax*: the ``n`` rows are sent to the softmax unit (``parallel = C``) back to back,
+      each as its ``ceil(L/C)`` score buffer words, one beat of ``C`` scores per word (``count``
+      ``C``, the last one ``L - (ceil(L/C) - 1) * C``, with ``last``); its beats of ``C``
+      probabilities are written into bank ``ti mod 2`` of the *probability buffer*
+      (``ceil(L/C)`` words of ``C x R`` probabilities per bank, element ``c*R + r`` of word
+      ``w`` = ``A'[r0 + r, w*C + c]``, written one probability per enable bit): ``A'`` rows ``r0 ..`` are then available ``R`` at a time,
+      as the second array's ``Q`` side needs them.
    c. *A' V*: the ``ceil(d_head/C)`` tiles of the tile row are fed to the ``A' V`` array: step
-      ``t`` carries ``A'[r0+r, t]`` (the probability buffer's word ``t``, zero-extended to
-      ``prob_width + 1`` signed bits) and ``V[t, c0+c]`` (the ``V`` buffer's word ``t``, element
-      ``c0 + c``: ``V^T`` by addressing).  Its output is the head's output.
+      ``t`` carries ``A'[r0+r, t]`` (column ``t mod C`` of the probability buffer's word
+      ``t div C``, zero-extended to ``prob_width + 1`` signed bits) and ``V[t, c0+c]`` (the
+      ``V`` buffer's word ``t``, element ``c0 + c``: ``V^T`` by addressing).  Its output is the
+      head's output.
 
-   The next phase starts once the previous phase's last beat is written (scores, softmax) or
-   accepted (``A' V`` feed: the array drains while the next tile row's scores are computed, and
-   after the last tile row while the next head loads).
+   The engines overlap: each starts its next tile row as soon as its own feed of the previous
+   one is done and its inputs are ready -- the score feed once the softmax feed has read the
+   score bank's previous tile row (``ti - 2``), the softmax feed once the tile row's scores are
+   written and the ``A' V`` feed has read the probability bank's previous tile row, the
+   ``A' V`` feed once the tile row's probabilities are written.  So the score array computes
+   tile row ``ti + 1`` while the softmax and the ``A' V`` array work on ``ti``.
+3. after the last tile row's ``A' V`` feed the next head loads while the array drains.
 
 Ports
 -----
@@ -61,20 +70,24 @@ Contract
 * ``Z = A' V`` exact, ``A'`` = the softmax unit's probabilities of ``alpha * Q K^T`` (the
   score width is the ``Q K^T`` array's exact ``acc_width``; nothing saturates or wraps except
   the softmax's documented saturation of 1.0 to ``2**prob_width - 1``).
-* Cycles (source always valid, sink always ready; ``BaselineHeadConfig.cycles``): first input
-  handshake to last output handshake ``= L - 1 + sum over tile rows of (qk_phase_cycles(n) +
-  softmax_phase_cycles(n) + av_feed_cycles) + C + 1 + last_rows``; see docs/baseline.md.
-  The next head's first beat is accepted the cycle after the last tile row's ``A' V`` feed.
+* Cycles (source always valid, sink always ready): :meth:`BaselineHeadConfig.schedule` gives
+  the clock edge of every engine's last beat per tile row, by the rules above (an engine
+  starts the edge after its conditions hold, its first beat is taken 2 edges later);
+  ``cycles`` (first input handshake to last output handshake) is the last ``A' V`` beat plus
+  the array's ``latency + last_rows - 1``, and the next head's first beat is accepted the
+  cycle after the last ``A' V`` beat (``head_interval``); see docs/baseline.md.
 * Input gaps lengthen the load phase only.  Backpressure on ``o`` stalls the ``A' V`` array
-  and with it the ``A' V`` feed (and so the phases after it); the internal streams never stall
-  (their sinks are buffers that are always ready).
+  and with it the ``A' V`` feed (and, through the banks, the other engines); the internal
+  streams never stall (their sinks are buffers that are always ready).
 * Memory: ``Q``, ``K``, ``V`` buffers (``L * d_head`` elements each, ``Q`` in ``R`` banks and
-  ``K`` in ``C`` banks of whole tokens), the score buffer (``R * ceil(L/C) * C`` scores), the
-  probability buffer (``R * L`` probabilities) and the softmax unit's two ``L``-word buffers
-  (``BaselineHeadConfig.memory_bits`` counts the first five).
+  ``K`` in ``C`` banks of whole tokens), the score buffer (two banks of ``R * ceil(L/C) * C``
+  scores), the probability buffer (two banks of ``R * ceil(L/C) * C`` probabilities) and the
+  softmax unit's row buffer
+  and row queue (``BaselineHeadConfig.memory_bits`` counts the first five,
+  ``SoftmaxConfig.memory_bits`` the last two).
 """
 
-from amaranth import Array, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -176,20 +189,27 @@ class BaselineHead(wiring.Component):
         q_bank = [memory(f"q_bank{r}", token(cfg.q_width), qc.tile_rows) for r in range(R)]
         k_bank = [memory(f"k_bank{c}", token(cfg.k_width), TC) for c in range(C)]
         v_wr, v_rd = memory("v_buf", token(cfg.v_width), L)
-        s_wr, s_rd = memory("s_buf", data.ArrayLayout(signed(qc.acc_width), C), R * TC)
-        p_wr, p_rd = memory("p_buf", data.ArrayLayout(unsigned(cfg.prob_width), R), L,
-                            granularity=1)  # one lane (probability) per write enable bit
+        # score and probability buffers: two banks each (tile row ti uses bank ti % 2), so the
+        # score array can fill one while the softmax and the A' V feed work on the other
+        s_wr, s_rd = memory("s_buf", data.ArrayLayout(signed(qc.acc_width), C), 2 * R * TC)
+        # word w, element c*R + r = A'[r0 + r, w*C + c]: a softmax beat writes C columns of one
+        # row (one lane of each column), an A' V step reads one column of every row
+        p_wr, p_rd = memory("p_buf", data.ArrayLayout(unsigned(cfg.prob_width), C * R), 2 * TC,
+                            granularity=1)  # one probability per write enable bit
 
-        LOAD, SCORES, SOFTMAX, AV = range(4)
-        phase = _index(4, "phase")
-        ti = _index(cfg.tile_rows, "tile_row")
-        last_ti = ti == cfg.tile_rows - 1
-        n_rows = _index(R + 1, "n_rows")   # query rows in this tile row
-        m.d.comb += n_rows.eq(Mux(last_ti, qc.last_rows, R))
+        TR = cfg.tile_rows
+
+        def rows_of(tile_row):  # query rows of a tile row
+            return Mux(tile_row == TR - 1, qc.last_rows, R)
+
+        def bank(tile_row, words):  # first word of the tile row's bank
+            return Mux(tile_row[0], words, 0)
+
+        running = Signal(name="running")      # the head's tile rows are in progress (not loading)
 
         # -- load: token t into Q bank t % R, K bank t % C, V word t -------------------------
         accept = Signal()
-        m.d.comb += [self.i.ready.eq(phase == LOAD), accept.eq(self.i.valid & self.i.ready)]
+        m.d.comb += [self.i.ready.eq(~running), accept.eq(self.i.valid & self.i.ready)]
         t_in = _index(L, "t_in")
         qb_sel, qb_addr = _index(R, "qb_sel"), _index(qc.tile_rows, "qb_addr")
         kb_sel, kb_addr = _index(C, "kb_sel"), _index(TC, "kb_addr")
@@ -200,18 +220,27 @@ class BaselineHead(wiring.Component):
             with m.If(_count(m, kb_sel, C, accept)):
                 m.d.sync += kb_addr.eq(kb_addr + 1)
             with m.If(load_done):
-                m.d.sync += [qb_sel.eq(0), kb_sel.eq(0), qb_addr.eq(0), kb_addr.eq(0),
-                             ti.eq(0), phase.eq(SCORES)]
+                m.d.sync += [qb_sel.eq(0), kb_sel.eq(0), qb_addr.eq(0), kb_addr.eq(0), running.eq(1)]
         for r, (wr, _) in enumerate(q_bank):
             m.d.comb += [wr.addr.eq(qb_addr), wr.data.eq(self.i.payload.q), wr.en.eq(accept & (qb_sel == r))]
         for c, (wr, _) in enumerate(k_bank):
             m.d.comb += [wr.addr.eq(kb_addr), wr.data.eq(self.i.payload.k), wr.en.eq(accept & (kb_sel == c))]
         m.d.comb += [v_wr.addr.eq(t_in), v_wr.data.eq(self.i.payload.v), v_wr.en.eq(accept)]
 
+        # -- progress of the tile rows through the three engines ---------------------------------
+        q_next = _index(TR + 1, "qk_next")    # tile rows started on the Q K^T feed
+        s_done = _index(TR + 1, "s_done")     # tile rows whose scores are all written
+        f_next = _index(TR + 1, "sm_next")    # tile rows started on the softmax feed
+        f_done = _index(TR + 1, "sm_done")    # tile rows fed to the softmax completely
+        w_done = _index(TR + 1, "p_done")     # tile rows whose probabilities are all written
+        a_next = _index(TR + 1, "av_next")    # tile rows started on the A' V feed
+        a_done = _index(TR + 1, "av_done")    # tile rows fed to the A' V array completely
+
         # -- scores: feed tiles (ti, tj), steps k; the read ports are the payload register ----
         qk_go = Signal(name="qk_go")         # more beats to issue in this tile row
         qk_fv = Signal(name="qk_fv")         # the read data is a beat on offer
         qk_adv = Signal(name="qk_adv")
+        q_cur = _index(TR, "qk_tile_row")
         q_step, q_step_d = _index(D, "qk_step"), _index(D, "qk_step_d")
         q_tj = _index(TC, "qk_tj")
         m.d.comb += [qk_adv.eq(~qk_fv | qk.i.ready), qk.i.valid.eq(qk_fv)]
@@ -222,95 +251,108 @@ class BaselineHead(wiring.Component):
             with m.If(_count(m, q_tj, TC, issue)):
                 m.d.sync += qk_go.eq(0)
         for r, (_, rd) in enumerate(q_bank):
-            m.d.comb += [rd.addr.eq(ti), rd.en.eq(qk_adv), qk.i.payload.q[r].eq(rd.data[q_step_d])]
+            m.d.comb += [rd.addr.eq(q_cur), rd.en.eq(qk_adv), qk.i.payload.q[r].eq(rd.data[q_step_d])]
         for c, (_, rd) in enumerate(k_bank):
             m.d.comb += [rd.addr.eq(q_tj), rd.en.eq(qk_adv), qk.i.payload.k[c].eq(rd.data[q_step_d])]
+        # a tile row starts once the feed is idle and the softmax has read the bank's last user
+        qk_start = running & ~qk_go & ~qk_fv & (q_next != TR) & (q_next <= f_done + 1)
+        with m.If(qk_start):
+            m.d.sync += [qk_go.eq(1), q_cur.eq(q_next), q_next.eq(q_next + 1)]
 
-        # score beats -> score buffer word r * TC + tj (row r of S's tile row, tile column tj)
+        # score beats -> score buffer word r * TC + tj of the tile row's bank
         m.d.comb += qk.o.ready.eq(1)
         s_row, s_tj = _index(R, "s_row"), _index(TC, "s_tj")
         got = qk.o.valid
-        row_end = s_row == n_rows - 1
+        row_end = s_row == rows_of(s_done) - 1
         with m.If(got):
             m.d.sync += s_row.eq(Mux(row_end, 0, s_row + 1))
             with m.If(row_end):
                 m.d.sync += s_tj.eq(Mux(s_tj == TC - 1, 0, s_tj + 1))
-        m.d.comb += [s_wr.addr.eq(s_row * TC + s_tj), s_wr.data.eq(qk.o.payload), s_wr.en.eq(got)]
-        scores_done = got & row_end & (s_tj == TC - 1)
+                with m.If(s_tj == TC - 1):
+                    m.d.sync += s_done.eq(s_done + 1)
+        m.d.comb += [s_wr.addr.eq(bank(s_done, R * TC) + s_row * TC + s_tj), s_wr.data.eq(qk.o.payload),
+                     s_wr.en.eq(got)]
 
-        # -- softmax: rows r < n of L scores; word r * TC + j // C, lane j % C -----------------
+        # -- softmax: rows r < n, each TC beats: score buffer word r * TC + tj, C scores --------
         sm_go, sm_fv, sm_adv = Signal(name="sm_go"), Signal(name="sm_fv"), Signal(name="sm_adv")
-        j_lane, j_word = _index(C, "sm_lane"), _index(TC, "sm_word")
-        j_row = _index(R, "sm_row")
-        j_lane_d, j_last_d = _index(C, "sm_lane_d"), Signal(name="sm_last_d")
-        j_pos = _index(L, "sm_pos")
+        f_cur = _index(TR, "sm_tile_row")
+        j_word, j_row = _index(TC, "sm_word"), _index(R, "sm_row")
+        j_last_d = Signal(name="sm_last_d")
         m.d.comb += [sm_adv.eq(~sm_fv | sm.i.ready), sm.i.valid.eq(sm_fv)]
         sm_issue = sm_adv & sm_go
         with m.If(sm_adv):
-            m.d.sync += [sm_fv.eq(sm_go), j_lane_d.eq(j_lane), j_last_d.eq(j_pos == L - 1)]
-        with m.If(sm_issue):
-            with m.If(_count(m, j_lane, C, sm_issue) | (j_pos == L - 1)):
-                m.d.sync += j_word.eq(Mux(j_pos == L - 1, 0, j_word + 1))
-            with m.If(j_pos == L - 1):
-                m.d.sync += j_lane.eq(0)
-                with m.If(j_row == n_rows - 1):
-                    m.d.sync += [j_row.eq(0), sm_go.eq(0)]
-                with m.Else():
-                    m.d.sync += j_row.eq(j_row + 1)
-        _count(m, j_pos, L, sm_issue)
+            m.d.sync += [sm_fv.eq(sm_go), j_last_d.eq(j_word == TC - 1)]
+        with m.If(_count(m, j_word, TC, sm_issue) & sm_issue):
+            with m.If(j_row == rows_of(f_cur) - 1):
+                m.d.sync += [j_row.eq(0), sm_go.eq(0)]
+            with m.Else():
+                m.d.sync += j_row.eq(j_row + 1)
         m.d.comb += [
-            s_rd.addr.eq(j_row * TC + j_word), s_rd.en.eq(sm_adv),
-            sm.i.payload.data.eq(_select((s_rd.data[c] for c in range(C)), j_lane_d)),
+            s_rd.addr.eq(bank(f_cur, R * TC) + j_row * TC + j_word), s_rd.en.eq(sm_adv),
+            sm.i.payload.data.eq(s_rd.data),
+            sm.i.payload.count.eq(Mux(j_last_d, qc.last_cols, C)),
             sm.i.payload.last.eq(j_last_d),
         ]
+        # a tile row starts once its scores are written, the feed is idle and the A' V feed has
+        # read the probability bank's last user
+        sm_start = running & ~sm_go & ~sm_fv & (f_next != TR) & (f_next < s_done) & (f_next <= a_done + 1)
+        with m.If(sm_start):
+            m.d.sync += [sm_go.eq(1), f_cur.eq(f_next), f_next.eq(f_next + 1)]
+        with m.If(sm_fv & sm.i.ready & ~sm_go):   # the tile row's last beat is taken
+            m.d.sync += f_done.eq(f_done + 1)
 
-        # probabilities -> probability buffer word t, lane r
+        # probability beats -> probability buffer word tj of the tile row's bank, lane r
         m.d.comb += sm.o.ready.eq(1)
-        p_row, p_pos = _index(R, "p_row"), _index(L, "p_pos")
+        p_row, p_word = _index(R, "p_row"), _index(TC, "p_word")
         p_got = sm.o.valid
-        p_row_end = _count(m, p_pos, L, p_got)
+        p_row_end = _count(m, p_word, TC, p_got)
         with m.If(p_got & p_row_end):
-            m.d.sync += p_row.eq(Mux(p_row == n_rows - 1, 0, p_row + 1))
-        softmax_done = p_got & p_row_end & (p_row == n_rows - 1)
-        m.d.comb += [p_wr.addr.eq(p_pos), p_wr.en.eq(Mux(p_got, 1 << p_row, 0))]
-        for r in range(R):
-            m.d.comb += p_wr.data[r].eq(sm.o.payload.data)
+            m.d.sync += p_row.eq(Mux(p_row == rows_of(w_done) - 1, 0, p_row + 1))
+            with m.If(p_row == rows_of(w_done) - 1):
+                m.d.sync += w_done.eq(w_done + 1)
+        p_lane = Signal(R, name="p_lane")   # one-hot: the row's lane
+        m.d.comb += [p_lane.eq(1 << p_row), p_wr.addr.eq(bank(w_done, TC) + p_word),
+                     p_wr.en.eq(Mux(p_got, Cat(*([p_lane] * C)), 0))]
+        for c in range(C):
+            for r in range(R):
+                m.d.comb += p_wr.data[c * R + r].eq(sm.o.payload.data[c])
 
         # -- A' V: tiles (ti, tj), steps t: A'[r0 + r, t] and V[t, tj*C + c] ------------------
         av_go, av_fv, av_adv = Signal(name="av_go"), Signal(name="av_fv"), Signal(name="av_adv")
+        a_cur = _index(TR, "av_tile_row")
         a_step, a_tj, a_tj_d = _index(L, "av_step"), _index(TA, "av_tj"), \
             _index(TA, "av_tj_d")
+        a_word, a_col, a_col_d = _index(TC, "av_word"), _index(C, "av_col"), _index(C, "av_col_d")
         m.d.comb += [av_adv.eq(~av_fv | av.i.ready), av.i.valid.eq(av_fv)]
         av_issue = av_adv & av_go
         with m.If(av_adv):
-            m.d.sync += [av_fv.eq(av_go), a_tj_d.eq(a_tj)]
-        av_last = Signal(name="av_last")   # the feed's last beat is accepted
+            m.d.sync += [av_fv.eq(av_go), a_tj_d.eq(a_tj), a_col_d.eq(a_col)]
+        with m.If(av_issue):   # step t = a_word * C + a_col
+            with m.If((a_col == C - 1) | (a_step == L - 1)):
+                m.d.sync += [a_col.eq(0), a_word.eq(Mux(a_step == L - 1, 0, a_word + 1))]
+            with m.Else():
+                m.d.sync += a_col.eq(a_col + 1)
         with m.If(_count(m, a_step, L, av_issue) & av_issue):
             with m.If(_count(m, a_tj, TA, av_issue)):
                 m.d.sync += av_go.eq(0)
-        m.d.comb += [p_rd.addr.eq(a_step), p_rd.en.eq(av_adv), v_rd.addr.eq(a_step), v_rd.en.eq(av_adv)]
+        m.d.comb += [p_rd.addr.eq(bank(a_cur, TC) + a_word), p_rd.en.eq(av_adv),
+                     v_rd.addr.eq(a_step), v_rd.en.eq(av_adv)]
         for r in range(R):
-            m.d.comb += av.i.payload.q[r].eq(p_rd.data[r])
+            m.d.comb += av.i.payload.q[r].eq(_select((p_rd.data[c * R + r] for c in range(C)), a_col_d))
         for c in range(C):
             # lane c of tile column tj is V element tj*C + c (padding lanes: any element)
             m.d.comb += av.i.payload.k[c].eq(_select((v_rd.data[tj * C + c] for tj in range(TA)
                                                       if tj * C + c < D), a_tj_d))
-        m.d.comb += av_last.eq(av_fv & av.i.ready & ~av_go)
+        # a tile row starts once its probabilities are written and the feed is idle
+        av_start = running & ~av_go & ~av_fv & (a_next != TR) & (a_next < w_done)
+        with m.If(av_start):
+            m.d.sync += [av_go.eq(1), a_cur.eq(a_next), a_next.eq(a_next + 1)]
 
-        # -- phase sequencing ------------------------------------------------------------------
-        with m.If(phase == LOAD):
-            with m.If(accept & load_done):
-                m.d.sync += qk_go.eq(1)
-        with m.Elif(phase == SCORES):
-            with m.If(scores_done):
-                m.d.sync += [phase.eq(SOFTMAX), sm_go.eq(1)]
-        with m.Elif(phase == SOFTMAX):
-            with m.If(softmax_done):
-                m.d.sync += [phase.eq(AV), av_go.eq(1)]
-        with m.Else():
-            with m.If(av_last):
-                with m.If(last_ti):
-                    m.d.sync += phase.eq(LOAD)
-                with m.Else():
-                    m.d.sync += [ti.eq(ti + 1), phase.eq(SCORES), qk_go.eq(1)]
+        # -- the head is done once the last tile row is fed to the A' V array: load the next ----
+        with m.If(av_fv & av.i.ready & ~av_go):   # the tile row's last beat is taken
+            with m.If(a_done == TR - 1):
+                m.d.sync += [running.eq(0), q_next.eq(0), s_done.eq(0), f_next.eq(0), f_done.eq(0),
+                             w_done.eq(0), a_next.eq(0), a_done.eq(0)]
+            with m.Else():
+                m.d.sync += a_done.eq(a_done + 1)
         return m

@@ -55,16 +55,17 @@ Contract
   products of a ``q_width``-bit and a ``k_width``-bit signed integer
   (``signed_range_width(d_head * min_product, d_head * max_product)``); nothing overflows,
   rounds or saturates.
-* Latency: the first score row of a tile is handed over ``latency = C + 2`` cycles after the
+* Latency: the first score row of a tile is handed over ``latency = C + 3`` cycles after the
   handshake of the tile's last input beat (``o`` ready); its other rows follow on
-  consecutive cycles.  A lone tile takes ``tile_cycles = d_head + R + C`` cycles from its
-  first input handshake to its last score handshake.
+  consecutive cycles.  A lone tile takes ``tile_cycles = d_head + R + C + 1`` cycles from its
+  first input handshake to its last score handshake (a cell registers its product and
+  accumulates it the next cycle, so a multiplier and an adder never share a cycle).
 * Throughput: one input beat per cycle within a tile.  After a tile's last beat ``i.ready``
   stays low for ``hold = max(0, max(R, C) - d_head)`` cycles, so tiles start
   ``cycles_per_tile = max(d_head, R, C)`` cycles apart in steady state (the score register
   of a cell is reused after ``C`` cycles, and the ``R`` rows of a tile leave one per cycle).
   With ``d_head >= max(R, C)`` every cell does one MAC per cycle.  One ``S`` takes
-  ``cycles = (tiles - 1) * cycles_per_tile + d_head + C + last_rows`` cycles from the first
+  ``cycles = (tiles - 1) * cycles_per_tile + d_head + C + last_rows + 1`` cycles from the first
   input handshake to the last score handshake (``last_rows = L - (ceil(L/R) - 1) * R``),
   with a source always valid and a sink always ready.
 * Input gaps travel through the array as bubbles and delay nothing else.  Output
@@ -208,7 +209,7 @@ class SystolicQK(wiring.Component):
         # -- stage 0: register the beat; K's padding lanes read as 0 -------------------------
         q_edge = [Signal(signed(cfg.q_width), name=f"q{r}_skew0") for r in range(R)]
         k_edge = [Signal(signed(cfg.k_width), name=f"k{c}_skew0") for c in range(C)]
-        wave = [Signal(_wave_layout, name=f"wave{s}") for s in range(R + C - 1)]
+        wave = [Signal(_wave_layout, name=f"wave{s}") for s in range(R + C)]
         with m.If(advance):
             for r in range(R):
                 m.d.sync += q_edge[r].eq(self.i.payload.q[r])
@@ -225,7 +226,8 @@ class SystolicQK(wiring.Component):
             ]
 
         # -- skew: Q row r waits r cycles, K column c waits c cycles; control moves along ----
-        #    the anti-diagonals (cell (r, c) sees wave[r + c])
+        #    the anti-diagonals (cell (r, c) multiplies under wave[r + c], accumulates under
+        #    wave[r + c + 1])
         def skew(first_reg, depth, shape, prefix):
             reg = first_reg
             for j in range(1, depth + 1):
@@ -238,7 +240,7 @@ class SystolicQK(wiring.Component):
         q_left = [skew(q_edge[r], r, signed(cfg.q_width), f"q{r}") for r in range(R)]
         k_top = [skew(k_edge[c], c, signed(cfg.k_width), f"k{c}") for c in range(C)]
         with m.If(advance):
-            for s in range(1, R + C - 1):
+            for s in range(1, R + C):
                 m.d.sync += wave[s].eq(wave[s - 1])
 
         # -- the array: cell (r, c) accumulates Q[r0+r, k] * K[c0+c, k] ----------------------
@@ -261,10 +263,14 @@ class SystolicQK(wiring.Component):
                     with m.If(advance):
                         m.d.sync += k_in[r][c].eq(k_in[r - 1][c])
 
-                ctl = wave[r + c]
+                # the product is registered, the sum one cycle later (under the next wave)
+                prod = Signal(signed(cfg.product_width), name=f"prod_{r}_{c}")
+                with m.If(advance):
+                    m.d.sync += prod.eq(q_in[r][c] * k_in[r][c])
+                ctl = wave[r + c + 1]
                 acc = Signal(acc_shape, name=f"acc_{r}_{c}")
                 mac = Signal(acc_shape, name=f"mac_{r}_{c}")
-                m.d.comb += mac.eq(Mux(ctl.first, 0, acc) + q_in[r][c] * k_in[r][c])
+                m.d.comb += mac.eq(Mux(ctl.first, 0, acc) + prod)
                 with m.If(advance & ctl.valid):
                     m.d.sync += acc.eq(mac)
                     with m.If(ctl.last):
@@ -274,7 +280,7 @@ class SystolicQK(wiring.Component):
         row_done = [Signal(name=f"row{r}_done") for r in range(R)]
         with m.If(advance):
             for r in range(R):
-                ctl = wave[r + C - 1]
+                ctl = wave[r + C]
                 done = ctl.valid & ctl.last
                 if pad_rows and r >= cfg.last_rows:
                     done = done & ~ctl.last_row

@@ -19,7 +19,8 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import SoftmaxConfig
 from ..golden import vectors as golden_vectors
-from ..golden.softmax import softmax_row, split_rows
+from ..golden.softmax import row_beats, softmax_beats, split_beats
+from ..hdl.softmax import pack_input, unpack_output
 from .streams import BlockTB, cocotb_timeout
 
 TIMEOUT = cocotb_timeout()
@@ -37,40 +38,60 @@ class TB(BlockTB):
         super().__init__(dut, idle=idle, backpressure=backpressure)
         self.lengths = []
 
-    def send(self, row, *, expect=True, last=True):
-        """Queue one row of scores (``last`` set on its final beat unless ``last`` is false:
-        then the row must be ``seq_len`` long and ends by its length)."""
+    def send_beats(self, beats, *, expect=True, last=True):
+        """Queue one row given as beats (lists of 1 .. parallel scores; random scores in the
+        lanes past each beat's count); ``last`` set on the final beat unless ``last`` is false
+        (then the row must be ``max_beats`` long and ends by its length)."""
         cfg = self.cfg
-        mask = (1 << cfg.in_width) - 1
-        for i, s in enumerate(row):
-            flag = int(last and i == len(row) - 1)
-            self.src.send((int(s) & mask) | (flag << cfg.in_width))
+        lo, hi = -(1 << (cfg.in_width - 1)), (1 << (cfg.in_width - 1)) - 1
+        for b, beat in enumerate(beats):
+            pad = [self.rng.randint(lo, hi) for _ in range(cfg.parallel - len(beat))]
+            self.src.send(pack_input(cfg, [int(s) for s in beat], last and b == len(beats) - 1, pad=pad))
         if expect:
-            self.expected.append(softmax_row(cfg, row).tolist())
-        self.lengths.append(len(row))
+            self.expected.append(softmax_beats(cfg, beats))
+        self.lengths.append(len(beats))
+
+    def send(self, row, *, expect=True, last=True, ragged=False):
+        """Queue one row of scores in full beats (:func:`row_beats`), or with ``ragged`` in beats
+        of random counts (as many as fit in ``max_beats``)."""
+        beats = row_beats(self.cfg, row)
+        if ragged:
+            P, beats, i = self.cfg.parallel, [], 0
+            while i < len(row):
+                room = self.cfg.max_beats - len(beats)
+                c = P if room == 1 else self.rng.randint(max(1, len(row) - i - (room - 1) * P), P)
+                beats.append(list(row[i:i + c]))
+                i += c
+        self.send_beats(beats, expect=expect, last=last)
 
     def beats(self):
-        mask = (1 << self.cfg.prob_width) - 1
-        return [(w & mask, w >> self.cfg.prob_width) for w in self.out.received]
+        """``(valid probabilities, last)`` per received beat; lanes past the count must be 0."""
+        out = []
+        for w in self.out.received:
+            values, count, last, lanes = unpack_output(self.cfg, w)
+            assert lanes[count:] == [0] * (self.cfg.parallel - count), \
+                f"lanes past count {count} not zero: {lanes} (seed {self.seed})"
+            out.append((values, last))
+        return out
 
     async def wait_results(self, count):
-        budget = 20 * sum(self.cfg.row_interval(n) for n in self.lengths) + 100
-        await super().wait_results(count, budget, "probabilities")
+        budget = 20 * sum(self.lengths) + 10 * self.cfg.row_cycles(self.cfg.seq_len) + 100
+        await super().wait_results(count, budget, "output beats")
 
     async def check(self):
-        """Wait for every expected probability; compare values and last flags, in order."""
+        """Wait for every expected beat; compare values, counts and last flags, in order."""
         want = sum(len(r) for r in self.expected)
         await self.wait_results(want)
-        await ClockCycles(self.dut.clk, self.cfg.row_interval(self.cfg.seq_len))  # nothing extra may follow
+        await ClockCycles(self.dut.clk, self.cfg.row_cycles(self.cfg.seq_len))  # nothing extra may follow
         beats = self.beats()
-        assert len(beats) == want, f"{len(beats)} probabilities, expected {want} (seed {self.seed})"
+        assert len(beats) == want, f"{len(beats)} output beats, expected {want} (seed {self.seed})"
         flags = [f for _, f in beats]
-        want_flags = [int(i == len(r) - 1) for r in self.expected for i in range(len(r))]
+        want_flags = [int(b == len(r) - 1) for r in self.expected for b in range(len(r))]
         assert flags == want_flags, f"last flags {flags}, expected {want_flags} (seed {self.seed})"
-        got = split_rows(self.cfg, beats)
+        got = split_beats(self.cfg, beats)
         for n, (e, g) in enumerate(zip(self.expected, got)):
             assert g == e, f"row {n}: {g}, expected {e} (seed {self.seed})"
-        self.dut._log.info("%d rows (%d probabilities) match the golden model", len(got), want)
+        self.dut._log.info("%d rows (%d beats) match the golden model", len(got), want)
 
 
 def rows(tb, count):
@@ -80,12 +101,13 @@ def rows(tb, count):
 @cocotb.test(**TIMEOUT)
 @cocotb.parametrize(stalls=["none", "idle", "backpressure", "both"])
 async def edge_and_random(dut, stalls):
-    """Edge and random rows back to back, under every mix of input gaps and backpressure."""
+    """Edge and random rows back to back, under every mix of input gaps and backpressure;
+    every other random row cut into beats of random counts."""
     tb = TB(dut, idle=IDLE if stalls in ("idle", "both") else 0.0,
             backpressure=BACKPRESSURE if stalls in ("backpressure", "both") else 0.0)
     await tb.reset()
-    for row in rows(tb, int(os.environ.get("DAMF_COUNT", "12"))):
-        tb.send(row)
+    for n, row in enumerate(rows(tb, int(os.environ.get("DAMF_COUNT", "12")))):
+        tb.send(row, ragged=n % 2 == 1)
     await tb.check()
 
 
@@ -94,41 +116,47 @@ async def row_ends_at_seq_len(dut):
     """A row of seq_len scores without ``last`` ends by its length; the output marks it last."""
     tb = TB(dut)
     await tb.reset()
-    for row in golden_vectors.random_score_rows(tb.cfg, tb.nprng, 3):
-        full = (row * tb.cfg.seq_len)[:tb.cfg.seq_len]
+    cfg = tb.cfg
+    for row in golden_vectors.random_score_rows(cfg, tb.nprng, 3):
+        full = (row * cfg.seq_len * cfg.parallel)[:cfg.seq_len]
         tb.send(full, last=False)
         tb.send(row)
+        # max_beats full beats: more than seq_len scores when parallel does not divide it
+        tb.send_beats([(row * cfg.parallel)[:cfg.parallel]] * cfg.max_beats, last=False)
     await tb.check()
 
 
 @cocotb.test(**TIMEOUT)
 async def cycles_per_row(dut):
-    """Measured latency, row cycles and row interval equal the documented formulas, for a
-    full row and a short one (source always valid, sink always ready)."""
+    """Source always valid, sink always ready: the input never waits (rows back to back, one
+    beat per cycle); a row's first output handshake is ``row_latency`` after its last input, or
+    the cycle after the previous row's last output if later; outputs back to back; a lone
+    row's ``row_cycles``.  Rows of L, L, 1, 1, L/2, L, 1 scores."""
     tb = TB(dut)
     await tb.reset()
     cfg = tb.cfg
-    lengths = [cfg.seq_len, max(1, cfg.seq_len // 2), cfg.seq_len]
+    L = cfg.seq_len
+    lengths = [L, L, 1, 1, max(1, L // 2), L, 1]
     for n in lengths:
         tb.send(golden_vectors.random_score_rows(cfg, tb.nprng, 1)[0][:1] * n)
     await tb.check()
     ins, outs = tb.src.accept_cycles, tb.out.cycles
-    start = 0
+    assert ins == list(range(ins[0], ins[0] + len(ins))), f"input beats not back to back: {ins}"
+    start, prev = 0, None
     for r, n in enumerate(lengths):
-        first_in, last_in = ins[start], ins[start + n - 1]
-        first_out, last_out = outs[start], outs[start + n - 1]
-        assert ins[start:start + n] == list(range(first_in, first_in + n)), "input beats not back to back"
-        assert outs[start:start + n] == list(range(first_out, first_out + n)), "output beats not back to back"
-        assert first_out - last_in == cfg.row_latency(n), \
-            f"row {r} (n={n}): latency {first_out - last_in}, documented {cfg.row_latency(n)}"
-        assert last_out - first_in == cfg.row_cycles(n), \
-            f"row {r} (n={n}): {last_out - first_in} cycles, documented {cfg.row_cycles(n)}"
-        if r + 1 < len(lengths):
-            assert ins[start + n] - first_in == cfg.row_interval(n), \
-                f"row {r} (n={n}): interval {ins[start + n] - first_in}, documented {cfg.row_interval(n)}"
-        dut._log.info("n = %d: latency %d, row cycles %d (documented %d, %d)", n, first_out - last_in,
-                      last_out - first_in, cfg.row_latency(n), cfg.row_cycles(n))
-        start += n
+        nb = cfg.beats(n)
+        first_in, last_in = ins[start], ins[start + nb - 1]
+        first_out, last_out = outs[start], outs[start + nb - 1]
+        want = last_in + cfg.row_latency if prev is None else max(last_in + cfg.row_latency, prev + 1)
+        assert first_out == want, f"row {r} (n={n}): first output at {first_out}, documented {want}"
+        assert outs[start:start + nb] == list(range(first_out, first_out + nb)), "output beats not back to back"
+        if r == 0:
+            assert last_out - first_in == cfg.row_cycles(n), \
+                f"row 0 (n={n}): {last_out - first_in} cycles, documented {cfg.row_cycles(n)}"
+            assert ins[nb] - first_in == cfg.row_interval(n)
+        dut._log.info("n = %d: latency %d (documented %d when the output is idle)", n, first_out - last_in,
+                      cfg.row_latency)
+        prev, start = last_out, start + nb
 
 
 @cocotb.test(**TIMEOUT)
@@ -139,7 +167,7 @@ async def reset_mid_row(dut):
     row = golden_vectors.random_score_rows(tb.cfg, tb.nprng, 1)[0]
     tb.send(row, expect=False)
     await tb.src.wait_empty()
-    await ClockCycles(dut.clk, tb.rng.randint(0, tb.cfg.row_latency(len(row))))
+    await ClockCycles(dut.clk, tb.rng.randint(0, tb.cfg.row_latency))
     dut.rst.value = 1
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
@@ -157,7 +185,7 @@ async def vectors_file(dut):
     _, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="softmax")
     for row in inputs["s"]:
         tb.send(row, expect=False)
-    await tb.wait_results(sum(len(r) for r in inputs["s"]))
-    got = split_rows(tb.cfg, tb.beats())
+    await tb.wait_results(sum(tb.lengths))
+    got = [sum(r, []) for r in split_beats(tb.cfg, tb.beats())]
     with open(os.environ["DAMF_RESULTS"], "w") as f:
         json.dump({"p": got}, f)

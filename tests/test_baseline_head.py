@@ -52,10 +52,20 @@ def test_sub_configurations_agree():
 
 
 def test_cycle_formula_by_hand():
-    cfg = BaselineHeadConfig()          # 4 x 4, L = 8, d_head = 8
-    # per tile row of 4: scores 8 + 8 + 4 + 4 + 2, softmax 4 * 44 + 1, A'V feed 8 + 8 + 1
-    assert cfg.head_interval == 8 + 2 * (26 + 177 + 17)
-    assert cfg.cycles == 8 - 1 + 2 * 220 + 6 + 4 - 1
+    cfg = BaselineHeadConfig()          # 4 x 4, L = 8, d_head = 8: 2 tile rows of 4 query rows
+    # softmax (parallel = C = 4): rows of 2 beats; latency = sum_stage 11 (v in 2 stages, 2 tree
+    # stages) + div_stages 8 (16 reciprocal bits) + 7 = 26
+    assert (cfg.softmax.parallel, cfg.softmax.row_latency, cfg.qk.latency, cfg.av.latency) == (4, 26, 7, 7)
+    # tile row 0: load 0..7; Q K^T feed starts at 8, beats 10..25 (2 tiles of 8), scores written
+    # by 25 + 7 + 3 = 35; softmax feed starts 36, beats 38..45 (4 rows of 2), rows' outputs at
+    # 65-66, 67-68, 69-70, 71-72; A' V feed starts 73, beats 75..90
+    # tile row 1: Q K^T feed starts 26 (after its own last beat 25), beats 28..43, scores 53;
+    # softmax feed 54, beats 56..63, outputs 83..90; A' V feed 91 (after 90), beats 93..108
+    assert cfg.schedule() == [
+        {"qk_fed": 25, "scores": 35, "sm_fed": 45, "probs": 72, "av_fed": 90},
+        {"qk_fed": 43, "scores": 53, "sm_fed": 63, "probs": 90, "av_fed": 108}]
+    assert cfg.head_interval == 109
+    assert cfg.cycles == 108 + 7 + 4 - 1
 
 
 def _naive(cfg, q, k, v):

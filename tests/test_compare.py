@@ -24,16 +24,17 @@ def test_cycle_composition_default():
     parts, _ = compare.cycles_of("score", "damf", cfgs)
     assert parts == {"inner-product": L * beats + 4, "score": L + L * -(-L // par) + 4}
     parts, _ = compare.cycles_of("score", "baseline", cfgs)
-    assert parts == {"systolic-qk": (4 - 1) * 8 + 8 + 4 + 4}               # 2 x 2 tiles of 4 x 4
+    assert parts == {"systolic-qk": (4 - 1) * 8 + 8 + 4 + 4 + 1}           # 2 x 2 tiles of 4 x 4
     parts, _ = compare.cycles_of("axv", "damf", cfgs)
     rs, sa = cfgs["row-stats"], cfgs["shift-accumulate"]
     beats_row = -(-L // par)
     assert parts == {"row-stats": L * beats_row + rs.setup_cycles,
                      "shift-accumulate": beats_row + (L - 1) * max(beats_row, sa.round_cycles) + sa.latency}
     parts, _ = compare.cycles_of("axv", "baseline", cfgs)
-    recip_width = 8 + L.bit_length() + 2 + 1
-    row = 3 * L + recip_width + 4
-    assert parts == {"softmax": (L - 1) * (row + 1) + row, "systolic-av": (4 - 1) * 8 + 8 + 4 + 4}
+    # softmax with 4 scores per beat: rows of 2 beats back to back, latency sum_stage 11 +
+    # div_stages ceil((8 + 6 + 2) / 2) + 7 = 26
+    beats, latency = L // 4, 11 + (8 + L.bit_length() + 2 + 2) // 2 + 7
+    assert parts == {"softmax": (L - 1) * beats + 2 * beats - 2 + latency, "systolic-av": (4 - 1) * 8 + 8 + 4 + 4 + 1}
 
 
 def test_shared_widths():

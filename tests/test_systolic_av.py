@@ -13,7 +13,7 @@ def test_derived_counts():
     assert (cfg.q_rows, cfg.k_rows, cfg.steps) == (7, 11, 7)
     assert (cfg.tile_rows, cfg.tile_cols, cfg.last_rows, cfg.last_cols) == (3, 3, 1, 1)
     assert cfg.score_beats == 7 * 3
-    assert cfg.cycles == (9 - 1) * 7 + 7 + 5 + 1
+    assert cfg.cycles == (9 - 1) * 7 + 7 + 5 + 1 + 1
     qk = SystolicQKConfig()
     assert (qk.q_rows, qk.k_rows, qk.steps) == (8, 8, 8)
 

@@ -62,10 +62,10 @@ def test_derived_counts():
     cfg = SystolicQKConfig(rows=3, cols=5, d_head=2, seq_len=11)
     assert (cfg.tile_rows, cfg.tile_cols, cfg.last_rows, cfg.last_cols) == (4, 3, 2, 1)
     assert cfg.tile_origins()[:4] == [(0, 0), (0, 5), (0, 10), (3, 0)]
-    assert (cfg.hold, cfg.cycles_per_tile, cfg.latency) == (3, 5, 7)
+    assert (cfg.hold, cfg.cycles_per_tile, cfg.latency) == (3, 5, 8)
     assert cfg.score_beats == 11 * 3
-    assert cfg.cycles == 11 * 5 + 2 + 5 + 2
-    assert cfg.tile_cycles == 2 + 3 + 5
+    assert cfg.cycles == 11 * 5 + 2 + 5 + 2 + 1
+    assert cfg.tile_cycles == 2 + 3 + 5 + 1
 
 
 def test_golden_matches_naive_sum_and_stream_order():
