@@ -270,7 +270,9 @@ class Softmax(wiring.Component):
         for j in range(P):
             g, x = Signal(g_shape, name=f"g1_{j}"), Signal(EF, name=f"x1_{j}")
             m.d.comb += g.eq(v1[j] >> F)
-            m.d.comb += x.eq(v1[j][F - EF:F] if F >= EF else Cat(Const(0, EF - F), v1[j][:F]))
+            # v sign-extended past bit F first: exp_shift may exceed v's own width (small scores)
+            vx = Cat(v1[j], v1[j][-1].replicate(max(0, F + 1 - len(v1[j]))))
+            m.d.comb += x.eq(vx[F - EF:F] if F >= EF else Cat(Const(0, EF - F), v1[j][:F]))
             g1.append(g)
             x1.append(x)
 

@@ -226,6 +226,7 @@ def simulate(cfg, rows, *, seed=0, stall=0.3):
     SoftmaxConfig(seq_len=1, parallel=1),
     SoftmaxConfig(seq_len=4, parallel=4, in_width=5, scale=3, scale_frac=0),   # exp_shift < exp_frac
     SoftmaxConfig(seq_len=16, parallel=5, in_width=12, scale=1, scale_frac=6, prob_width=12),  # 2 tree stages
+    SoftmaxConfig(seq_len=3, parallel=1, in_width=9),       # exp_shift > v_width: x needs v's sign bits
 ], ids=repr)
 def test_rtl_matches_golden(cfg):
     rng = np.random.default_rng(5)
