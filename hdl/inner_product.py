@@ -5,9 +5,14 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..config import InnerProductConfig
+from ..config import InnerProductConfig, signed_range_width
 
-__all__ = ["InnerProduct", "weight_word_layout", "output_layout"]
+__all__ = ["InnerProduct", "weight_word_layout", "output_layout", "lane_groups", "LANES_PER_SUM"]
+
+# Lanes summed in one cycle (stage 2): at most three adder levels.  Wider beats are summed in
+# groups of at most this many lanes and the stage-3 accumulator adds the group sums, so the adder
+# depth per cycle stays bounded as ``lanes`` grows while the latency stays the same.
+LANES_PER_SUM = 8
 
 
 def weight_word_layout(cfg):
@@ -195,29 +200,42 @@ class InnerProduct(wiring.Component):
             for (vec, k, j), sig in s1_prod.items():
                 m.d.sync += sig.eq(s0_x[j] * s0_w[vec][k][j])
 
-        # -- stage 2: sum over the lanes -------------------------------------------------------
+        # -- stage 2: sums over groups of at most LANES_PER_SUM lanes ----------------------------
         s2_valid = Signal(name="s2_valid")
         s2_first = Signal(name="s2_first")
         s2_last = Signal(name="s2_last")
-        sum_shape = signed(cfg.lane_sum_width)
+        groups = lane_groups(cfg.lanes)
         s2_sum = {
-            (vec, k): Signal(sum_shape, name=f"s2_{vec}{k}_sum")
-            for vec in ("u", "v") for k in range(cfg.rank)
+            (vec, k, g): Signal(signed(cfg.lane_sum_width if len(groups) == 1 else
+                                       signed_range_width(*cfg.sum_range(len(lanes)))),
+                                name=f"s2_{vec}{k}_sum" if len(groups) == 1 else f"s2_{vec}{k}_sum{g}")
+            for vec in ("u", "v") for k in range(cfg.rank) for g, lanes in enumerate(groups)
         }
         with m.If(advance):
             m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last)]
-            for (vec, k), sig in s2_sum.items():
-                m.d.sync += sig.eq(_adder_tree([s1_prod[vec, k, j] for j in range(cfg.lanes)]))
+            for (vec, k, g), sig in s2_sum.items():
+                m.d.sync += sig.eq(_adder_tree([s1_prod[vec, k, j] for j in groups[g]]))
 
-        # -- stage 3: accumulate over the beats; the accumulators are the output register -----
+        # -- stage 3: accumulate the group sums over the beats; the accumulators are the output
+        # register --------------------------------------------------------------------------------
         with m.If(advance):
             m.d.sync += self.o.valid.eq(s2_valid & s2_last)
             with m.If(s2_valid):
-                for (vec, k), sig in s2_sum.items():
-                    acc = self.o.payload["p" if vec == "u" else "q"][k]
-                    m.d.sync += acc.eq(Mux(s2_first, 0, acc) + sig)
+                for vec in ("u", "v"):
+                    for k in range(cfg.rank):
+                        acc = self.o.payload["p" if vec == "u" else "q"][k]
+                        m.d.sync += acc.eq(_adder_tree([Mux(s2_first, 0, acc)] +
+                                                       [s2_sum[vec, k, g] for g in range(len(groups))]))
 
         return m
+
+
+def lane_groups(lanes):
+    """The lanes summed together in stage 2: consecutive groups of at most
+    :data:`LANES_PER_SUM`, as equal as possible (one group when ``lanes <= LANES_PER_SUM``)."""
+    n = -(-lanes // LANES_PER_SUM)
+    bounds = [lanes * g // n for g in range(n + 1)]
+    return [list(range(bounds[g], bounds[g + 1])) for g in range(n)]
 
 
 def _adder_tree(terms):

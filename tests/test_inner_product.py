@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 from damf.config import InnerProductConfig
 from damf.golden.inner_product import inner_product
 from damf.golden.vectors import edge_tokens, random_tokens, random_weights
-from damf.hdl.inner_product import InnerProduct, pack_weight_words
+from damf.hdl.inner_product import LANES_PER_SUM, InnerProduct, lane_groups, pack_weight_words
 from damf.sim.streams import pack, unpack
 
 
@@ -58,6 +58,9 @@ def simulate(cfg, tokens, u, v, *, seed=0, stall=0.3):
     InnerProductConfig(d_model=5, lanes=2, rank=2, x_width=4, w_width=4),
     InnerProductConfig(d_model=1, lanes=1, rank=1, x_width=3, w_width=2),
     InnerProductConfig(d_model=6, lanes=3, rank=1, weights="fixed", weight_seed=4),
+    # more lanes than LANES_PER_SUM: group sums added by the accumulator; partial last beat
+    InnerProductConfig(d_model=40, lanes=17, rank=2, x_width=5, w_width=4),
+    InnerProductConfig(d_model=32, lanes=16, rank=1, weights="fixed", weight_seed=2),
 ], ids=repr)
 def test_matches_golden(cfg):
     rng = np.random.default_rng(7)
@@ -68,6 +71,39 @@ def test_matches_golden(cfg):
     tokens = edge_tokens(cfg) + random_tokens(cfg, rng, 40).tolist()
     p, q = inner_product(cfg, tokens, u, v)
     assert simulate(cfg, tokens, u, v) == list(zip(p.tolist(), q.tolist()))
+
+
+def test_lane_groups():
+    assert LANES_PER_SUM == 8
+    assert lane_groups(1) == [[0]]
+    assert lane_groups(8) == [list(range(8))]
+    assert lane_groups(16) == [list(range(8)), list(range(8, 16))]
+    assert [len(g) for g in lane_groups(17)] == [5, 6, 6]
+
+
+def test_latency_unchanged_by_lane_groups():
+    """A token of one beat: ``o.valid`` exactly ``latency`` cycles after its handshake, with one
+    lane group and with three."""
+    for cfg in (InnerProductConfig(d_model=4, lanes=4, rank=1), InnerProductConfig(d_model=17, lanes=17, rank=1)):
+        dut = InnerProduct(cfg)
+        seen = []
+
+        async def bench(ctx, dut=dut, seen=seen):
+            ctx.set(dut.o.ready, 1)
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)      # the handshake's cycle is cycle 0
+            ctx.set(dut.i.valid, 0)
+            for n in range(1, 10):
+                if ctx.get(dut.o.valid):
+                    seen.append(n)
+                    break
+                await ctx.tick()
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-8)
+        sim.add_testbench(bench)
+        sim.run()
+        assert seen == [cfg.latency]
 
 
 def members(cfg):
