@@ -215,6 +215,8 @@ class Cost:
     dynamic_macs: int     # MACs with two run-time operands
     shift_adds: int = 0   # DAMF A'V: shift an operand, add it to an accumulator
     shifts: int = 0       # DAMF A'V: final right shift of each output element
+    qk_macs: int = 0      # of static_macs: what makes the scores' operands (MHSA: X Wq, X Wk;
+                          # DAMF: X_m . u_k, X_m . v_k), counted the same way on both sides
     memory: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -239,7 +241,7 @@ class Cost:
             "params": {"weights": self.weights, "biases": self.biases, "total": self.params,
                        "bytes": _bytes(self.params, bits)},
             "macs": {"static": self.static_macs, "dynamic": self.dynamic_macs, "total": self.macs,
-                     "bias_adds": self.bias_adds},
+                     "bias_adds": self.bias_adds, "qk_projection": self.qk_macs},
             "dynamic_ratio": self.dynamic_ratio,
             "shift_adds": self.shift_adds,
             "shifts": self.shifts,
@@ -262,6 +264,7 @@ def mhsa_cost(shape):
         static_macs=4 * L * d * d,         # X Wq, X Wk, X Wv, Z Wo
         bias_adds=4 * L * d,
         dynamic_macs=2 * L * L * d,        # sum over heads of Q_i K_i^T (L^2 d_head) and A'_i V_i
+        qk_macs=2 * L * d * d,             # X Wq, X Wk
         memory=_memory(stages(shape, "mhsa")),
     )
 
@@ -276,6 +279,7 @@ def damf_cost(shape):
         static_macs=2 * L * d * d + 2 * r * h * L * d,  # X Wv, Z Wo; X_m . u_k, X_m . v_k
         bias_adds=2 * L * d + 2 * r * h * L,
         dynamic_macs=r * h * L * L,            # A_mn = sum_k p_mk q_nk
+        qk_macs=2 * r * h * L * d,             # X_m . u_k, X_m . v_k
         shift_adds=L * L * d + 2 * L * d,      # +-(V_nj << I_mn); SV = sum V_n; + (SV_j << I_max)
         shifts=L * d,                          # >> I_d per output element
         memory=_memory(stages(shape, "damf")),
@@ -322,6 +326,7 @@ def format_table(shape, bits=32):
         ("biases (values)", m.biases, f.biases),
         (f"parameters (MiB at {bits} bit)", m.params * bits / 8 / MIB, f.params * bits / 8 / MIB),
         ("static MACs", m.static_macs, f.static_macs),
+        ("  of which Q/K, u/v projections", m.qk_macs, f.qk_macs),
         ("dynamic MACs", m.dynamic_macs, f.dynamic_macs),
         ("bias additions", m.bias_adds, f.bias_adds),
         ("dynamic shift-adds", m.shift_adds, f.shift_adds),

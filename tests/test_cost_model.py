@@ -398,3 +398,15 @@ def test_doc_quotes_current_output(capsys, args):
     status, out, _ = run(capsys, *args)
     assert status == 0
     assert out in DOC.read_text(), f"paste the output of `damf cost {' '.join(args)}` into {DOC}"
+
+
+def test_qk_projection_counted_alike():
+    """The Q/K projections (MHSA) and the u/v inner products (DAMF) are counted by one rule:
+    equal at full rank, the rank-1 share 1/d_head of it, and part of the static MACs."""
+    full = cm.AttentionShape(d_model=768, n_heads=12, seq_len=128, rank=64)
+    assert cm.mhsa_cost(full).qk_macs == cm.damf_cost(full).qk_macs == 2 * 128 * 768 * 768
+    one = cm.AttentionShape(d_model=768, n_heads=12, seq_len=128, rank=1)
+    assert cm.mhsa_cost(one).qk_macs == 64 * cm.damf_cost(one).qk_macs
+    for cost in (cm.mhsa_cost(one), cm.damf_cost(one)):
+        assert 0 < cost.qk_macs < cost.static_macs
+        assert cost.to_dict()["macs"]["qk_projection"] == cost.qk_macs
