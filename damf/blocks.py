@@ -147,13 +147,15 @@ BLOCKS = {
     ),
     "baseline-head": Block(
         name="baseline-head",
-        summary="conventional attention head: streams tokens of Q, K, V; systolic Q.K^T, row softmax, "
-                "systolic A'.V; outputs rows of Z",
+        summary="conventional attention head: streams tokens of Q, K, V (or, inputs=x, tokens X projected to "
+                "Q, K inside, and V); systolic Q.K^T, row softmax, systolic A'.V; outputs rows of Z",
         config_cls=BaselineHeadConfig,
         build=_baseline_head,
         module="damf_baseline_head",
-        # padding rows and columns in both arrays, a 1 x 1 array
-        variants=({}, {"rows": 3, "cols": 2, "seq_len": 7, "d_head": 5}, {"rows": 1, "cols": 1}),
+        # padding rows and columns in both arrays, a 1 x 1 array; inputs=x (the Q/K projection:
+        # runtime weights on w, and fixed weights); two banks of Q, K, V
+        variants=({}, {"rows": 3, "cols": 2, "seq_len": 7, "d_head": 5}, {"rows": 1, "cols": 1},
+                  {"inputs": "x"}, {"inputs": "x", "weights": "fixed"}, {"banks": 2}),
     ),
 }
 

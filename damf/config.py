@@ -20,6 +20,7 @@ All validation happens in :meth:`BlockConfig.__post_init__`; invalid values rais
 
 import dataclasses
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 __all__ = [
     "ConfigError", "PRESETS", "BlockConfig", "InnerProductConfig",
     "signed_range_width", "product_range", "SystolicQKConfig",
-    "SoftmaxConfig", "SystolicAVConfig", "BaselineHeadConfig",
+    "SoftmaxConfig", "SystolicAVConfig", "BaselineHeadConfig", "typical_shift",
 ]
 
 
@@ -237,11 +238,11 @@ class BlockConfig:
         return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
 
-def _check_vectors(name, vectors, *, rows, cols, width):
+def _check_vectors(name, vectors, *, rows, cols, width, what="one per rank"):
     if not isinstance(vectors, tuple) or len(vectors) != rows:
-        raise ConfigError(f"{name} must be a list of {rows} vectors (one per rank), not {_describe(vectors)}"
+        raise ConfigError(f"{name} must be a list of {rows} vectors ({what}), not {_describe(vectors)}"
                           if not isinstance(vectors, tuple) else
-                          f"{name} must hold {rows} vectors (one per rank), not {len(vectors)}")
+                          f"{name} must hold {rows} vectors ({what}), not {len(vectors)}")
     lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
     for k, row in enumerate(vectors):
         if not isinstance(row, tuple) or len(row) != cols:
@@ -878,6 +879,29 @@ class SystolicAVConfig(SystolicQKConfig):
                 f"seq_len={self.seq_len}, q_width={self.q_width}, k_width={self.k_width})")
 
 
+def _projection_field(name, doc):
+    """A field declared like :class:`InnerProductConfig`'s ``name`` (same default and limits), with
+    the baseline head's ``doc``: the head's projection is an inner-product unit."""
+    f = {f.name: f for f in dataclasses.fields(InnerProductConfig)}[name]
+    return field(default=f.default, metadata={**f.metadata, "doc": doc})
+
+
+def typical_shift(d_model, x_width, w_width, width):
+    """Right shift that brings ``X . w`` (``d_model`` products of uniform random ``x_width``- and
+    ``w_width``-bit signed integers) to ``width`` bits, with ``4 sigma`` not saturating: the rule of
+    :func:`damf.golden.damf_head.typical_pq_shift` (``docs/numerics.md`` section 3a), written on
+    plain numbers so the configurations can use it (``tests/test_baseline_head.py`` checks that
+    the two agree).  ``sigma = sqrt(d_model) s_x s_w`` with ``s_b = sqrt((4^b - 1) / 12)``; the
+    smallest ``s >= 0`` with ``4 sigma <= 2^(s + width - 1)``, at most ``out_width - width``."""
+    def spread(bits):
+        return math.sqrt(((1 << (2 * bits)) - 1) / 12)
+    sigma = math.sqrt(d_model) * spread(x_width) * spread(w_width)
+    lo, hi = product_range(x_width, w_width)
+    out_width = signed_range_width(d_model * lo, d_model * hi)
+    shift = max(0, math.ceil(math.log2(4 * sigma) - (width - 1)))
+    return min(shift, max(0, out_width - width))
+
+
 @dataclass(frozen=True)
 class BaselineHeadConfig(BlockConfig):
     """Configuration of the conventional attention head (``baseline-head``).
@@ -887,6 +911,20 @@ class BaselineHeadConfig(BlockConfig):
     sub-configurations (:attr:`qk`, :attr:`softmax`, :attr:`av`) are derived from these keys, so
     the score width of the first array is the softmax's ``in_width`` and the softmax's
     probabilities are the second array's ``A'`` (``q_width = prob_width + 1``).
+
+    ``inputs`` says what the head takes:
+
+    * ``"qk"`` (default): ``Q``, ``K`` and ``V`` rows, one token per beat on ``i``; the keys of
+      the projection (``d_model`` .. ``qk_shift``) are ignored.
+    * ``"x"``: tokens ``X`` (``d_model`` elements, ``lanes`` per beat, on ``x``) and ``V`` rows
+      (on ``v``), as ``damf-head`` takes them; the head computes ``Q = X W_Q`` and ``K = X W_K``
+      itself in an inner-product unit (:attr:`projection`: ``rank = d_head``, ``u_e`` = column
+      ``e`` of ``W_Q``, ``v_e`` = column ``e`` of ``W_K``) and requantizes them to ``q_width`` /
+      ``k_width`` bits by ``qk_shift`` (rounding half away from zero, then saturation:
+      ``golden.quant.requantize``, the rule of ``damf-head``'s ``p`` and ``q``).  So the baseline
+      pays for its Q/K projection (:meth:`derived` ``projection_macs``) as DAMF pays for its inner
+      products.  :meth:`from_preset` sets ``qk_shift`` by :func:`typical_shift` for the preset's
+      ``d_model`` and widths (set it yourself after changing them, or calibrate it on real data).
     """
 
     block = "baseline-head"
@@ -896,7 +934,7 @@ class BaselineHeadConfig(BlockConfig):
     cols:       "int" = field(default=4, metadata={"min": 1, "max": 64,
                               "doc": "columns C of both arrays: keys (QK^T) / columns of V (A'V) per tile"})
     d_head:     "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
-                              "doc": "elements per query, key and value vector"})
+                              "doc": "elements per query, key and value vector (inputs=x: at most 64)"})
     seq_len:    "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
                               "doc": "sequence length L: rows of Q, K, V and Z"})
     q_width:    "int" = field(default=8, metadata={"min": 2, "max": 32,
@@ -913,6 +951,30 @@ class BaselineHeadConfig(BlockConfig):
                               "doc": "softmax: bits of an unsigned probability (A' element)"})
     exp_frac:   "int" = field(default=15, metadata={"min": 4, "max": 24,
                               "doc": "softmax: fraction bits of the integer exponential"})
+    inputs:     "str" = field(default="qk", metadata={"choices": ("qk", "x"),
+                              "doc": "qk: Q, K, V rows in (port i); x: tokens X (port x) and V rows (port v) in, "
+                                     "Q = X W_Q and K = X W_K computed and requantized by the head"})
+    d_model:    "int" = _projection_field("d_model", "inputs=x: elements per token X[t]")
+    lanes:      "int" = _projection_field("lanes", "inputs=x: elements of X[t] per x beat")
+    x_width:    "int" = _projection_field("x_width", "inputs=x: bits of each signed element of X")
+    w_width:    "int" = _projection_field("w_width", "inputs=x: bits of each signed element of W_Q and W_K")
+    weights:    "str" = _projection_field("weights", "inputs=x: runtime: W_Q, W_K loaded through the w stream; "
+                                                     "fixed: constants of the generated Verilog")
+    weight_seed: "int" = _projection_field("weight_seed", "inputs=x, weights=fixed: seed of the random W_Q, W_K "
+                                                          "used when wq, wk are not given")
+    wq: "tuple | None" = field(default=None, metadata={
+        "doc": "inputs=x, weights=fixed: W_Q^T, d_head x d_model signed integers (JSON list of lists; "
+               "row e = column e of W_Q); default: random from weight_seed"})
+    wk: "tuple | None" = field(default=None, metadata={
+        "doc": "inputs=x, weights=fixed: W_K^T, d_head x d_model signed integers; default: random from weight_seed"})
+    # default: the default preset's, so that BaselineHeadConfig() is from_preset("default")
+    qk_shift:   "int" = field(default=typical_shift(16, 8, 8, 8), metadata={"min": 0, "max": 61,
+                              "doc": "inputs=x: rounding right shift (half away from zero) of X W_Q and X W_K "
+                                     "before they are saturated to q_width / k_width bits; "
+                                     "0 .. projection out_width - 1"})
+    banks:      "int" = field(default=1, metadata={"min": 1, "max": 2,
+                              "doc": "banks of the Q, K, V buffers: 1, or 2 so that the next head loads "
+                                     "while this one computes (twice their memory)"})
 
     def _validate(self):
         if self.rows > self.seq_len:
@@ -926,6 +988,38 @@ class BaselineHeadConfig(BlockConfig):
                 f"q_width + k_width + log2(d_head) must give at most 40 score bits (softmax in_width), "
                 f"not {self.qk.acc_width} (q_width={self.q_width}, k_width={self.k_width}, d_head={self.d_head})")
         _ = (self.softmax, self.av)  # the sub-configurations validate themselves (ConfigError)
+        if self.inputs == "qk":
+            for name in ("wq", "wk"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(f"{name} may only be given with inputs=x, not inputs=qk")
+            return
+        rank_max = {f.name: f for f in dataclasses.fields(InnerProductConfig)}["rank"].metadata["max"]
+        if self.d_head > rank_max:
+            raise ConfigError(f"d_head must be at most {rank_max} with inputs=x (the projection's rank), "
+                              f"not {self.d_head}")
+        for name in ("wq", "wk"):
+            vectors = getattr(self, name)
+            if vectors is not None:
+                if self.weights != "fixed":
+                    raise ConfigError(f"{name} may only be given with weights=fixed, not weights={self.weights}")
+                _check_vectors(name, vectors, rows=self.d_head, cols=self.d_model, width=self.w_width,
+                               what="one per column of Q or K: d_head")
+        ip = self.projection         # validates d_model, lanes and the widths
+        if self.qk_shift >= ip.out_width:
+            raise ConfigError(f"qk_shift must be at most the projection's out_width - 1 = {ip.out_width - 1}, "
+                              f"not {self.qk_shift}")
+
+    @classmethod
+    def from_preset(cls, name="default"):
+        """The preset's head, with ``qk_shift`` = :meth:`typical_qk_shift` of the preset's
+        ``d_model`` and widths."""
+        cfg = super().from_preset(name)
+        return dataclasses.replace(cfg, qk_shift=cfg.typical_qk_shift())
+
+    def typical_qk_shift(self):
+        """:func:`typical_shift` for this head's ``d_model``, ``x_width``, ``w_width`` and the
+        narrower of ``q_width`` and ``k_width`` (one shift for ``Q`` and ``K``)."""
+        return typical_shift(self.d_model, self.x_width, self.w_width, min(self.q_width, self.k_width))
 
     # ---- sub-configurations ---------------------------------------------------------------
 
@@ -948,6 +1042,17 @@ class BaselineHeadConfig(BlockConfig):
         return SystolicAVConfig(rows=self.rows, cols=self.cols, d_head=self.d_head, seq_len=self.seq_len,
                                 q_width=self.prob_width + 1, k_width=self.v_width)
 
+    @property
+    def projection(self):
+        """``inputs=x``: the inner-product unit that computes ``Q`` and ``K`` before
+        requantization: ``rank = d_head``, ``p_e = X . u_e`` with ``u = W_Q^T`` (``wq``) and
+        ``q_e = X . v_e`` with ``v = W_K^T`` (``wk``)."""
+        if self.inputs != "x":
+            raise ConfigError(f"projection needs inputs=x, not inputs={self.inputs}")
+        return InnerProductConfig(d_model=self.d_model, lanes=self.lanes, rank=self.d_head,
+                                  x_width=self.x_width, w_width=self.w_width, weights=self.weights,
+                                  weight_seed=self.weight_seed, u=self.wq, v=self.wk)
+
     # ---- derived --------------------------------------------------------------------------
 
     @property
@@ -969,13 +1074,37 @@ class BaselineHeadConfig(BlockConfig):
         """Beats of ``o`` per head: ``L * ceil(d_head / C)``."""
         return self.av.score_beats
 
+    @property
+    def in_beats(self):
+        """Input beats per head: ``L`` on ``i`` (inputs=qk), or ``L * beats`` on ``x``
+        (``beats = ceil(d_model / lanes)``; and ``L`` on ``v`` beside them) (inputs=x)."""
+        return self.seq_len if self.inputs == "qk" else self.seq_len * self.projection.beats
+
+    @property
+    def projection_latency(self):
+        """inputs=x: clock edges from the handshake of a token's last ``x`` beat to the edge that
+        writes its ``Q`` and ``K`` rows: the inner-product unit's ``latency`` and the
+        requantization register (``projection.latency + 1``)."""
+        return self.projection.latency + 1
+
+    @property
+    def load_end(self):
+        """The clock edge (counted from the head's first input handshake, edge 0, sources always
+        valid) that ends the load, after which the engines may start: the last ``i`` beat, ``L - 1``
+        (inputs=qk); the later of the last ``Q``/``K`` write, ``L * beats - 1 +
+        projection_latency``, and the last ``v`` beat, ``L - 1`` (inputs=x)."""
+        if self.inputs == "qk":
+            return self.seq_len - 1
+        return max(self.seq_len - 1, self.in_beats - 1 + self.projection_latency)
+
     def schedule(self):
-        """When each tile row passes each engine, with a source always valid and a sink always
+        """When each tile row passes each engine, with sources always valid and a sink always
         ready: a list (one entry per tile row) of dicts of clock edges counted from the head's
         first input handshake (edge 0).  The rules are the control's, cycle for cycle:
 
-        * the load takes edges ``0 .. L-1``; an engine starts a tile row (``go``) at the edge
-          after every condition holds: the Q K^T feed after its previous tile row's last beat
+        * the load ends at edge :attr:`load_end` (``L - 1`` with inputs=qk); an engine starts a
+          tile row (``go``) at the edge after every condition holds: the Q K^T feed after the
+          load, its previous tile row's last beat
           and after the softmax feed of the tile row two before (the score bank's last user);
           the softmax feed after the tile row's last score is written, its previous tile row's
           last beat and the A' V feed of the tile row two before (the probability bank's last
@@ -994,7 +1123,8 @@ class BaselineHeadConfig(BlockConfig):
         for t, n in enumerate(self.tile_row_sizes()):
             prev = out[t - 1] if t >= 1 else None
             prev2 = out[t - 2] if t >= 2 else None
-            start = 1 + max([L - 1] + ([prev["qk_fed"]] if prev else []) + ([prev2["sm_fed"]] if prev2 else []))
+            start = 1 + max([self.load_end] + ([prev["qk_fed"]] if prev else [])
+                            + ([prev2["sm_fed"]] if prev2 else []))
             first = max(start + 2, prev["qk_fed"] + 1 + qk.hold) if prev else start + 2
             qk_fed = first + (TC - 1) * qk.cycles_per_tile + qk.d_head - 1
             scores = qk_fed + qk.latency + n - 1
@@ -1012,30 +1142,89 @@ class BaselineHeadConfig(BlockConfig):
         return out
 
     @property
+    def compute_span(self):
+        """Edges from the end of a head's load to its last A' V beat: ``schedule()[-1]["av_fed"]
+        - load_end`` (a head's engines need its whole load and nothing else of it)."""
+        return self.schedule()[-1]["av_fed"] - self.load_end
+
+    def heads_schedule(self, count):
+        """The edges of ``count`` heads queued back to back (sources always valid, sink always
+        ready), counted from the first head's first input handshake (edge 0): per head ``start``
+        (first input handshake), ``load_end``, ``compute`` (the edge after which its engines may
+        start: its load is done and the head before it has taken its last A' V beat), ``av_fed``
+        (its last A' V beat) and ``end`` (its last ``Z`` handshake).
+
+        * one bank: a head loads once the head before it has taken its last A' V beat:
+          ``start_h = av_fed_(h-1) + 1``;
+        * two banks: a head loads into the bank the head two before it has left, once the load
+          before it is done: ``start_h = max(load_end_(h-1), av_fed_(h-2)) + 1``;
+        * ``load_end_h = start_h + load_end``, ``compute_h = max(load_end_h, av_fed_(h-1))``,
+          ``av_fed_h = compute_h + compute_span``, ``end_h = av_fed_h + cycles - schedule()[-1]["av_fed"]``.
+        """
+        out = []
+        tail = self.cycles - self.schedule()[-1]["av_fed"]
+        for h in range(count):
+            prev = out[h - 1]["av_fed"] if h >= 1 else -1
+            if self.banks == 1 or h < 2:
+                start = 0 if h == 0 else (prev + 1 if self.banks == 1 else out[h - 1]["load_end"] + 1)
+            else:
+                start = max(out[h - 1]["load_end"], out[h - 2]["av_fed"]) + 1
+            load_end = start + self.load_end
+            compute = max(load_end, prev)
+            av_fed = compute + self.compute_span
+            out.append({"start": start, "load_end": load_end, "compute": compute, "av_fed": av_fed,
+                        "end": av_fed + tail})
+        return out
+
+    @property
     def head_interval(self):
-        """Cycles between the first input handshakes of consecutive heads, steady state: the
-        next head's load starts the cycle after the last tile row's last A' V beat
-        (``schedule()[-1]["av_fed"] + 1``), while the A' V array drains."""
-        return self.schedule()[-1]["av_fed"] + 1
+        """Cycles between the first input handshakes (and between the last ``Z`` handshakes) of
+        consecutive heads, steady state: with one bank the next head's load starts the cycle
+        after the last tile row's last A' V beat (``load_end + 1 + compute_span =
+        schedule()[-1]["av_fed"] + 1``), while the A' V array drains; with two banks the loads
+        overlap the computation: ``max(load_end + 1, compute_span)``."""
+        if self.banks == 1:
+            return self.schedule()[-1]["av_fed"] + 1
+        return max(self.load_end + 1, self.compute_span)
 
     @property
     def cycles(self):
-        """Cycles from the first input handshake to the last ``Z`` handshake for one head, with a
-        source always valid and a sink always ready: the last A' V beat, then the array's
+        """Cycles from the first input handshake to the last ``Z`` handshake for one head, with
+        sources always valid and a sink always ready: the last A' V beat, then the array's
         ``latency`` and the last tile row's rows."""
         return self.schedule()[-1]["av_fed"] + self.av.latency + self.tile_row_sizes()[-1] - 1
 
     @property
+    def projection_weight_bits(self):
+        """inputs=x: bits of the projection's weight store, ``W_Q`` and ``W_K``:
+        ``2 d_model d_head w_width`` (padded to whole beats: ``beats * word_width``); 0 with inputs=qk."""
+        if self.inputs == "qk":
+            return 0
+        return self.projection.beats * self.projection.word_width
+
+    @property
     def memory_bits(self):
-        """Bits of buffer memory: ``Q``, ``K``, ``V`` (``L * d_head`` each), two tile rows of
-        scores (two banks of ``R * ceil(L/C) * C`` scores) and of probabilities (two banks of
-        ``R * ceil(L/C) * C``); the softmax unit's own buffers are ``softmax.memory_bits``."""
+        """Bits of memory: ``Q``, ``K``, ``V`` (``L * d_head`` each, times ``banks``), two tile
+        rows of scores (two banks of ``R * ceil(L/C) * C`` scores) and of probabilities (two banks
+        of ``R * ceil(L/C) * C``), and with inputs=x the projection's weights
+        (:attr:`projection_weight_bits`); the softmax unit's own buffers are ``softmax.memory_bits``."""
         qk = self.qk
-        return (self.seq_len * self.d_head * (self.q_width + self.k_width + self.v_width)
-                + 2 * self.rows * qk.tile_cols * self.cols * (qk.acc_width + self.prob_width))
+        return (self.banks * self.seq_len * self.d_head * (self.q_width + self.k_width + self.v_width)
+                + 2 * self.rows * qk.tile_cols * self.cols * (qk.acc_width + self.prob_width)
+                + self.projection_weight_bits)
+
+    def ports(self):
+        """Payload widths of the ports (the stream ports' ``__payload``)."""
+        if self.inputs == "qk":
+            ins = {"i__payload": self.d_head * (self.q_width + self.k_width + self.v_width)}
+        else:
+            ip = self.projection
+            ins = {"x__payload": self.lanes * self.x_width + 1, "v__payload": self.d_head * self.v_width + 1,
+                   **({"w__payload": ip.word_width} if self.weights == "runtime" else {})}
+        return {**ins, "o__payload": self.cols * self.out_width}
 
     def derived(self):
-        return {
+        out = {
             "qk": self.qk.derived(),
             "softmax": self.softmax.derived(),
             "av": self.av.derived(),
@@ -1046,14 +1235,40 @@ class BaselineHeadConfig(BlockConfig):
             "memory_bits": self.memory_bits,
             "head_interval": self.head_interval,
             "cycles": self.cycles,
-            "ports": {
-                "i__payload": self.d_head * (self.q_width + self.k_width + self.v_width),
-                "o__payload": self.cols * self.out_width,
-            },
+            "ports": self.ports(),
         }
+        if self.banks == 2:
+            out["compute_span"] = self.compute_span
+        if self.inputs == "x":
+            L, D = self.seq_len, self.d_head
+            out.update({
+                "projection": self.projection.derived(),
+                "projection_latency": self.projection_latency,
+                "projection_weight_bits": self.projection_weight_bits,
+                "load_end": self.load_end,
+                # multiply-accumulates per head: Q = X W_Q and K = X W_K, then Q K^T and A' V
+                "projection_macs": 2 * L * self.d_model * D,
+                "attention_macs": 2 * L * L * D,
+            })
+        return out
+
+    def to_dict(self):
+        out = super().to_dict()
+        if self.inputs == "x" and self.weights == "fixed":
+            # The JSON next to the Verilog carries the constants baked into it.
+            wq, wk = self.projection.fixed_vectors()
+            out["wq"] = [list(r) for r in wq]
+            out["wk"] = [list(r) for r in wk]
+        return out
 
     def __repr__(self):
-        return (f"BaselineHeadConfig(rows={self.rows}, cols={self.cols}, d_head={self.d_head}, "
+        text = (f"BaselineHeadConfig(rows={self.rows}, cols={self.cols}, d_head={self.d_head}, "
                 f"seq_len={self.seq_len}, q_width={self.q_width}, k_width={self.k_width}, "
                 f"v_width={self.v_width}, scale={self.scale}, scale_frac={self.scale_frac}, "
-                f"prob_width={self.prob_width}, exp_frac={self.exp_frac})")
+                f"prob_width={self.prob_width}, exp_frac={self.exp_frac}")
+        if self.inputs == "x":
+            text += (f", inputs=x, d_model={self.d_model}, lanes={self.lanes}, x_width={self.x_width}, "
+                     f"w_width={self.w_width}, weights={self.weights}, qk_shift={self.qk_shift}")
+        if self.banks != 1:
+            text += f", banks={self.banks}"
+        return text + ")"

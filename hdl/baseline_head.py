@@ -16,7 +16,17 @@ is reused unchanged from ``systolic-av``.  The head works in *tile rows* (``R`` 
 ``R = rows``):
 
 1. *load*: ``L`` input beats (one token ``t`` per beat: ``Q[t]``, ``K[t]``, ``V[t]``) are written
-   into the buffers; ``i.ready`` is high only in this phase.
+   into the buffers; ``i.ready`` is high only in this phase.  With ``inputs = "x"`` the head
+   takes tokens ``X[t]`` instead (``beats = ceil(d_model / lanes)`` beats each on ``x``) and
+   ``V[t]`` on ``v``: ``X`` goes through the *projection*, an inner-product unit
+   (``hdl/inner_product.py``, ``BaselineHeadConfig.projection``: ``rank = d_head``, ``u = W_Q^T``,
+   ``v = W_K^T``) that gives the exact ``X[t] W_Q`` and ``X[t] W_K``, and a *requantization
+   register* that shifts each element right by ``qk_shift`` with rounding half away from zero
+   and saturates it to ``q_width`` / ``k_width`` bits (``golden/quant.py`` ``requantize``; the
+   rule and the RTL of ``damf-head``'s ``p`` and ``q``, ``docs/numerics.md`` section 3a); its
+   output is row ``t`` of ``Q`` and ``K``.  ``x.ready`` and ``v.ready`` are high in this phase
+   until the head's ``L`` tokens / rows are in; the load ends when the last rows of ``Q``,
+   ``K`` and ``V`` are written.
 2. each tile row ``ti`` (query rows ``r0 = ti*R .. r0+n-1``, ``n = min(R, L - r0)``) passes
    three engines in turn:
 
@@ -44,20 +54,41 @@ is reused unchanged from ``systolic-av``.  The head works in *tile rows* (``R`` 
    written and the ``A' V`` feed has read the probability bank's previous tile row, the
    ``A' V`` feed once the tile row's probabilities are written.  So the score array computes
    tile row ``ti + 1`` while the softmax and the ``A' V`` array work on ``ti``.
-3. after the last tile row's ``A' V`` feed the next head loads while the array drains.
+3. after the last tile row's ``A' V`` feed the next head loads while the array drains.  With
+   ``banks = 2`` the ``Q``, ``K`` and ``V`` buffers hold two heads (bank ``b`` at word ``b *
+   depth`` of each memory): the next head loads into the other bank while this one computes
+   (the input is ready while the bank it fills is free: the head two before has taken its last
+   ``A' V`` beat), and its engines start the cycle after this head's last ``A' V`` beat (the
+   score and probability buffers are free by then).
 
 Ports
 -----
 ``clk``, ``rst``: the ``sync`` domain; ``rst`` (synchronous, active high) abandons the head in
 progress and returns to the load phase.
 
-``i``: ``In(stream.Signature(StructLayout({"q": ArrayLayout(signed(q_width), d_head),
+``i`` (``inputs = "qk"``): ``In(stream.Signature(StructLayout({"q": ArrayLayout(signed(q_width), d_head),
 "k": ArrayLayout(signed(k_width), d_head), "v": ArrayLayout(signed(v_width), d_head)})))``
     -- token ``t = 0 .. L-1`` per beat, ``L`` beats per head::
 
         i__payload[e*q_width +: q_width]                            = Q[t, e]
         i__payload[D*q_width + e*k_width +: k_width]                = K[t, e]
         i__payload[D*(q_width + k_width) + e*v_width +: v_width]    = V[t, e]    (e < D = d_head)
+
+``x``, ``v``, ``w`` (``inputs = "x"``, instead of ``i``): the ports of ``damf-head``
+    (``hdl/damf_head.py``), same layouts and names, so one source drives either head:
+
+    * ``x``: ``In(stream.Signature(StructLayout({"x": ArrayLayout(signed(x_width), lanes),
+      "last": 1})))`` -- token ``t = 0 .. L-1`` as ``beats`` beats, element ``b*lanes + j`` in
+      lane ``j`` of beat ``b`` (padding lanes of the last beat ignored).  ``last`` belongs on
+      the head's last beat, as for ``damf-head``, but is not read: ``L = seq_len`` is fixed.
+    * ``v``: ``In(stream.Signature(StructLayout({"v": ArrayLayout(signed(v_width), d_head),
+      "last": 1})))`` -- ``V[t]``, ``t = 0 .. L-1``, one per beat (``last`` not read either);
+      ``x`` and ``v`` are independent streams: either may run ahead within the head.
+    * ``w`` (``weights = "runtime"`` only): the projection's weight stream, unchanged
+      (``hdl/inner_product.py``): ``beats`` words, word ``b`` holding elements
+      ``b*lanes ..`` of ``W_Q[:, e]`` for every ``e < d_head``, then those of ``W_K``.  A load
+      takes effect for the tokens after it: load between heads (once a head's last ``x`` beat
+      is in; it may overlap the head's computation).  Weights are memory: they survive ``rst``.
 
 ``o``: ``Out(stream.Signature(ArrayLayout(signed(out_width), C)))`` -- the ``A' V`` array's
     stream: for every tile row ``ti``, for every tile column ``c0 = 0, C, ..``, one beat per
@@ -67,24 +98,34 @@ progress and returns to the load phase.
 
 Contract
 --------
+* ``inputs = "x"``: ``Q``, ``K`` = ``requantize(X W, qk_shift, q_width / k_width)`` (the
+  projection is exact, ``projection.out_width`` bits; the requantization rounds half away from
+  zero and saturates); then as below.
 * ``Z = A' V`` exact, ``A'`` = the softmax unit's probabilities of ``alpha * Q K^T`` (the
   score width is the ``Q K^T`` array's exact ``acc_width``; nothing saturates or wraps except
   the softmax's documented saturation of 1.0 to ``2**prob_width - 1``).
-* Cycles (source always valid, sink always ready): :meth:`BaselineHeadConfig.schedule` gives
-  the clock edge of every engine's last beat per tile row, by the rules above (an engine
-  starts the edge after its conditions hold, its first beat is taken 2 edges later);
+* Cycles (sources always valid, sink always ready): :meth:`BaselineHeadConfig.schedule` gives
+  the clock edge of every engine's last beat per tile row, by the rules above (the load ends
+  at edge ``load_end``: ``L - 1``, or with ``inputs = "x"`` ``L beats - 1 + projection.latency
+  + 1``; an engine starts the edge after its conditions hold, its first beat is taken 2 edges
+  later);
   ``cycles`` (first input handshake to last output handshake) is the last ``A' V`` beat plus
   the array's ``latency + last_rows - 1``, and the next head's first beat is accepted the
-  cycle after the last ``A' V`` beat (``head_interval``); see docs/baseline.md.
+  cycle after the last ``A' V`` beat (``head_interval``); with ``banks = 2`` the loads overlap
+  the computation, ``head_interval = max(load_end + 1, compute_span)``, and
+  :meth:`BaselineHeadConfig.heads_schedule` gives every head's first input and last output
+  handshake; see docs/baseline.md.
 * Input gaps lengthen the load phase only.  Backpressure on ``o`` stalls the ``A' V`` array
   and with it the ``A' V`` feed (and, through the banks, the other engines); the internal
   streams never stall (their sinks are buffers that are always ready).
-* Memory: ``Q``, ``K``, ``V`` buffers (``L * d_head`` elements each, ``Q`` in ``R`` banks and
+* Memory: ``Q``, ``K``, ``V`` buffers (``banks * L * d_head`` elements each, ``Q`` in ``R`` banks and
   ``K`` in ``C`` banks of whole tokens), the score buffer (two banks of ``R * ceil(L/C) * C``
   scores), the probability buffer (two banks of ``R * ceil(L/C) * C`` probabilities) and the
   softmax unit's row buffer
   and row queue (``BaselineHeadConfig.memory_bits`` counts the first five,
-  ``SoftmaxConfig.memory_bits`` the last two).
+  ``SoftmaxConfig.memory_bits`` the last two).  With ``inputs = "x"`` the projection's weight
+  store (``2 d_model d_head w_width`` bits, a ROM with ``weights = "fixed"``) is counted in
+  ``memory_bits`` too (``projection_weight_bits``).
 """
 
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
@@ -93,10 +134,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import BaselineHeadConfig
+from .damf_head import _requantize, v_layout, x_layout
+from .inner_product import InnerProduct, pack_weight_words, weight_word_layout
 from .softmax import Softmax
 from .systolic_qk import SystolicQK
 
-__all__ = ["BaselineHead", "input_layout", "output_layout"]
+__all__ = ["BaselineHead", "input_layout", "output_layout", "x_layout", "v_layout", "x_words", "v_words",
+           "w_words"]
 
 
 def input_layout(cfg):
@@ -151,10 +195,13 @@ class BaselineHead(wiring.Component):
             self._MustUse__silence = True  # never built, so never "unused"
             raise TypeError(f"Config must be a BaselineHeadConfig, not {config!r}")
         self._config = config
-        super().__init__({
-            "i": In(stream.Signature(input_layout(config))),
-            "o": Out(stream.Signature(output_layout(config))),
-        })
+        if config.inputs == "qk":
+            members = {"i": In(stream.Signature(input_layout(config)))}
+        else:
+            members = {"x": In(stream.Signature(x_layout(config))), "v": In(stream.Signature(v_layout(config)))}
+            if config.weights == "runtime":
+                members["w"] = In(stream.Signature(weight_word_layout(config.projection)))
+        super().__init__({**members, "o": Out(stream.Signature(output_layout(config)))})
 
     @property
     def config(self):
@@ -163,6 +210,70 @@ class BaselineHead(wiring.Component):
     @property
     def cycles(self):
         return self._config.cycles
+
+    def _load_qkv(self, m, busy):
+        """inputs=qk: token ``t``'s ``Q``, ``K`` and ``V`` rows from one ``i`` beat, ``i.ready``
+        high while the bank to load is not ``busy``.  Returns the load's write strobes, rows and addresses (see
+        :meth:`elaborate`)."""
+        L = self._config.seq_len
+        accept = Signal()
+        m.d.comb += [self.i.ready.eq(~busy), accept.eq(self.i.valid & self.i.ready)]
+        t_in = _index(L, "t_in")
+        last = _count(m, t_in, L, accept)
+        p = self.i.payload
+        return accept, p.q, p.k, accept, p.v, t_in, last, accept & last
+
+    def _load_x(self, m, busy):
+        """inputs=x: ``x`` through the projection (inner-product unit) and the requantization
+        register into the ``Q``/``K`` rows, ``v`` beside it; the load is done once all ``L`` rows
+        of ``Q``, ``K`` and ``V`` are written.  Returns what :meth:`_load_qkv` returns."""
+        cfg = self._config
+        L, D, beats = cfg.seq_len, cfg.d_head, cfg.projection.beats
+        m.submodules.projection = ip = InnerProduct(cfg.projection)
+        x_fin = Signal(name="x_fin")          # the head's L tokens are in the projection
+        qk_fin = Signal(name="qk_fin")        # its L rows of Q and K are written
+        v_fin = Signal(name="v_fin")          # its L rows of V are written
+
+        # x side: L tokens of `beats` beats into the projection (`last` is not read: L is fixed)
+        x_open = ~busy & ~x_fin
+        m.d.comb += [ip.i.payload.eq(self.x.payload.x), ip.i.valid.eq(self.x.valid & x_open),
+                     self.x.ready.eq(ip.i.ready & x_open)]
+        if cfg.weights == "runtime":
+            wiring.connect(m, wiring.flipped(self.w), ip.w)
+        x_fire = self.x.valid & self.x.ready
+        x_beat, x_tok = _index(beats, "x_beat"), _index(L, "x_tok")
+        with m.If(_count(m, x_beat, beats, x_fire) & x_fire):
+            with m.If(_count(m, x_tok, L, x_fire)):
+                m.d.sync += x_fin.eq(1)
+
+        # requantization of Q and K (docs/numerics.md section 3a): round by qk_shift, saturate
+        rq_valid = Signal(name="rq_valid")
+        rq_q = Signal(data.ArrayLayout(signed(cfg.q_width), D), name="rq_q")
+        rq_k = Signal(data.ArrayLayout(signed(cfg.k_width), D), name="rq_k")
+        m.d.comb += ip.o.ready.eq(1)          # the buffers always take a row
+        m.d.sync += rq_valid.eq(ip.o.valid)
+        for e in range(D):
+            m.d.sync += [rq_q[e].eq(_requantize(ip.o.payload.p[e], cfg.qk_shift, cfg.q_width)),
+                         rq_k[e].eq(_requantize(ip.o.payload.q[e], cfg.qk_shift, cfg.k_width))]
+        t_qk = _index(L, "t_qk")
+        qk_last = _count(m, t_qk, L, rq_valid)
+
+        # v side: L rows of V
+        t_v = _index(L, "t_v")
+        m.d.comb += self.v.ready.eq(~busy & ~v_fin)
+        v_fire = self.v.valid & self.v.ready
+        v_last = _count(m, t_v, L, v_fire)
+
+        load_done = Signal(name="load_done")
+        m.d.comb += load_done.eq((qk_fin | (rq_valid & qk_last)) & (v_fin | (v_fire & v_last)))
+        with m.If(load_done):
+            m.d.sync += [x_fin.eq(0), qk_fin.eq(0), v_fin.eq(0)]
+        with m.Else():
+            with m.If(rq_valid & qk_last):
+                m.d.sync += qk_fin.eq(1)
+            with m.If(v_fire & v_last):
+                m.d.sync += v_fin.eq(1)
+        return rq_valid, rq_q, rq_k, v_fire, self.v.payload.v, t_v, qk_last, load_done
 
     def elaborate(self, platform):
         cfg = self._config
@@ -186,9 +297,11 @@ class BaselineHead(wiring.Component):
         def token(width):  # one word = one token's row of d_head elements
             return data.ArrayLayout(signed(width), D)
 
-        q_bank = [memory(f"q_bank{r}", token(cfg.q_width), qc.tile_rows) for r in range(R)]
-        k_bank = [memory(f"k_bank{c}", token(cfg.k_width), TC) for c in range(C)]
-        v_wr, v_rd = memory("v_buf", token(cfg.v_width), L)
+        # Q, K, V buffers: `banks` heads each (bank b at word b * depth)
+        NB = cfg.banks
+        q_bank = [memory(f"q_bank{r}", token(cfg.q_width), NB * qc.tile_rows) for r in range(R)]
+        k_bank = [memory(f"k_bank{c}", token(cfg.k_width), NB * TC) for c in range(C)]
+        v_wr, v_rd = memory("v_buf", token(cfg.v_width), NB * L)
         # score and probability buffers: two banks each (tile row ti uses bank ti % 2), so the
         # score array can fill one while the softmax and the A' V feed work on the other
         s_wr, s_rd = memory("s_buf", data.ArrayLayout(signed(qc.acc_width), C), 2 * R * TC)
@@ -206,26 +319,52 @@ class BaselineHead(wiring.Component):
             return Mux(tile_row[0], words, 0)
 
         running = Signal(name="running")      # the head's tile rows are in progress (not loading)
+        if NB == 1:
+            load_busy = running               # the one bank holds a head: no load
+            l_bank = c_bank = None
 
-        # -- load: token t into Q bank t % R, K bank t % C, V word t -------------------------
-        accept = Signal()
-        m.d.comb += [self.i.ready.eq(~running), accept.eq(self.i.valid & self.i.ready)]
-        t_in = _index(L, "t_in")
+            def in_bank(_, depth, addr):
+                return addr
+        else:
+            # full[b]: bank b holds a loaded head that is not finished; the load side fills
+            # bank l_bank, the engines work on bank c_bank (heads in turn)
+            full = [Signal(name=f"full{b}") for b in range(2)]
+            l_bank, c_bank = Signal(name="load_bank"), Signal(name="compute_bank")
+            load_busy = Mux(l_bank, full[1], full[0])
+            m.d.comb += running.eq(Mux(c_bank, full[1], full[0]))
+
+            def in_bank(b, depth, addr):      # word addr of bank b
+                return Mux(b, addr + depth, addr)
+
+        # -- load: Q and K row t into Q bank t % R and K bank t % C, V row t into V word t -------
+        if cfg.inputs == "qk":
+            qk_we, q_row, k_row, v_we, v_row, v_addr, qk_last, load_done = self._load_qkv(m, load_busy)
+        else:
+            qk_we, q_row, k_row, v_we, v_row, v_addr, qk_last, load_done = self._load_x(m, load_busy)
         qb_sel, qb_addr = _index(R, "qb_sel"), _index(qc.tile_rows, "qb_addr")
         kb_sel, kb_addr = _index(C, "kb_sel"), _index(TC, "kb_addr")
-        load_done = _count(m, t_in, L, accept)
-        with m.If(accept):
-            with m.If(_count(m, qb_sel, R, accept)):
+        with m.If(qk_we):
+            with m.If(_count(m, qb_sel, R, qk_we)):
                 m.d.sync += qb_addr.eq(qb_addr + 1)
-            with m.If(_count(m, kb_sel, C, accept)):
+            with m.If(_count(m, kb_sel, C, qk_we)):
                 m.d.sync += kb_addr.eq(kb_addr + 1)
-            with m.If(load_done):
-                m.d.sync += [qb_sel.eq(0), kb_sel.eq(0), qb_addr.eq(0), kb_addr.eq(0), running.eq(1)]
+            with m.If(qk_last):
+                m.d.sync += [qb_sel.eq(0), kb_sel.eq(0), qb_addr.eq(0), kb_addr.eq(0)]
+        with m.If(load_done):
+            if NB == 1:
+                m.d.sync += running.eq(1)
+            else:
+                m.d.sync += l_bank.eq(~l_bank)
+                for b in range(2):
+                    with m.If(l_bank == b):
+                        m.d.sync += full[b].eq(1)
         for r, (wr, _) in enumerate(q_bank):
-            m.d.comb += [wr.addr.eq(qb_addr), wr.data.eq(self.i.payload.q), wr.en.eq(accept & (qb_sel == r))]
+            m.d.comb += [wr.addr.eq(in_bank(l_bank, TR, qb_addr)), wr.data.eq(q_row),
+                         wr.en.eq(qk_we & (qb_sel == r))]
         for c, (wr, _) in enumerate(k_bank):
-            m.d.comb += [wr.addr.eq(kb_addr), wr.data.eq(self.i.payload.k), wr.en.eq(accept & (kb_sel == c))]
-        m.d.comb += [v_wr.addr.eq(t_in), v_wr.data.eq(self.i.payload.v), v_wr.en.eq(accept)]
+            m.d.comb += [wr.addr.eq(in_bank(l_bank, TC, kb_addr)), wr.data.eq(k_row),
+                         wr.en.eq(qk_we & (kb_sel == c))]
+        m.d.comb += [v_wr.addr.eq(in_bank(l_bank, L, v_addr)), v_wr.data.eq(v_row), v_wr.en.eq(v_we)]
 
         # -- progress of the tile rows through the three engines ---------------------------------
         q_next = _index(TR + 1, "qk_next")    # tile rows started on the Q K^T feed
@@ -251,9 +390,11 @@ class BaselineHead(wiring.Component):
             with m.If(_count(m, q_tj, TC, issue)):
                 m.d.sync += qk_go.eq(0)
         for r, (_, rd) in enumerate(q_bank):
-            m.d.comb += [rd.addr.eq(q_cur), rd.en.eq(qk_adv), qk.i.payload.q[r].eq(rd.data[q_step_d])]
+            m.d.comb += [rd.addr.eq(in_bank(c_bank, TR, q_cur)), rd.en.eq(qk_adv),
+                         qk.i.payload.q[r].eq(rd.data[q_step_d])]
         for c, (_, rd) in enumerate(k_bank):
-            m.d.comb += [rd.addr.eq(q_tj), rd.en.eq(qk_adv), qk.i.payload.k[c].eq(rd.data[q_step_d])]
+            m.d.comb += [rd.addr.eq(in_bank(c_bank, TC, q_tj)), rd.en.eq(qk_adv),
+                         qk.i.payload.k[c].eq(rd.data[q_step_d])]
         # a tile row starts once the feed is idle and the softmax has read the bank's last user
         qk_start = running & ~qk_go & ~qk_fv & (q_next != TR) & (q_next <= f_done + 1)
         with m.If(qk_start):
@@ -336,7 +477,7 @@ class BaselineHead(wiring.Component):
             with m.If(_count(m, a_tj, TA, av_issue)):
                 m.d.sync += av_go.eq(0)
         m.d.comb += [p_rd.addr.eq(bank(a_cur, TC) + a_word), p_rd.en.eq(av_adv),
-                     v_rd.addr.eq(a_step), v_rd.en.eq(av_adv)]
+                     v_rd.addr.eq(in_bank(c_bank, L, a_step)), v_rd.en.eq(av_adv)]
         for r in range(R):
             m.d.comb += av.i.payload.q[r].eq(_select((p_rd.data[c * R + r] for c in range(C)), a_col_d))
         for c in range(C):
@@ -351,8 +492,50 @@ class BaselineHead(wiring.Component):
         # -- the head is done once the last tile row is fed to the A' V array: load the next ----
         with m.If(av_fv & av.i.ready & ~av_go):   # the tile row's last beat is taken
             with m.If(a_done == TR - 1):
-                m.d.sync += [running.eq(0), q_next.eq(0), s_done.eq(0), f_next.eq(0), f_done.eq(0),
+                m.d.sync += [q_next.eq(0), s_done.eq(0), f_next.eq(0), f_done.eq(0),
                              w_done.eq(0), a_next.eq(0), a_done.eq(0)]
+                if NB == 1:
+                    m.d.sync += running.eq(0)
+                else:                         # the bank is free: the next bank's head goes on
+                    m.d.sync += c_bank.eq(~c_bank)
+                    for b in range(2):
+                        with m.If(c_bank == b):
+                            m.d.sync += full[b].eq(0)
             with m.Else():
                 m.d.sync += a_done.eq(a_done + 1)
         return m
+
+
+# ---- payload helpers for testbenches (plain integers, lane 0 in the least significant bits) ---
+
+def _pack(values, width):
+    word = 0
+    for i, value in enumerate(values):
+        word |= (int(value) & ((1 << width) - 1)) << (i * width)
+    return word
+
+
+def x_words(cfg, X, pad=lambda: 0):
+    """inputs=x: the ``x`` payloads of one head's tokens ``X`` (``seq_len x d_model``), ``beats``
+    per token, ``last`` on the last token's last beat; the padding lanes of a token's last beat
+    take ``pad()`` (ignored by the head: testbenches send noise)."""
+    lanes, beats, out = cfg.lanes, cfg.projection.beats, []
+    for t, row in enumerate(X):
+        row = list(row) + [pad() for _ in range(beats * lanes - len(row))]
+        for b in range(beats):
+            last = t == len(X) - 1 and b == beats - 1
+            out.append(_pack(row[b * lanes:(b + 1) * lanes], cfg.x_width) | int(last) << (lanes * cfg.x_width))
+    return out
+
+
+def v_words(cfg, V):
+    """inputs=x: the ``v`` payloads of one head's values ``V`` (``seq_len x d_head``), ``last`` on
+    the last."""
+    return [_pack(row, cfg.v_width) | int(t == len(V) - 1) << (cfg.d_head * cfg.v_width)
+            for t, row in enumerate(V)]
+
+
+def w_words(cfg, wq, wk, pad=lambda: 0):
+    """inputs=x, weights=runtime: the ``w`` payloads loading ``W_Q^T`` (``wq``) and ``W_K^T``
+    (``wk``), ``d_head x d_model`` each: the projection's weight words (``u = wq``, ``v = wk``)."""
+    return pack_weight_words(cfg.projection, wq, wk, pad)
