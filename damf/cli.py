@@ -188,9 +188,12 @@ def cmd_synth(args):
         raise ConfigError(f"unknown preset '{args.preset}'; expected one of: {', '.join(PRESETS)}")
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.pnr_timeout is not None and args.pnr_timeout <= 0:
+        raise ConfigError(f"--pnr-timeout must be a positive number of seconds, not {args.pnr_timeout:g}")
     try:
         return run(preset=args.preset, blocks=args.block, out=args.out, build=args.build, pnr=not args.no_pnr,
-                   compare=not args.no_compare, sweep=not args.no_sweep, jobs=args.jobs)
+                   compare=not args.no_compare, sweep=False if args.no_sweep else None, jobs=args.jobs,
+                   pnr_timeout=args.pnr_timeout, iso_points=not args.no_iso)
     except SynthError as e:
         print(f"damf: synthesis failed: {e}", file=sys.stderr)
         return 1
@@ -416,7 +419,13 @@ def main(argv=None):
     p.add_argument("--no-pnr", action="store_true", help="skip place and route (no fmax)")
     p.add_argument("--no-compare", action="store_true",
                    help="skip the DAMF-vs-baseline comparison (reports/compare-PRESET.*; only run without --block)")
-    p.add_argument("--no-sweep", action="store_true", help="comparison without the sweeps and plots")
+    p.add_argument("--no-sweep", action="store_true",
+                   help="comparison without the shape sweeps and their plots (they run at the default preset only)")
+    p.add_argument("--no-iso", action="store_true",
+                   help="comparison without the iso-throughput points (damf/iso.py)")
+    p.add_argument("--pnr-timeout", type=float, metavar="SECONDS",
+                   help="stop each place-and-route run after this long and report it as not placed "
+                        "(default: none at the default preset, 600 at bert-base)")
     p.add_argument("--jobs", type=int, default=2, metavar="N",
                    help="synthesis processes run at once (default: 2)")
     p.set_defaults(func=cmd_synth)

@@ -218,16 +218,18 @@ def _quick(cfg, work):
     return r
 
 
-def _full(cfg, work, pnr):
+def _full(cfg, work, pnr, ice40=True, pnr_timeout=None):
     from .synth import synthesize
-    r = synthesize(cfg, work, pnr=pnr, progress=lambda s: None)
+    r = synthesize(cfg, work, pnr=pnr, ice40=ice40, pnr_timeout=pnr_timeout, progress=lambda s: None)
     (Path(work) / "result.json").write_text(json.dumps(r, sort_keys=True) + "\n")
     return r
 
 
-def synthesize_many(cfgs, cache, *, full=False, pnr=True, jobs=2, known=(), progress=print):
+def synthesize_many(cfgs, cache, *, full=False, pnr=True, jobs=2, known=(), progress=print, ice40=True,
+                    pnr_timeout=None):
     """Results of every configuration in ``cfgs`` (a list), from ``known`` results (configs
-    already synthesized), the cache folder, or new runs on ``jobs`` processes."""
+    already synthesized), the cache folder, or new runs on ``jobs`` processes.  ``ice40=False``
+    (full runs only) leaves the iCE40 flows out."""
     cache = Path(cache)
     results, todo = [None] * len(cfgs), {}
     for i, cfg in enumerate(cfgs):
@@ -235,20 +237,22 @@ def synthesize_many(cfgs, cache, *, full=False, pnr=True, jobs=2, known=(), prog
         if hit is not None:
             results[i] = hit
             continue
-        key = ("full-" if full else "") + _key(cfg)
+        key = ("full-" if full and ice40 else "ecp5-" if full else "") + _key(cfg)
         saved = cache / key / "result.json"
         if saved.exists():
             results[i] = json.loads(saved.read_text())
         else:
             todo.setdefault(key, (cfg, []))[1].append(i)
     if todo:
-        progress(f"  compare: synthesizing {len(todo)} configuration(s) on {jobs} process(es) ...")
+        progress(f"  compare: synthesizing {len(todo)} configuration(s) on {jobs} process(es): "
+                 + ", ".join(cfg.block for cfg, _ in todo.values()) + " ...")
         start = time.monotonic()
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as pool:
-            futures = {key: pool.submit(_full, cfg, cache / key, pnr) if full else pool.submit(_quick, cfg, cache / key)
+            futures = {key: pool.submit(_full, cfg, cache / key, pnr, ice40, pnr_timeout) if full
+                       else pool.submit(_quick, cfg, cache / key)
                        for key, (cfg, _) in todo.items()}
-            for key, future in futures.items():
+            for n, (key, future) in enumerate(futures.items(), 1):
                 try:
                     r = future.result()
                 except Exception as e:      # reported in the comparison, not fatal
@@ -257,6 +261,8 @@ def synthesize_many(cfgs, cache, *, full=False, pnr=True, jobs=2, known=(), prog
                     progress(f"  compare: {r['block']}: {r['error']}")
                 for i in todo[key][1]:
                     results[i] = r
+                progress(f"  compare: [{n}/{len(futures)}] {todo[key][0].block} done "
+                         f"({time.monotonic() - start:.0f} s)")
         progress(f"  compare: done in {time.monotonic() - start:.1f} s")
     return results
 
@@ -432,6 +438,7 @@ def markdown(doc):
         "transistor count times the cycles per head.",
         "",
     ]
+    lines += iso_lines(doc)
     header = "| side | parts | " + " | ".join(c[0] for c in COLUMNS) + " |"
     rule = "|---|---|" + "---:|" * len(COLUMNS)
     for name, entry in doc["comparisons"].items():
@@ -449,6 +456,116 @@ def markdown(doc):
             lines += [f"### {TITLES[name]} (base2)", ""] + _entry_lines(entry, header, rule)
     lines += _tail_lines(doc)
     return "\n".join(lines)
+
+
+ISO_COLUMNS = (
+    ("configuration", None, None),
+    ("cycles / head", ("cycles_per_head",), 0),
+    ("ECP5 fmax MHz", ("fmax_mhz",), 1),
+    ("time / head us", ("time_per_head_us",), 2),
+    ("logic transistors", ("logic_transistors",), 0),
+    ("memory bits", ("memory_bits",), 0),
+    ("ECP5 LUTs", ("ecp5", "luts"), 0),
+    ("ECP5 FFs", ("ecp5", "ffs"), 0),
+    ("ECP5 DSPs", ("ecp5", "dsps"), 0),
+    ("ECP5 BRAMs", ("ecp5", "rams"), 0),
+    ("logic x time (transistor-us)", ("area_x_time",), 0),
+)
+
+
+def _knobs_text(cfg):
+    return ", ".join(f"{k} {v}" for k, v in cfg.items() if k not in ("mode", "inputs"))
+
+
+def _iso_table(point):
+    from .iso import LABELS
+    lines = ["| design | " + " | ".join(c[0] for c in ISO_COLUMNS) + " |", "|---|---|" + "---:|" * (len(ISO_COLUMNS) - 1)]
+    notes = []
+    for d, label in LABELS.items():
+        side = point.get(d)
+        if side is None:
+            continue
+        if not side.get("reachable"):
+            lines.append(f"| {label} | not reachable with the searched knobs |" + " |" * (len(ISO_COLUMNS) - 1))
+            continue
+        cells = [_knobs_text(side["config"])] + [
+            _fmt(v, 1 if isinstance(v, float) and digits == 0 and v != int(v) else digits)
+            for v, digits in ((_get(side, path), digits) for _, path, digits in ISO_COLUMNS[1:])]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        for note in (side.get("pnr"), side.get("error"), _get(side, ("ecp5", "note"))):
+            if note:
+                notes.append(f"- {label}: {note}.")
+    for d, r in point.get("ratios", {}).items():
+        lines.append(f"| {LABELS[d]} / baseline | | {_fmt(r['cycles'], 2)} | | {_fmt(r['time_per_head_us'], 2)} | "
+                     f"{_fmt(r['logic_transistors'], 2)} | {_fmt(r['memory_bits'], 2)} | | | | | "
+                     f"{_fmt(r['area_x_time'], 2)} |")
+    return lines + [""] + notes + ([""] if notes else [])
+
+
+def iso_lines(doc):
+    """The iso-throughput and iso-area section of the Markdown report."""
+    points = doc.get("iso_throughput")
+    if not points:
+        return []
+    preset = doc["preset"]
+    lines = ["## Iso-throughput: both heads built for the same cycles per head", "",
+             f"![area against time per head](compare-{preset}.png)", "",
+             "Each design gets the smallest configuration (by a proxy of its datapath) whose steady-state "
+             "cycles per head (`head_interval`: heads back to back, source always valid, sink always ready) "
+             "are at most the target; then it is synthesized: logic transistors from the generic CMOS flow "
+             "with the memories as black boxes, memory bits apart (by kind in the JSON), ECP5 resources and "
+             "fmax from nextpnr (LFE5U-85F, out of context). Time per head = cycles / fmax. All three designs "
+             "take X: the baseline's Q / K projection and DAMF's inner products are both in hardware.", ""]
+    for point in points:
+        lines += [f"### {point['target_cycles_per_head']:,} cycles per head "
+                  f"({point['scores_per_cycle']:.3g} scores per cycle)", ""] + _iso_table(point)
+    area = doc.get("iso_area")
+    if area:
+        lines += ["### Iso-area", "",
+                  "The baseline of the slowest point against the fastest DAMF maclaurin rank-1 head whose "
+                  "datapath proxy is no larger.", ""] + _iso_table(area)
+    return lines
+
+
+def plot_iso(out_dir):
+    """``compare-PRESET.png`` for every ``compare-*.json`` in ``out_dir`` with iso-throughput
+    points: logic area against time per head, one panel per preset, the three designs."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from .iso import LABELS
+    out_dir = Path(out_dir)
+    docs = []
+    for path in sorted(out_dir.glob("compare-*.json")):
+        doc = json.loads(path.read_text())
+        if doc.get("iso_throughput"):
+            docs.append(doc)
+    styles = {"damf": "C0o-", "damf_base2": "C2^-", "baseline": "C3s-"}
+    paths = []
+    for target in docs:
+        panels = [target] + [d for d in docs if d["preset"] != target["preset"]]
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.4), squeeze=False)
+        for ax, doc in zip(axes[0], panels):
+            for d, label in LABELS.items():
+                pts = [(p[d]["time_per_head_us"], p[d]["logic_transistors"]) for p in doc["iso_throughput"]
+                       if p.get(d, {}).get("time_per_head_us") and p[d].get("logic_transistors")]
+                if pts:
+                    pts.sort()
+                    ax.plot([t for t, _ in pts], [a for _, a in pts], styles[d], label=label)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("time per head (us, ECP5 fmax)")
+            ax.set_ylabel("logic transistors (generic CMOS, memories apart)")
+            ax.set_title(f"preset {doc['preset']}")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle("Iso-throughput: area against time per head (lower left is better)")
+        fig.tight_layout()
+        path = out_dir / f"compare-{target['preset']}.png"
+        fig.savefig(path, dpi=110, metadata={"Software": None})
+        plt.close(fig)
+        paths.append(path)
+    return paths
 
 
 def _entry_lines(entry, header, rule):
@@ -530,9 +647,10 @@ def width_notes(cfgs):
         f"8-bit inputs: DAMF X and u, v are {ip.x_width} / {ip.w_width} bits (d_model = {ip.d_model}, "
         f"rank = {ip.rank}); baseline Q, K are {qk.q_width} / {qk.k_width} bits; V is {sa.v_width} bits (DAMF) "
         f"and {av.k_width} bits (baseline).",
-        f"Unavoidable difference: DAMF's p and q are the exact {ip.out_width}-bit inner products of X (no "
-        f"requantization), so its scores are {sc.score_width} bits, against {qk.acc_width}-bit scores of the "
-        f"8-bit Q, K in the baseline (whose own projections and requantization are not counted).",
+        f"DAMF's p and q are the {ip.out_width}-bit inner products of X requantized to {sc.pq_width} bits, "
+        f"so its scores are {sc.score_width} bits, against {qk.acc_width}-bit scores of the 8-bit Q, K in the "
+        "baseline; in these part comparisons the baseline's own projection and requantization are not "
+        "counted (the iso-throughput heads count both sides' projections).",
         f"Baseline probabilities A' are {sm.prob_width} bits (signed {av.q_width} bits into systolic-av); DAMF "
         f"weights are powers of two, shifts of 0 .. weight_frac = {sa.weight_frac}.",
         f"Parallelism at the preset: DAMF score parallel = {sc.parallel} ({sc.parallel * sc.rank} score "
@@ -551,6 +669,8 @@ def write_reports(doc, out_dir, *, plots=True):
         paths += plot_sweeps(preset, doc["sweeps"], out_dir)
     paths[0].write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     paths[1].write_text(markdown(doc))
+    if plots and doc.get("iso_throughput"):
+        paths += plot_iso(out_dir)
     return paths
 
 
@@ -589,7 +709,29 @@ def build_doc(preset, cfgs, results, sweeps):
     }
 
 
-def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=None, progress=print, grid=None):
+def run_iso(preset, cache, *, pnr=True, jobs=2, pnr_timeout=None, progress=print):
+    """The iso-throughput points and the iso-area point of ``preset`` (``damf/iso.py``): the
+    configurations chosen, synthesized (CMOS and ECP5 flows), reported."""
+    from . import iso
+    points = iso.iso_configs(preset, progress=progress)
+    area = iso.iso_area_configs(preset, points)
+    todo = [(n, d, cfg) for n, p in enumerate(points + ([area] if area else []))
+            for d, cfg in p["configs"].items() if cfg is not None]
+    for n, d, cfg in todo:
+        progress(f"  iso ({preset}) point {n + 1}: {iso.LABELS[d]}: {iso.knobs(cfg)}, "
+                 f"{iso._interval(cfg):,} cycles per head")
+    results = synthesize_many([cfg for _, _, cfg in todo], cache, full=True, ice40=False, pnr=pnr, jobs=jobs,
+                              pnr_timeout=pnr_timeout, progress=progress)
+    by_point = {}
+    for (n, d, _), r in zip(todo, results):
+        by_point.setdefault(n, {})[d] = r
+    out = [iso.point_report(p, by_point.get(n, {})) for n, p in enumerate(points)]
+    area_out = iso.point_report(area, by_point.get(len(points), {})) if area else None
+    return out, area_out
+
+
+def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=None, progress=print, grid=None,
+        pnr_timeout=None, iso_points=True):
     """Write the comparison of ``preset`` from the per-block ``results`` of ``damf synth``.
 
     Parts whose configuration (derived from the two heads) is not among ``results`` are
@@ -603,7 +745,8 @@ def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=No
     cfgs = part_configs(damf, base)
     needed = [cfgs[b] for parts in COMPARISONS.values() for side in parts for b in side if b in BLOCKS]
     progress(f"compare ({preset}): {len(needed)} parts")
-    full = synthesize_many(needed, cache, full=fpga, pnr=pnr, jobs=jobs, known=results, progress=progress)
+    full = synthesize_many(needed, cache, full=fpga, pnr=pnr, jobs=jobs, known=results, progress=progress,
+                           pnr_timeout=pnr_timeout)
     by_block = {cfg.block: r for cfg, r in zip(needed, full)}
     sweeps = (run_sweeps(preset, cache, jobs=jobs, known=list(results) + full, progress=progress, **(grid or {}))
               if sweep else {})
@@ -612,8 +755,12 @@ def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=No
     cfgs_b2 = part_configs(base2_head(damf), base)
     needed_b2 = [cfgs_b2[b] for name in BASE2_COMPARISONS if name in COMPARISONS for b in COMPARISONS[name][0]]
     progress(f"compare ({preset}): {len(needed_b2)} base2 parts")
-    full_b2 = synthesize_many(needed_b2, cache, full=fpga, pnr=pnr, jobs=jobs, known=results, progress=progress)
+    full_b2 = synthesize_many(needed_b2, cache, full=fpga, pnr=pnr, jobs=jobs, known=results, progress=progress,
+                              pnr_timeout=pnr_timeout)
     doc["base2"] = base2_doc(cfgs_b2, {**by_block, **{c.block: r for c, r in zip(needed_b2, full_b2)}})
+    if iso_points and fpga:
+        doc["iso_throughput"], doc["iso_area"] = run_iso(preset, cache, pnr=pnr, jobs=jobs, pnr_timeout=pnr_timeout,
+                                                         progress=progress)
     paths = write_reports(doc, out)
     progress(f"wrote {', '.join(str(p) for p in paths)} ({time.monotonic() - start:.0f} s)")
     return doc
