@@ -225,6 +225,12 @@ def _full(cfg, work, pnr, ice40=True, pnr_timeout=None):
     return r
 
 
+def cache_key(cfg, *, full, pnr=True, ice40=True):
+    """The cache folder name of ``cfg``'s result: the flows run are part of it, so a result
+    without place and route (no fmax) never stands in for one with it."""
+    return (("full-" if ice40 else "ecp5-") + ("" if pnr else "nopnr-") if full else "") + _key(cfg)
+
+
 def synthesize_many(cfgs, cache, *, full=False, pnr=True, jobs=2, known=(), progress=print, ice40=True,
                     pnr_timeout=None):
     """Results of every configuration in ``cfgs`` (a list), from ``known`` results (configs
@@ -237,7 +243,7 @@ def synthesize_many(cfgs, cache, *, full=False, pnr=True, jobs=2, known=(), prog
         if hit is not None:
             results[i] = hit
             continue
-        key = ("full-" if full and ice40 else "ecp5-" if full else "") + _key(cfg)
+        key = cache_key(cfg, full=full, pnr=pnr, ice40=ice40)
         saved = cache / key / "result.json"
         if saved.exists():
             results[i] = json.loads(saved.read_text())

