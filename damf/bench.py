@@ -6,8 +6,9 @@
    tokens with gaps and backpressure), read from cocotb's own results file (simulated time
    divided by the 10 ns clock period, over cocotb's real time for that test -- so the
    Verilator build time is excluded).
-3. Headline ratios of the analytic cost model (BERT-base, one layer) and, when a synthesis
-   report of the preset exists (``make synth``), the area ratios it shows.
+3. Headline ratios of the analytic cost model (BERT-base, one layer) and, when ``make synth``
+   has written its reports, the per-block area of the default preset and the iso-throughput
+   ratios (DAMF / baseline) of every preset reported.
 
 Nothing here is asserted: figures depend on the machine and are printed for people to read.
 """
@@ -82,8 +83,14 @@ def run(*, repeat=3, build="build/bench", sims=("icarus", "verilator")):
     for key, label in (("params", "parameters"), ("dynamic_macs", "dynamic MACs"),
                        ("macs", "all MACs"), ("memory", "memory accesses")):
         print(f"  {label:<16} {ratios[key]:8.2f}x")
+    synthesis_figures(Path("reports"))
+    return 0
 
-    report = Path("reports") / "synth-default.json"
+
+def synthesis_figures(reports):
+    """Print the per-block area of ``reports/synth-default.json`` and the iso-throughput ratios
+    of every ``reports/compare-PRESET.json`` that exists (written by ``make synth``)."""
+    report = reports / "synth-default.json"
     if report.exists():
         blocks = {b["block"]: b for b in json.loads(report.read_text())["blocks"]}
         print(f"== area from {report} (make synth)")
@@ -92,4 +99,16 @@ def run(*, repeat=3, build="build/bench", sims=("icarus", "verilator")):
                   f"{b['coarse']['multipliers']:>4} multipliers  ECP5 {b['ecp5']['luts']:>6,} LUTs")
     else:
         print("== no synthesis report yet: run `make synth` for area figures")
-    return 0
+    for preset in ("default", "bert-base"):
+        report = reports / f"compare-{preset}.json"
+        points = json.loads(report.read_text()).get("iso_throughput") if report.exists() else None
+        if not points:
+            continue
+        print(f"== iso-throughput, DAMF / baseline, from {report} (make synth PRESET={preset})")
+        for point in points:
+            for design, r in point.get("ratios", {}).items():
+                def f(key, r=r):
+                    return "-" if r.get(key) is None else f"{r[key]:.2f}x"
+                print(f"  {point['target_cycles_per_head']:>7,} cycles  {design:<11} cycles {f('cycles')}  "
+                      f"logic {f('logic_transistors')}  time {f('time_per_head_us')}  "
+                      f"logic x time {f('area_x_time')}")
