@@ -96,7 +96,7 @@ def synthesis_figures(reports):
         print(f"== area from {report} (make synth)")
         for name, b in blocks.items():
             print(f"  {name:<17} {b['cmos']['transistors']:>12,} transistors  "
-                  f"{b['coarse']['multipliers']:>4} multipliers  ECP5 {b['ecp5']['luts']:>6,} LUTs")
+                  f"{b['coarse']['multipliers']:>4} multipliers  ECP5 {b['ecp5'].get('luts', 0):>6,} LUTs")
     else:
         print("== no synthesis report yet: run `make synth` for area figures")
     for preset in ("default", "bert-base"):

@@ -167,7 +167,8 @@ def side_summary(results):
     if a part has none); flows a part lacks (a sweep's CMOS-only result) are left out."""
     out = {}
     for flow, keys in ADDITIVE.items():
-        if not all(flow in r for r in results):
+        # a flow a part lacks, or did not run to the end (an ECP5 design over the DSPs is not mapped)
+        if not all(all(k in r.get(flow, {}) for k in keys) for r in results):
             continue
         out[flow] = {k: sum(r[flow][k] for r in results) for k in keys}
         if flow in ("ice40", "ecp5"):
@@ -773,16 +774,17 @@ def planned_runs(preset, *, iso_points=True, ice40=True, base2_parts=True):
 
 
 def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=None, progress=print, grid=None,
-        pnr_timeout=None, iso_points=True, ice40=True, parts_pnr=None, base2_parts=True):
+        pnr_timeout=None, iso_points=True, ice40=True, parts_pnr=None, iso_pnr=None, base2_parts=True):
     """Write the comparison of ``preset`` from the per-block ``results`` of ``damf synth``.
 
     Parts whose configuration (derived from the two heads) is not among ``results`` are
     synthesized here with the same flows (cached under ``build/compare``); ``fpga=False``
     runs only the fast flows for them (no FPGA columns).  ``parts_pnr`` (default: ``pnr``)
-    places and routes the parts, ``pnr`` the iso-throughput designs; ``base2_parts=False``
-    leaves out the part tables in mode base2.
+    places and routes the parts, ``iso_pnr`` (default: ``pnr``) the iso-throughput designs;
+    ``base2_parts=False`` leaves out the part tables in mode base2.
     """
     parts_pnr = pnr if parts_pnr is None else parts_pnr
+    iso_pnr = pnr if iso_pnr is None else iso_pnr
     start = time.monotonic()
     jobs = jobs or min(2, os.cpu_count() or 1)
     cache = Path(build) / "compare"
@@ -805,7 +807,7 @@ def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=No
                                   progress=progress, pnr_timeout=pnr_timeout, ice40=ice40)
         doc["base2"] = base2_doc(cfgs_b2, {**by_block, **{c.block: r for c, r in zip(needed_b2, full_b2)}})
     if iso_points and fpga:
-        doc["iso_throughput"], doc["iso_area"] = run_iso(preset, cache, pnr=pnr, jobs=jobs, pnr_timeout=pnr_timeout,
+        doc["iso_throughput"], doc["iso_area"] = run_iso(preset, cache, pnr=iso_pnr, jobs=jobs, pnr_timeout=pnr_timeout,
                                                          progress=progress)
     paths = write_reports(doc, out)
     progress(f"wrote {', '.join(str(p) for p in paths)} ({time.monotonic() - start:.0f} s)")

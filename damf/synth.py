@@ -289,19 +289,30 @@ def synthesize(cfg, work, *, pnr=True, fpga=True, ice40=True, progress=print, pn
     out["memory"] = memory_summary(_memories((work / "cmos.memories.txt").read_text()))
     if not fpga:
         return out
-    # multipliers map to DSPs; a design with more of them than the LFE5U-85F has is reported as
-    # it maps (DSPs over the device's), not mapped again into LUTs: at bert-base, where that
-    # happens, the LUT mapping takes longer and fits the device no better
+    # multipliers map to DSPs, every $mul to at least one: a design with more of them than the
+    # LFE5U-85F has DSPs is not mapped to the ECP5 at all (into LUTs instead, the full-rank
+    # bert-base heads need more LUTs than it has too), and the report says so
+    over_dsps = out["coarse"]["multipliers"] > ECP5_85F["dsps"]
     archs = (("ice40", _fpga_script("ice40", top)),) if ice40 else ()
-    for arch, script in archs + (("ecp5", _fpga_script("ecp5", top, json_out="ecp5.json")),):
+    if over_dsps:
+        out["ecp5"] = {"mapped": False, "fmax_mhz": None,
+                       "pnr": f"not mapped: {out['coarse']['multipliers']} multipliers > the {ECP5_85F['dsps']} "
+                              "DSPs of the LFE5U-85F"}
+        progress(f"  {cfg.block}: ECP5 flows skipped: {out['coarse']['multipliers']} multipliers > "
+                 f"{ECP5_85F['dsps']} DSPs")
+    else:
+        archs += (("ecp5", _fpga_script("ecp5", top, json_out="ecp5.json")),)
+    for arch, script in archs:
         design = step(f"synth_{arch}", lambda script=script, arch=arch: _yosys(
             work, arch, f"read_verilog {src}; {script}; tee -q -o {{stat}} stat -json"))
         out[arch] = _fpga_summary(design["num_cells_by_type"], arch)
         out[arch]["cells_by_type"] = design["num_cells_by_type"]
     if pnr:
-        over = ecp5_overflow(out["ecp5"])
+        over = None if over_dsps else ecp5_overflow(out["ecp5"])
         out["ecp5"]["fmax_mhz"] = None
-        if over:
+        if over_dsps:
+            pass
+        elif over:
             out["ecp5"]["pnr"] = f"not placed: does not fit the LFE5U-85F ({over})"
             progress(f"  {cfg.block}: ECP5 place and route skipped: {over}")
         else:
@@ -355,13 +366,13 @@ def markdown(preset, results):
     ]
     notes = []
     for r in results:
-        i, e = r.get("ice40", {}), r["ecp5"]
+        i, e = r.get("ice40", {}), r.get("ecp5", {})
         lines.append(
             f"| `{r['block']}` | {r['coarse']['multipliers']} | {_fmt(r['cmos']['transistors'])} | "
             f"{_fmt(r['cmos']['ffs'])} | {_fmt(r['memory']['bits'])} | {_fmt(i.get('luts'))} | {_fmt(i.get('ffs'))} | "
             f"{_fmt(i.get('carries'))} | {_fmt(i.get('dsps'))} | {_fmt(i.get('rams'))} | {_fmt(i.get('fmax_mhz'), 1)} | "
-            f"{_fmt(e['luts'])} | {_fmt(e['ffs'])} | {_fmt(e['carries'])} | {_fmt(e['dsps'])} | "
-            f"{_fmt(e['rams'] + e['lutrams'])} | {_fmt(e.get('fmax_mhz'), 1)} |")
+            f"{_fmt(e.get('luts'))} | {_fmt(e.get('ffs'))} | {_fmt(e.get('carries'))} | {_fmt(e.get('dsps'))} | "
+            f"{_fmt(e['rams'] + e['lutrams'] if 'rams' in e else None)} | {_fmt(e.get('fmax_mhz'), 1)} |")
         if not i:
             notes.append(f"- `{r['block']}`: no iCE40 flows at this preset.")
         if i.get("pnr"):
@@ -404,22 +415,27 @@ class PresetFlows:
     ``pnr_timeout``: place and route of one design is stopped after this many seconds (None:
     no limit; a stopped run is reported, with nextpnr's estimate after placement when it got
     that far); ``ice40``: the iCE40 flows run at all; ``block_pnr``: the preset's own blocks
-    are placed and routed (the iso-throughput designs always are, when they fit);
-    ``base2_parts``: the part comparisons are repeated in mode base2."""
+    are placed and routed; ``iso_pnr``: the iso-throughput designs that fit the LFE5U-85F are;
+    ``base2_parts``: the part comparisons are repeated in mode base2.  A block named with
+    ``--block`` is always placed and routed."""
     pnr_timeout: float | None = None
     ice40: bool = True
     block_pnr: bool = True
+    iso_pnr: bool = True
     base2_parts: bool = True
 
 
 # bert-base: `make synth PRESET=bert-base` keeps to 45 minutes on two cores by leaving out
-# what does not decide the comparison: the iCE40 flows (the HX8K's 7,680 LUTs and 206 I/O pins
-# hold no bert-base head), place and route of the preset's own blocks (`damf synth --preset
-# bert-base --block NAME` runs it for one block) and the base2 part tables (the iso points
-# carry the base2 head at full rank).  What stays: every flow of every iso design.
+# what the comparison can do without: the iCE40 flows (the HX8K's 7,680 LUTs and 206 I/O pins
+# hold no bert-base head), the base2 part tables (the iso points carry the base2 head at full
+# rank) and every place and route.  Of the iso designs only the rank-1 DAMF heads fit the
+# LFE5U-85F, and placing and routing one takes about 12 minutes here (68.7 MHz, 2026-12-03,
+# docs/synthesis.md): four of them would take the budget alone.  Time per head at bert-base is
+# therefore in gate delays (cycles x critical path), which every design has; `damf synth
+# --preset bert-base --block NAME` places and routes one block.
 PRESET_FLOWS = {
     "default": PresetFlows(),
-    "bert-base": PresetFlows(pnr_timeout=900, ice40=False, block_pnr=False, base2_parts=False),
+    "bert-base": PresetFlows(pnr_timeout=900, ice40=False, block_pnr=False, iso_pnr=False, base2_parts=False),
 }
 
 
@@ -470,7 +486,7 @@ def run(*, preset, blocks, out, build, pnr=True, compare=True, sweep=None, jobs=
         seen = {(cfg.block, cfg.to_json()) for _, cfg, *_ in queue}
         for label, cfg, flows_ice40 in planned_runs(preset, iso_points=iso_points, ice40=ice40,
                                                     base2_parts=flows.base2_parts):
-            part_pnr = pnr and (flows.block_pnr or label.startswith("iso"))
+            part_pnr = pnr and (flows.iso_pnr if label.startswith("iso") else flows.block_pnr)
             key = cache_key(cfg, full=True, pnr=part_pnr, ice40=flows_ice40)
             folder = build_dir / "compare" / key
             if (cfg.block, cfg.to_json()) in seen or (folder / "result.json").exists():
@@ -481,6 +497,7 @@ def run(*, preset, blocks, out, build, pnr=True, compare=True, sweep=None, jobs=
     print(f"damf synth ({preset}): {len(queue)} designs on {max(1, jobs)} process(es), largest first"
           + ("" if ice40 else "; no iCE40 flows at this preset")
           + ("" if block_pnr or not pnr else "; the preset's blocks without place and route")
+          + ("" if flows.iso_pnr or not pnr else "; the iso designs without place and route")
           + ("" if flows.base2_parts else "; no base2 part tables")
           + (f"; place and route stopped after {pnr_timeout:.0f} s" if pnr and pnr_timeout else ""), flush=True)
     results, done = {}, 0
@@ -509,6 +526,6 @@ def run(*, preset, blocks, out, build, pnr=True, compare=True, sweep=None, jobs=
         from .compare import run as run_compare
         run_compare(preset=preset, results=block_results, out=out, build=build_dir, pnr=pnr,
                     sweep=sweep, jobs=jobs, pnr_timeout=pnr_timeout, iso_points=iso_points, ice40=ice40,
-                    parts_pnr=block_pnr, base2_parts=flows.base2_parts)
+                    parts_pnr=block_pnr, iso_pnr=pnr and flows.iso_pnr, base2_parts=flows.base2_parts)
     print(f"damf synth: {time.monotonic() - start:.0f} s in all")
     return 0

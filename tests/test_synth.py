@@ -99,3 +99,18 @@ def test_placement_estimate():
            "Info: Max frequency for clock '$glbnet$clk': 41.00 MHz (FAIL at 100.00 MHz)\n")
     assert placement_estimate(log) == 44.5            # the one before routing, not after
     assert placement_estimate("Info: Creating initial analytic placement for 238 cells\n") is None
+
+
+def test_over_the_dsps_not_mapped(tmp_path, monkeypatch):
+    """A design with more multipliers than the LFE5U-85F has DSPs is not mapped to the ECP5;
+    the report says so, and its tables still print."""
+    from damf import synth
+    monkeypatch.setitem(synth.ECP5_85F, "dsps", 4)
+    cfg = InnerProductConfig(d_model=3, lanes=3, rank=1, x_width=4, w_width=4, weights="fixed")
+    r = synthesize(cfg, tmp_path / "work", ice40=False, progress=lambda s: None)
+    assert r["coarse"]["multipliers"] == 6
+    assert r["ecp5"] == {"mapped": False, "fmax_mhz": None,
+                         "pnr": "not mapped: 6 multipliers > the 4 DSPs of the LFE5U-85F"}
+    assert not (tmp_path / "work" / "ecp5.json").exists()
+    table = markdown("tiny", [r])
+    assert "| 6 | " in table and "ECP5 place and route: not mapped: 6 multipliers > the 4 DSPs" in table
