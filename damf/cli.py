@@ -188,12 +188,15 @@ def cmd_synth(args):
         raise ConfigError(f"unknown preset '{args.preset}'; expected one of: {', '.join(PRESETS)}")
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
-    if args.pnr_timeout is not None and args.pnr_timeout <= 0:
+    if args.pnr_timeout is not None and not 0 < args.pnr_timeout < float("inf"):
         raise ConfigError(f"--pnr-timeout must be a positive number of seconds, not {args.pnr_timeout:g}")
+    if args.place_iso and (args.no_pnr or args.no_iso or args.block):
+        raise ConfigError("--place-iso places the iso-throughput designs: it cannot go with --no-pnr, --no-iso "
+                          "or --block")
     try:
         return run(preset=args.preset, blocks=args.block, out=args.out, build=args.build, pnr=not args.no_pnr,
                    compare=not args.no_compare, sweep=False if args.no_sweep else None, jobs=args.jobs,
-                   pnr_timeout=args.pnr_timeout, iso_points=not args.no_iso)
+                   pnr_timeout=args.pnr_timeout, iso_points=not args.no_iso, place_iso=args.place_iso)
     except SynthError as e:
         print(f"damf: synthesis failed: {e}", file=sys.stderr)
         return 1
@@ -425,7 +428,10 @@ def main(argv=None):
                    help="comparison without the iso-throughput points (damf/iso.py)")
     p.add_argument("--pnr-timeout", type=float, metavar="SECONDS",
                    help="stop each place-and-route run after this long and report it as not placed "
-                        "(default: none at the default preset, 600 at bert-base)")
+                        "(default: none at the default preset, 900 at bert-base)")
+    p.add_argument("--place-iso", action="store_true",
+                   help="place and route the iso-throughput designs that fit the LFE5U-85F at a preset that "
+                        "leaves it out (bert-base: the rank-1 DAMF heads, about 12 minutes each)")
     p.add_argument("--jobs", type=int, default=2, metavar="N",
                    help="synthesis processes run at once (default: 2)")
     p.set_defaults(func=cmd_synth)

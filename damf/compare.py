@@ -560,9 +560,14 @@ def plot_iso(out_dir):
     paths = []
     for target in docs:
         panels = [target] + [d for d in docs if d["preset"] != target["preset"]]
-        fig, axes = plt.subplots(2, len(panels), figsize=(5.5 * len(panels), 8.4), squeeze=False)
-        rows = (("time_per_head_us", "time per head (us, ECP5 fmax; designs that fit)"),
-                ("time_per_head_gate_delays", "time per head (gate delays: cycles x critical path)"))
+        rows = [(key, label) for key, label in (
+            ("time_per_head_us", "time per head (us, ECP5 fmax; designs placed)"),
+            ("time_per_head_gate_delays", "time per head (gate delays: cycles x critical path)"))
+            if any(p.get(d, {}).get(key) for doc in panels for p in doc["iso_throughput"] for d in LABELS)]
+        if not rows:
+            continue
+        fig, axes = plt.subplots(len(rows), len(panels), figsize=(5.5 * len(panels), 4.2 * len(rows) + 0.4),
+                                 squeeze=False)
         for row, (key, xlabel) in enumerate(rows):
             for ax, doc in zip(axes[row], panels):
                 for d, label in LABELS.items():

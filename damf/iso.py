@@ -222,6 +222,7 @@ def side_report(cfg, result):
         "critical_path_gates": depth,
         "time_per_head_gate_delays": cycles * depth if depth else None,
         "area_x_gate_delays": logic * cycles * depth if depth else None,
+        "area_x_cycles": logic * cycles,
         "logic_transistors": logic, "memory_bits": mem["bits"], "memory_bits_by_kind": mem["bits_by_kind"],
         "memory_transistors": mem["transistors"],
         "area_x_time": logic * time_us if time_us else None,
@@ -231,6 +232,8 @@ def side_report(cfg, result):
     })
     if ecp5.get("pnr"):
         out["pnr"] = ecp5["pnr"]
+    elif fmax is None:
+        out["pnr"] = "not placed and routed in this run (--no-pnr, or a preset that leaves it out: --place-iso)"
     return out
 
 
@@ -255,6 +258,6 @@ def point_report(point, results):
             "cycles": cyc, "cycles_within_10_percent": cyc is not None and abs(cyc - 1) <= 0.10,
             **{k: _ratio(s.get(k), base.get(k)) for k in
                ("time_per_head_us", "logic_transistors", "memory_bits", "area_x_time", "area_with_memory_x_time",
-                "time_per_head_gate_delays", "area_x_gate_delays")},
+                "time_per_head_gate_delays", "area_x_gate_delays", "area_x_cycles")},
         }
     return out

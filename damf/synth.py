@@ -458,16 +458,19 @@ def _job(cfg, work, pnr, ice40, pnr_timeout, label, cache_file):
 
 
 def run(*, preset, blocks, out, build, pnr=True, compare=True, sweep=None, jobs=2, pnr_timeout=None,
-        iso_points=True):
+        iso_points=True, place_iso=False):
     """Synthesize ``blocks`` (default: all) of ``preset``, write ``synth-PRESET.*`` and, for all
     blocks, the comparison (``compare-PRESET.*``).  ``sweep`` defaults to the ``default`` preset
-    only (the sweeps vary the shape, which is the default preset's business).
+    only (the sweeps vary the shape, which is the default preset's business); ``place_iso``
+    places and routes the iso designs even at a preset whose :data:`PRESET_FLOWS` leave it out.
 
     Every full-flow run the comparison needs (its base2 parts and iso-throughput designs) is
     queued with the blocks on one pool of ``jobs`` processes, largest first, so no core waits
     for the slowest design of a phase; the comparison then finds them in its cache."""
     sweep = (preset == "default") if sweep is None else sweep
     flows = PRESET_FLOWS.get(preset, PresetFlows())
+    if place_iso:
+        flows = dataclasses.replace(flows, iso_pnr=True)
     pnr_timeout = flows.pnr_timeout if pnr_timeout is None else pnr_timeout
     ice40 = flows.ice40
     # asked for by name, a block is placed and routed at any preset

