@@ -757,6 +757,16 @@ def run_iso(preset, cache, *, pnr=True, jobs=2, pnr_timeout=None, progress=print
     return out, area_out
 
 
+def _needed_parts(cfgs):
+    """The part configurations of :data:`COMPARISONS` that are registered blocks, in order."""
+    return [cfgs[b] for parts in COMPARISONS.values() for side in parts for b in side if b in BLOCKS]
+
+
+def _needed_base2(cfgs_b2):
+    """The DAMF parts whose configuration depends on the mode, from base2 part configurations."""
+    return [cfgs_b2[b] for name in BASE2_COMPARISONS if name in COMPARISONS for b in COMPARISONS[name][0]]
+
+
 def planned_runs(preset, *, iso_points=True, ice40=True, base2_parts=True):
     """The full-flow runs :func:`run` makes beyond the preset's own blocks, so that ``damf
     synth`` can queue them with the blocks: ``[(label, cfg, with_ice40)]`` (the parts, which
@@ -765,11 +775,9 @@ def planned_runs(preset, *, iso_points=True, ice40=True, base2_parts=True):
     damf, base = head_configs(preset)
     cfgs = part_configs(damf, base)
     # the parts (at bert-base some differ from the preset's blocks: damf synth skips the same)
-    runs = [(f"part {b}", cfgs[b], ice40) for parts in COMPARISONS.values() for side in parts for b in side
-            if b in BLOCKS]
-    cfgs_b2 = part_configs(base2_head(damf), base)
-    runs += [(f"base2 {b}", cfgs_b2[b], ice40) for name in BASE2_COMPARISONS if name in COMPARISONS
-             for b in COMPARISONS[name][0]] if base2_parts else []
+    runs = [(f"part {cfg.block}", cfg, ice40) for cfg in _needed_parts(cfgs)]
+    if base2_parts:
+        runs += [(f"base2 {cfg.block}", cfg, ice40) for cfg in _needed_base2(part_configs(base2_head(damf), base))]
     if iso_points:
         points = iso.iso_configs(preset, progress=lambda text: None)
         area = iso.iso_area_configs(preset, points)
@@ -795,7 +803,7 @@ def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=No
     cache = Path(build) / "compare"
     damf, base = head_configs(preset)
     cfgs = part_configs(damf, base)
-    needed = [cfgs[b] for parts in COMPARISONS.values() for side in parts for b in side if b in BLOCKS]
+    needed = _needed_parts(cfgs)
     progress(f"compare ({preset}): {len(needed)} parts")
     full = synthesize_many(needed, cache, full=fpga, pnr=parts_pnr, jobs=jobs, known=results, progress=progress,
                            pnr_timeout=pnr_timeout, ice40=ice40)
@@ -806,7 +814,7 @@ def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=No
     if base2_parts:
         # the base2 mode: only row-stats, shift-accumulate and the head differ (the score path does not)
         cfgs_b2 = part_configs(base2_head(damf), base)
-        needed_b2 = [cfgs_b2[b] for name in BASE2_COMPARISONS if name in COMPARISONS for b in COMPARISONS[name][0]]
+        needed_b2 = _needed_base2(cfgs_b2)
         progress(f"compare ({preset}): {len(needed_b2)} base2 parts")
         full_b2 = synthesize_many(needed_b2, cache, full=fpga, pnr=parts_pnr, jobs=jobs, known=results,
                                   progress=progress, pnr_timeout=pnr_timeout, ice40=ice40)

@@ -310,7 +310,7 @@ def synthesize(cfg, work, *, pnr=True, fpga=True, ice40=True, progress=print, pn
     if pnr:
         over = None if over_dsps else ecp5_overflow(out["ecp5"])
         out["ecp5"]["fmax_mhz"] = None
-        if over_dsps:
+        if over_dsps:           # not mapped: the reason is in out["ecp5"]["pnr"] already
             pass
         elif over:
             out["ecp5"]["pnr"] = f"not placed: does not fit the LFE5U-85F ({over})"
