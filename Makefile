@@ -8,6 +8,7 @@
 #   make lint                                       Verilator --lint-only -Wall on every block
 #   make synth [PRESET=default]                     Yosys/nextpnr area and fmax reports into reports/
 #   make bench                                      generation time, simulation speed, headline ratios
+#   make soak [SOAK_CYCLES=1000000] [SEED=1]        every block >= 10^6 cycles on Verilator, random stalls
 #   make clean                                      remove build outputs (keeps .venv)
 
 SHELL := /bin/bash
@@ -23,7 +24,7 @@ DAMF := $(VENV)/bin/damf
 STAMP := $(VENV)/.installed
 BLOCKS = $(shell $(PY) -c "from damf.blocks import BLOCKS; print(' '.join(BLOCKS))")
 
-.PHONY: sim test verilog golden lint synth bench clean distclean env icarus help
+.PHONY: sim test verilog golden lint synth bench soak clean distclean env icarus help
 
 help:
 	@sed -n '1,14p' Makefile | sed 's/^# \{0,1\}//'
@@ -73,6 +74,13 @@ lint: $(STAMP)
 
 bench: $(STAMP) icarus
 	$(DAMF) bench
+
+# not part of `make test`: tens of minutes (docs/soak.md); SOAK_BLOCKS="score softmax" for a subset
+SOAK_CYCLES ?= 1000000
+SEED ?= 1
+SOAK_BLOCKS ?=
+soak: $(STAMP)
+	$(PY) -m damf.soak --cycles $(SOAK_CYCLES) --seed $(SEED) $(foreach b,$(SOAK_BLOCKS),--block $(b))
 
 synth: $(STAMP)
 	$(DAMF) synth --preset $(PRESET) --out reports
