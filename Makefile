@@ -9,6 +9,7 @@
 #   make synth [PRESET=default]                     Yosys/nextpnr area and fmax reports into reports/
 #   make bench                                      generation time, simulation speed, headline ratios
 #   make soak [SOAK_CYCLES=1000000] [SEED=1]        every block >= 10^6 cycles on Verilator, random stalls
+#   make formal [FORMAL_BLOCKS="score softmax"]     SymbiYosys proofs of every block's streams (docs/formal.md)
 #   make clean                                      remove build outputs (keeps .venv)
 
 SHELL := /bin/bash
@@ -24,7 +25,7 @@ DAMF := $(VENV)/bin/damf
 STAMP := $(VENV)/.installed
 BLOCKS = $(shell $(PY) -c "from damf.blocks import BLOCKS; print(' '.join(BLOCKS))")
 
-.PHONY: sim test verilog golden lint synth bench soak clean distclean env icarus help
+.PHONY: sim test verilog golden lint synth bench soak formal clean distclean env icarus help
 
 help:
 	@sed -n '1,14p' Makefile | sed 's/^# \{0,1\}//'
@@ -81,6 +82,11 @@ SEED ?= 1
 SOAK_BLOCKS ?=
 soak: $(STAMP)
 	$(PY) -m damf.soak --cycles $(SOAK_CYCLES) --seed $(SEED) $(foreach b,$(SOAK_BLOCKS),--block $(b))
+
+# stream properties of every block at small configurations, SymbiYosys + z3 (docs/formal.md)
+FORMAL_BLOCKS ?=
+formal: $(STAMP)
+	$(PY) -m damf.formal $(FORMAL_BLOCKS)
 
 synth: $(STAMP)
 	$(DAMF) synth --preset $(PRESET) --out reports
