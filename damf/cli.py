@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .blocks import BLOCKS, get_block, to_verilog
 from .config import PRESETS, ConfigError
-from .files import write_atomically
+from .files import check_out_dir, write_atomically
+from .limits import Heartbeat, check_accuracy, check_generate, check_golden_count, human_seconds
 from .golden.damf_head import DEFAULT_PQ_WIDTH
 from .golden.eval import EvalOptions
 
@@ -29,6 +30,14 @@ class _Parser(argparse.ArgumentParser):
 def _block_list():
     width = max(map(len, BLOCKS))
     return "\n".join(f"  {name:<{width}}  {b.summary}" for name, b in BLOCKS.items())
+
+
+def _check_range(option, value, lo, hi):
+    """``lo <= value <= hi`` (``hi`` None: no upper bound), else one line naming both."""
+    if value < lo or (hi is not None and value > hi):
+        expected = f"at least {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ConfigError(f"{option} must be {expected}, not {value}")
+    return value
 
 
 def _config_from_args(block, args):
@@ -49,10 +58,10 @@ def _add_config_args(p):
 def cmd_generate(args):
     block = get_block(args.block)
     cfg = _config_from_args(block, args)
-    text = to_verilog(cfg)  # everything is validated and built before anything is written
+    estimate = check_generate(cfg)
+    with Heartbeat(f"generate: elaborating {block.name}", estimate=estimate):
+        text = to_verilog(cfg)  # everything is validated and built before anything is written
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out must be a directory, not the file '{out}'")
     write_atomically({out / f"{block.name}.v": text, out / f"{block.name}.json": cfg.to_json()})
     print(f"wrote {out / (block.name + '.v')} and {out / (block.name + '.json')}")
     return 0
@@ -73,8 +82,15 @@ def cmd_minilm_head(args):
     if not 2 <= args.pq_width <= 32:
         raise ConfigError(f"--pq-width must be in [2, 32], not {args.pq_width}")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out must be a directory, not the file '{out}'")
+    # the head's shape (lanes, parallel, widths) checked before the model loads: MiniLM's
+    # X' = [X, 1] has 385 elements and its heads 32; the scales only move fraction points
+    from .config import InnerProductConfig
+    from .head_config import DamfHeadBlockConfig
+    trial = InnerProductConfig(d_model=385, lanes=args.lanes, rank=args.rank, x_width=args.x_width,
+                               w_width=args.w_width, weights="runtime")
+    check_generate(DamfHeadBlockConfig.for_inner_product(
+        trial, seq_len=args.seq_len, d_head=32, v_width=args.v_width, parallel=args.parallel, mode=args.mode,
+        weight_frac=args.weight_frac, out_frac=args.out_frac, pq_width=args.pq_width, pq_shift=0))
     sentences = Path(args.sentences) if args.sentences else ev.DEFAULT_SENTENCES
     ev.read_sentences(sentences)  # bad input fails before the model loads
     print(f"minilm-head: calibrating layer {args.layer} head {args.head} on {sentences.name} ...",
@@ -106,12 +122,15 @@ def cmd_golden(args):
     for name in presets:
         if name not in PRESETS:
             raise ConfigError(f"unknown preset '{name}'; expected one of: {', '.join(PRESETS)}")
+    _check_range("--seed", args.seed, 0, 2 ** 64 - 1)
+    _check_range("--count", args.count, 1, None)
+    cfgs = {(name, block.name): block.config_cls.from_preset(name) for name in presets for block in BLOCKS.values()}
+    check_golden_count(cfgs.values(), args.count)
     files = {}
-    for name in presets:
-        for block in BLOCKS.values():
-            cfg = block.config_cls.from_preset(name)
+    for (name, block), cfg in cfgs.items():
+        with Heartbeat(f"golden: {name}/{block}"):
             doc = vectors.generate(cfg, seed=args.seed, count=args.count)
-            files[Path(args.out) / name / f"{block.name}.json"] = vectors.dumps(doc)
+            files[Path(args.out) / name / f"{block}.json"] = vectors.dumps(doc)
     write_atomically(files)
     for path in files:
         print(f"wrote {path}")
@@ -144,9 +163,10 @@ def cmd_sim(args):
     log = _SimLog(echo=args.verbose)
     logging.getLogger("cocotb").addFilter(log)
     try:
-        run_testbench(cfg, simulator=args.sim, module=f"damf.sim.tb_{cfg.block.replace('-', '_')}",
-                      build_dir=build / args.sim, testcase="vectors_file",
-                      env={"DAMF_VECTORS": str(Path(args.vectors).resolve()), "DAMF_RESULTS": str(results)})
+        with Heartbeat(f"sim: {cfg.block} on {args.sim}"):
+            run_testbench(cfg, simulator=args.sim, module=f"damf.sim.tb_{cfg.block.replace('-', '_')}",
+                          build_dir=build / args.sim, testcase="vectors_file",
+                          env={"DAMF_VECTORS": str(Path(args.vectors).resolve()), "DAMF_RESULTS": str(results)})
     except SimFailed as e:
         if not args.verbose:
             print("\n".join(log.lines[-60:]), file=sys.stderr)
@@ -219,8 +239,6 @@ def cmd_eval(args):
     if not 0 <= opts.out_frac <= 16:
         raise ConfigError(f"--out-frac must be in [0, 16], not {opts.out_frac}")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out must be a directory, not the file '{out}'")
     ev.read_sentences(opts.sentences, opts.limit)  # bad input fails before the model loads
     result = ev.run(opts)
     command = " ".join(["damf eval", f"--ranks {args.ranks}"]
@@ -263,14 +281,23 @@ def cmd_accuracy(args):
     length = cfg.seq_len if args.length is None else args.length
     if not 1 <= length <= cfg.seq_len:
         raise ConfigError(f"--length must be in [1, seq_len = {cfg.seq_len}], not {length}")
-    if not args.logit_gain > 0:
-        raise ConfigError(f"--logit-gain must be a positive number, not {args.logit_gain}")
+    if not 0 < args.logit_gain < float("inf"):
+        raise ConfigError(f"--logit-gain must be a positive finite number, not {args.logit_gain:g}")
     d_model = 4 * cfg.d_head if args.d_model is None else args.d_model
     if d_model < cfg.d_head or d_model % cfg.d_head:
         raise ConfigError(f"--d-model must be a positive multiple of d_head = {cfg.d_head}, not {d_model}")
-    report = accuracy_report(cfg, length=length, seeds=args.seeds, logit_gain=args.logit_gain,
-                             causal=args.causal, modes=modes, d_model=d_model, exact_width=exact_width,
-                             progress=lambda msg: print(f"accuracy: {msg}", file=sys.stderr, flush=True))
+    per_seed = check_accuracy(length=length, d_model=d_model, seeds=args.seeds, modes=len(modes))
+    start = time.monotonic()
+
+    def progress(msg):
+        done = int(msg.split()[1].split("/")[0]) if msg.startswith("seed ") else 0
+        left = (time.monotonic() - start) / done * (args.seeds - done) if done else per_seed * args.seeds
+        print(f"accuracy: {msg}, about {human_seconds(left)} left", file=sys.stderr, flush=True)
+
+    with Heartbeat("accuracy: running", estimate=per_seed * args.seeds):
+        report = accuracy_report(cfg, length=length, seeds=args.seeds, logit_gain=args.logit_gain,
+                                 causal=args.causal, modes=modes, d_model=d_model, exact_width=exact_width,
+                                 progress=progress)
     pq = (f"pq_width {cfg.pq_width} (requantized from {exact_width} bits, shift calibrated per head)"
           if cfg.pq_width < exact_width else f"pq_width {cfg.pq_width} (exact)")
     print(f"# damf-head accuracy: preset {args.preset}, L = {length}, d_head = {cfg.d_head}, "
@@ -301,8 +328,6 @@ def cmd_finetune(args):
         seed=args.seed,
     )
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out must be a directory, not the file '{out}'")
     # bad input fails before the model loads: unreadable file, too few sentences
     ft.split_sentences(len(ev.read_sentences(opts.sentences, opts.limit)), opts.seed)
     result = ft.run(opts)
@@ -524,8 +549,9 @@ def main(argv=None):
         block = getattr(args, "block", None)
         for name in block if isinstance(block, list) else [block] if block is not None else []:
             get_block(name)       # an unknown block name: one line, before any work
-        if getattr(args, "count", 1) < 1:
-            raise ConfigError(f"--count must be at least 1, not {args.count}")
+        for option in ("out", "build"):     # output folders: checked before any work
+            if getattr(args, option, None) is not None:
+                check_out_dir(getattr(args, option), f"--{option}")
         return args.func(args)
     except ConfigError as e:
         print(f"damf: error: {e}", file=sys.stderr)

@@ -32,11 +32,8 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
-    """A configuration, file or command-line value is invalid.
-
-    The message is one line that says what was expected and what was given.
-    """
+from .errors import ConfigError
+from .files import loads as _loads, read_text as _read_text
 
 
 # Model-level presets.  Each generator takes the keys it knows from these.
@@ -156,16 +153,7 @@ class BlockConfig:
     @classmethod
     def from_file(cls, path, *, base=None):
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ConfigError(f"cannot read config file '{path}': {e.strerror}") from None
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(
-                f"config file '{path}' is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
-            ) from None
+        values = _loads(_read_text(path, "config file"), f"config file '{path}'")
         if isinstance(values, dict) and "config" in values and isinstance(values["config"], dict):
             if values.get("block", cls.block) != cls.block:
                 raise ConfigError(
@@ -197,8 +185,8 @@ class BlockConfig:
             return key, raw
         try:
             return key, cls._from_json_value(key, json.loads(raw))
-        except json.JSONDecodeError:
-            raise ConfigError(f"{key} must be a JSON value, not '{raw}'") from None
+        except (json.JSONDecodeError, RecursionError):
+            raise ConfigError(f"{key} must be a JSON value, not '{raw[:40]}{'...' if len(raw) > 40 else ''}'") from None
 
     @classmethod
     def build(cls, *, preset="default", config_file=None, assignments=()):
@@ -287,6 +275,8 @@ class InnerProductConfig(BlockConfig):
     def _validate(self):
         if self.lanes > self.d_model:
             raise ConfigError(f"lanes must be at most d_model = {self.d_model}, not {self.lanes}")
+        if self.rank > self.d_model:     # u and v are rank singular vectors of a d_model x d_model matrix
+            raise ConfigError(f"rank must be at most d_model = {self.d_model}, not {self.rank}")
         if self.out_width > MAX_DERIVED_WIDTH:
             raise ConfigError(
                 f"x_width + w_width + log2(d_model) must give at most {MAX_DERIVED_WIDTH} output bits, "

@@ -78,6 +78,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError
+from ..files import loads, read_text
 from .inner_product import inner_product
 from . import damf_head_block
 from .systolic_qk import scores as systolic_qk_scores
@@ -614,16 +615,14 @@ def load(path, *, block=None):
     path = Path(path)
     where = f"vector file '{path}'"
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise VectorFileError(f"cannot read {where}: {e.strerror}") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise VectorFileError(f"{where} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        doc = loads(read_text(path, "vector file"), where)
+    except ConfigError as e:
+        raise VectorFileError(str(e)) from None
     _check_keys(doc, ["format", "block", "config", "inputs", "expected"], where)
     if doc["format"] != FORMAT:
         raise VectorFileError(f"{where} must have format '{FORMAT}', not {doc['format']!r}")
+    if not isinstance(doc["block"], str):
+        raise VectorFileError(f"{where}: 'block' must be a block name (a string), not {type(doc['block']).__name__}")
     if block is not None and doc["block"] != block:
         raise VectorFileError(f"{where} holds vectors for block '{doc['block']}', not '{block}'")
     try:
@@ -635,6 +634,10 @@ def load(path, *, block=None):
     except ConfigError as e:
         raise VectorFileError(f"{where}: config: {e}") from None
     BLOCK_VECTORS[cfg.block][2](cfg, doc["inputs"], doc["expected"], where)
+    if not isinstance(doc["expected"], dict):
+        raise VectorFileError(f"{where}: 'expected' must be a JSON object, not {type(doc['expected']).__name__}")
+    if not any(doc["expected"].values()):
+        raise VectorFileError(f"{where} holds no vectors: its 'expected' results are empty")
     return cfg, doc["inputs"], doc["expected"]
 
 

@@ -1,0 +1,187 @@
+"""Practical limits of the commands: what a run would cost, estimated before it starts.
+
+A command whose estimate exceeds its budget is refused with one line that gives the estimate
+and the largest value allowed (``ConfigError``, exit status 2); one within budget but slow
+runs with progress lines (:class:`Heartbeat`).  The figures are calibrated on the 2-core
+machine the project is developed on (docs/limits.md); they are estimates, stated as "about".
+"""
+
+import sys
+import threading
+import time
+
+from .errors import ConfigError
+
+__all__ = ["GENERATE_BUDGET_S", "MEMORY_BUDGET_BYTES", "ACCURACY_BUDGET_S", "generate_terms",
+           "generate_seconds", "check_generate", "vector_values_per_count", "check_golden_count",
+           "check_accuracy", "Heartbeat", "human_bytes", "human_seconds"]
+
+#: ``damf generate`` (and everything that elaborates a block) is refused above this estimate.
+GENERATE_BUDGET_S = 5 * 60
+#: Memory a command may plan to use (vector files, accuracy runs).
+MEMORY_BUDGET_BYTES = 4 << 30
+#: ``damf accuracy`` is refused above this estimated run time.
+ACCURACY_BUDGET_S = 60 * 60
+
+# bytes of memory per integer of a vector document while it is generated and written
+# (a Python int in a list, its JSON text, and NumPy temporaries)
+_BYTES_PER_VALUE = 64
+
+
+def human_bytes(n):
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def human_seconds(s):
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if s >= 2 * size:
+            return f"{s / size:.0f} {unit}"
+    return f"{s:.0f} s"
+
+
+# ---- generate --------------------------------------------------------------------------------
+
+def _beats(cfg):
+    return -(-cfg.d_model // cfg.lanes)
+
+
+def generate_terms(cfg):
+    """``{part: seconds}``: the estimated time to elaborate and write ``cfg``'s Verilog, by the
+    structures it grows with (multipliers, adder-tree columns, memory words), each at a cost
+    per unit measured on the bert-base blocks (docs/limits.md).  An order of magnitude, for
+    refusing absurd sizes and for the time-left figure, not a benchmark."""
+    b = cfg.block
+    terms = {"fixed": 1.0}
+    if b in ("inner-product", "damf-head"):
+        terms["inner-product multipliers"] = 0.03 * 2 * cfg.lanes * cfg.rank
+        terms["inner-product weight words"] = 0.0012 * _beats(cfg) * 2 * cfg.rank
+    if b in ("score", "damf-head"):
+        terms["score multipliers"] = 0.015 * cfg.parallel * cfg.rank
+        terms["key words"] = 0.0003 * cfg.seq_len * cfg.rank
+    if b in ("row-stats", "damf-head"):
+        terms["row-stats lanes"] = 0.03 * cfg.parallel
+    if b in ("shift-accumulate", "damf-head"):
+        terms["shift-add columns"] = 0.055 * cfg.parallel * cfg.d_head
+    if b == "damf-head":
+        terms["row and V buffers"] = 0.0035 * cfg.seq_len + 0.0001 * cfg.seq_len * cfg.d_head
+    if b == "softmax":
+        terms["softmax lanes"] = 0.04 * cfg.parallel
+    if b in ("systolic-qk", "systolic-av"):
+        terms["processing elements"] = 0.008 * cfg.rows * cfg.cols
+    if b == "baseline-head":
+        terms["processing elements"] = 0.03 * cfg.rows * cfg.cols
+        terms["softmax lanes"] = 0.04 * cfg.cols
+        terms["Q, K, V buffers"] = 0.0001 * cfg.seq_len * cfg.d_head * cfg.banks
+        if cfg.inputs == "x":
+            terms["projection multipliers"] = 0.03 * 2 * cfg.lanes * cfg.d_head
+            terms["projection weight words"] = 0.0012 * _beats(cfg) * 2 * cfg.d_head
+    if len(terms) == 1:
+        raise ValueError(f"no size model for block '{b}'")
+    return terms
+
+
+def generate_seconds(cfg):
+    return sum(generate_terms(cfg).values())
+
+
+def check_generate(cfg):
+    """Refuse a configuration whose Verilog would take longer than :data:`GENERATE_BUDGET_S`;
+    else return the estimate in seconds."""
+    terms = generate_terms(cfg)
+    seconds = sum(terms.values())
+    if seconds > GENERATE_BUDGET_S:
+        part = max(terms, key=terms.get)
+        raise ConfigError(
+            f"{cfg.block} with this configuration would take about {human_seconds(seconds)} to generate "
+            f"(mostly its {part}); at most about {human_seconds(GENERATE_BUDGET_S)} is allowed")
+    return seconds
+
+
+# ---- golden ------------------------------------------------------------------------------------
+
+def vector_values_per_count(cfg):
+    """Integers a vector file holds per unit of ``--count`` (a token, a row or a score row)."""
+    b = cfg.block
+    if b == "inner-product":
+        return cfg.d_model + 2 * cfg.rank
+    if b in ("systolic-qk", "systolic-av"):
+        return 2 * cfg.d_head + cfg.seq_len
+    if b == "score":
+        return 2 * cfg.rank + cfg.seq_len
+    if b in ("softmax", "row-stats"):
+        return 2 * cfg.seq_len + 16
+    if b == "shift-accumulate":
+        return cfg.seq_len * (1 + cfg.d_head) + cfg.d_head
+    if b == "damf-head":
+        return cfg.d_model + 3 * cfg.d_head
+    if b == "baseline-head":
+        return 4 * cfg.d_head + (cfg.d_model if cfg.inputs == "x" else 0)
+    raise ValueError(f"no size model for block '{b}'")
+
+
+def check_golden_count(cfgs, count):
+    """Refuse a ``--count`` whose vector files would not fit :data:`MEMORY_BUDGET_BYTES`."""
+    per = max(vector_values_per_count(c) for c in cfgs) * _BYTES_PER_VALUE
+    need = count * per
+    if need > MEMORY_BUDGET_BYTES:
+        raise ConfigError(f"--count {count} would need about {human_bytes(need)} of memory; "
+                          f"at most {MEMORY_BUDGET_BYTES // per} are allowed here")
+
+
+# ---- accuracy ----------------------------------------------------------------------------------
+
+def accuracy_bytes(length, d_model):
+    """Memory of one ``damf accuracy`` seed: a dozen ``L x L`` float arrays, the layer's
+    four ``d_model x d_model`` weights and ``L x d_model`` activations."""
+    return 8 * (12 * length * length + 4 * d_model * d_model + 4 * length * d_model)
+
+
+def accuracy_seconds(length, d_model, modes):
+    """Run time of one seed: measured 7 s at L = 1024, all three modes, d_model 768."""
+    return 0.1 + (6.5e-6 * length * length + 2e-9 * d_model ** 3 / 8) * modes / 3
+
+
+def check_accuracy(*, length, d_model, seeds, modes):
+    need = accuracy_bytes(length, d_model)
+    if need > MEMORY_BUDGET_BYTES:
+        raise ConfigError(f"an accuracy run at L = {length}, d_model = {d_model} would need about "
+                          f"{human_bytes(need)} of memory; at most {human_bytes(MEMORY_BUDGET_BYTES)} are allowed "
+                          f"(L up to about 4096 at d_model 768)")
+    per_seed = accuracy_seconds(length, d_model, modes)
+    if seeds * per_seed > ACCURACY_BUDGET_S:
+        raise ConfigError(f"--seeds {seeds} would take about {human_seconds(seeds * per_seed)} at L = {length}; "
+                          f"at most {max(1, int(ACCURACY_BUDGET_S // per_seed))} are allowed "
+                          f"(about {human_seconds(ACCURACY_BUDGET_S)})")
+    return per_seed
+
+
+# ---- progress ----------------------------------------------------------------------------------
+
+class Heartbeat:
+    """A context that prints ``label ... (N s)`` to stderr every ``every`` seconds while the
+    work inside runs, so no command sits silent; prints nothing for work shorter than that."""
+
+    def __init__(self, label, *, every=10.0, estimate=None, stream=None):
+        self.label, self.every, self.estimate = label, every, estimate
+        self.stream = stream or sys.stderr
+        self._stop = threading.Event()
+
+    def _run(self):
+        start = time.monotonic()
+        while not self._stop.wait(self.every):
+            elapsed = time.monotonic() - start
+            left = "" if self.estimate is None else f", about {human_seconds(max(self.estimate - elapsed, 0))} left"
+            print(f"{self.label} ... ({elapsed:.0f} s{left})", file=self.stream, flush=True)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
