@@ -14,7 +14,7 @@ from pathlib import Path
 from .blocks import BLOCKS, get_block, to_verilog
 from .config import PRESETS, ConfigError
 from .files import check_out_dir, write_atomically
-from .limits import Heartbeat, check_accuracy, check_generate, check_golden_count, human_seconds
+from .limits import GENERATE_BUDGET_S, MAX_FINETUNE_STEPS, MAX_LOGIT_GAIN, Heartbeat, check_accuracy, check_generate, check_golden_count, human_seconds
 from .golden.damf_head import DEFAULT_PQ_WIDTH
 from .golden.eval import EvalOptions
 
@@ -32,6 +32,32 @@ def _block_list():
     return "\n".join(f"  {name:<{width}}  {b.summary}" for name, b in BLOCKS.items())
 
 
+def _keys_help(block):
+    """``damf generate BLOCK --help``: the block's keys, their defaults, ranges and meaning."""
+    import dataclasses
+    cfg = block.config_cls.from_preset("default")
+    rows = []
+    for f in dataclasses.fields(cfg):
+        meta = f.metadata
+        lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
+        limits = (", ".join(choices) if choices else
+                  f"{lo}..{hi}" if lo is not None and hi is not None else
+                  f">= {lo}" if lo is not None else f"<= {hi}" if hi is not None else "")
+        default = getattr(cfg, f.name)
+        default = "none" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
+        rows.append((f.name, default if len(default) < 24 else default[:20] + "...", limits,
+                     " ".join(str(meta.get("doc", "")).split())))
+    w = [max(len(r[i]) for r in rows + [("key", "default", "range", "")]) for i in range(3)]
+    lines = [f"usage: damf generate {block.name} [--preset NAME] [--config FILE] [--set KEY=VALUE ...] --out DIR",
+             "", block.summary, "",
+             f"keys (--set KEY=VALUE; defaults of the default preset; combinations are checked too, and a",
+             f"configuration estimated to take more than {GENERATE_BUDGET_S // 60} minutes to generate is refused "
+             f"with the estimate: docs/limits.md):", "",
+             f"  {'key':<{w[0]}}  {'default':<{w[1]}}  {'range':<{w[2]}}  meaning"]
+    lines += [f"  {n:<{w[0]}}  {d:<{w[1]}}  {r:<{w[2]}}  {doc}" for n, d, r, doc in rows]
+    return "\n".join(lines)
+
+
 def _check_range(option, value, lo, hi):
     """``lo <= value <= hi`` (``hi`` None: no upper bound), else one line naming both."""
     if value < lo or (hi is not None and value > hi):
@@ -47,7 +73,7 @@ def _config_from_args(block, args):
 def _add_config_args(p):
     p.add_argument("--preset", default="default", metavar="NAME",
                    help=f"starting configuration: {', '.join(PRESETS)} (default: default)")
-    p.add_argument("--config", metavar="FILE", type=Path,
+    p.add_argument("--config", metavar="FILE",
                    help="JSON config file (a flat object of keys, or a BLOCK.json) applied over the preset")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override one configuration key (repeatable), applied last")
@@ -206,8 +232,7 @@ def cmd_synth(args):
     from .synth import SynthError, run
     if args.preset not in PRESETS:
         raise ConfigError(f"unknown preset '{args.preset}'; expected one of: {', '.join(PRESETS)}")
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
+    _check_range("--jobs", args.jobs, 1, 64)
     if args.pnr_timeout is not None and not 0 < args.pnr_timeout < float("inf"):
         raise ConfigError(f"--pnr-timeout must be a positive number of seconds, not {args.pnr_timeout:g}")
     if args.place_iso and (args.no_pnr or args.no_iso or args.block):
@@ -228,7 +253,7 @@ def cmd_eval(args):
         ranks=ev.parse_ranks(args.ranks),
         sentences=Path(args.sentences) if args.sentences else ev.DEFAULT_SENTENCES,
         limit=args.limit,
-        layers=tuple(int(x) for x in ev.parse_widths("layers", args.layers, 0, 1 << 10)) if args.layers else None,
+        layers=tuple(int(x) for x in ev.parse_widths("layers", args.layers, 0, 1 << 10)) if args.layers is not None else None,
         x_width=ev.parse_widths("x-width", args.x_width, 2, 24),
         w_width=ev.parse_widths("w-width", args.w_width, 2, 24),
         v_width=ev.parse_widths("v-width", args.v_width, 2, 24),
@@ -240,7 +265,8 @@ def cmd_eval(args):
         raise ConfigError(f"--out-frac must be in [0, 16], not {opts.out_frac}")
     out = Path(args.out)
     ev.read_sentences(opts.sentences, opts.limit)  # bad input fails before the model loads
-    result = ev.run(opts)
+    with Heartbeat("eval: running", every=30):
+        result = ev.run(opts)
     command = " ".join(["damf eval", f"--ranks {args.ranks}"]
                        + ([f"--sentences {args.sentences}"] if args.sentences else [])
                        + ([f"--limit {args.limit}"] if args.limit is not None else [])
@@ -281,8 +307,9 @@ def cmd_accuracy(args):
     length = cfg.seq_len if args.length is None else args.length
     if not 1 <= length <= cfg.seq_len:
         raise ConfigError(f"--length must be in [1, seq_len = {cfg.seq_len}], not {length}")
-    if not 0 < args.logit_gain < float("inf"):
-        raise ConfigError(f"--logit-gain must be a positive finite number, not {args.logit_gain:g}")
+    if not 0 < args.logit_gain <= MAX_LOGIT_GAIN:
+        raise ConfigError(f"--logit-gain must be a positive finite number of at most {MAX_LOGIT_GAIN}, "
+                          f"not {args.logit_gain:g}")
     d_model = 4 * cfg.d_head if args.d_model is None else args.d_model
     if d_model < cfg.d_head or d_model % cfg.d_head:
         raise ConfigError(f"--d-model must be a positive multiple of d_head = {cfg.d_head}, not {d_model}")
@@ -311,10 +338,9 @@ def cmd_accuracy(args):
 def cmd_finetune(args):
     from .golden import eval as ev
     from .golden import finetune as ft
-    if args.steps < 1:
-        raise ConfigError(f"--steps must be at least 1, not {args.steps}")
-    if not (args.lr > 0 and args.lr < float("inf")):
-        raise ConfigError(f"--lr must be a positive number, not {args.lr}")
+    _check_range("--steps", args.steps, 1, MAX_FINETUNE_STEPS)
+    if not 0 < args.lr <= 1:
+        raise ConfigError(f"--lr must be a positive number of at most 1 (Adam's step), not {args.lr:g}")
     if args.seed < 0:
         raise ConfigError(f"--seed must be at least 0, not {args.seed}")
     opts = ft.FinetuneOptions(
@@ -324,13 +350,14 @@ def cmd_finetune(args):
         ranks=ev.parse_ranks(args.ranks),
         sentences=Path(args.sentences) if args.sentences else ev.DEFAULT_SENTENCES,
         limit=args.limit,
-        layers=tuple(ev.parse_widths("layers", args.layers, 0, 1 << 10)) if args.layers else None,
+        layers=tuple(ev.parse_widths("layers", args.layers, 0, 1 << 10)) if args.layers is not None else None,
         seed=args.seed,
     )
     out = Path(args.out)
     # bad input fails before the model loads: unreadable file, too few sentences
     ft.split_sentences(len(ev.read_sentences(opts.sentences, opts.limit)), opts.seed)
-    result = ft.run(opts)
+    with Heartbeat("finetune: running", every=30):
+        result = ft.run(opts)
     command = " ".join(["damf finetune", f"--lambdas {args.lambdas}", f"--steps {args.steps}",
                         f"--lr {args.lr:g}", f"--ranks {args.ranks}"]
                        + ([f"--sentences {args.sentences}"] if args.sentences else [])
@@ -365,6 +392,9 @@ def main(argv=None):
     _add_config_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.set_defaults(func=cmd_generate)
+    p.epilog = ("damf generate BLOCK --help lists BLOCK's keys with their ranges. A configuration estimated to "
+                f"take more than {GENERATE_BUDGET_S // 60} minutes to generate is refused with the estimate; "
+                "a long one prints progress every 10 s (docs/limits.md).\n\nblocks:\n" + _block_list())
 
     p = sub.add_parser("minilm-head", help="damf-head Verilog for one real head of all-MiniLM-L6-v2",
                        description="Generate the damf-head of one head of all-MiniLM-L6-v2 with its real "
@@ -400,15 +430,18 @@ def main(argv=None):
                        description="Write DIR/PRESET/BLOCK.json golden vector files (see golden/vectors.py).")
     p.add_argument("--preset", action="append", metavar="NAME", help="preset (repeatable; default: all)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    p.add_argument("--count", type=int, default=64, help="random input vectors per file (default: 64)")
+    p.add_argument("--seed", type=int, default=1, help="random seed, 0 .. 2^64 - 1 (default: 1)")
+    p.add_argument("--count", type=int, default=64,
+                   help="random input vectors per file (default: 64); a count whose files would need more "
+                        "than 4 GiB of memory is refused with the estimate")
     p.set_defaults(func=cmd_golden)
 
     p = sub.add_parser("sim", help="run the RTL against a vector file",
                        description="Generate the block of a vector file, simulate it on its inputs, "
                                    "and report matches and the first mismatches.")
     p.add_argument("block", metavar="BLOCK", nargs="?", help="block name (default: the file's)")
-    p.add_argument("--vectors", required=True, metavar="FILE", help="vector file (format in golden/vectors.py)")
+    p.add_argument("--vectors", required=True, metavar="FILE",
+                   help="vector file (format in golden/vectors.py; UTF-8 JSON, at most 1 GiB, at least one vector)")
     p.add_argument("--sim", default="icarus", choices=("icarus", "verilator"), help="simulator (default: icarus)")
     p.add_argument("--build", default="build/vectors", metavar="DIR", help="build folder (default: build/vectors)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the simulator's log (default: only on failure)")
@@ -458,7 +491,7 @@ def main(argv=None):
                    help="place and route the iso-throughput designs that fit the LFE5U-85F at a preset that "
                         "leaves it out (bert-base: the rank-1 DAMF heads, about 12 minutes each)")
     p.add_argument("--jobs", type=int, default=2, metavar="N",
-                   help="synthesis processes run at once (default: 2)")
+                   help="synthesis processes run at once, 1..64 (default: 2)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("eval", help="DAMF on a trained transformer (all-MiniLM-L6-v2): report and plots",
@@ -498,9 +531,11 @@ def main(argv=None):
                    help="mode to evaluate (repeatable; default: all three)")
     p.add_argument("--length", type=int, metavar="L", help="tokens per head (default: seq_len)")
     p.add_argument("--d-model", type=int, metavar="N", help="d_model of the random layer (default: 4 d_head)")
-    p.add_argument("--seeds", type=int, default=3, metavar="N", help="random layers averaged (default: 3)")
+    p.add_argument("--seeds", type=int, default=3, metavar="N",
+                   help="random layers averaged (default: 3); runs needing more than 4 GiB (L up to about 4096) "
+                        "or estimated at more than an hour are refused with the estimate")
     p.add_argument("--logit-gain", type=float, default=1.0, metavar="G",
-                   help="sharpen the attention: logits times G (default: 1)")
+                   help=f"sharpen the attention: logits times G, at most {MAX_LOGIT_GAIN} (default: 1)")
     p.add_argument("--pq-width", metavar="N|exact",
                    help="bits of p and q after requantization (2..32), or 'exact': the preset's "
                         "inner-product out_width, no requantization (default: the configuration's "
@@ -519,8 +554,10 @@ def main(argv=None):
                                    "(see docs/eval.md). Progress goes to stderr.")
     p.add_argument("--lambdas", default="0,0.01,0.1,1", metavar="LIST",
                    help="weights of L_MS, 0 being the control (default: 0,0.01,0.1,1)")
-    p.add_argument("--steps", type=int, default=200, metavar="N", help="Adam steps per layer (default: 200)")
-    p.add_argument("--lr", type=float, default=1e-3, metavar="X", help="Adam learning rate (default: 0.001)")
+    p.add_argument("--steps", type=int, default=200, metavar="N",
+                   help="Adam steps per layer, 1..10000 (default: 200; about 0.3-1 s a step and layer)")
+    p.add_argument("--lr", type=float, default=1e-3, metavar="X",
+                   help="Adam learning rate, in (0, 1] (default: 0.001)")
     p.add_argument("--ranks", default="1,2,4,8,full", metavar="LIST",
                    help="ranks to evaluate, e.g. 1,2,4,8,full (default: 1,2,4,8,full)")
     p.add_argument("--sentences", metavar="FILE",
@@ -541,6 +578,10 @@ def main(argv=None):
                    help="simulator to measure (repeatable; default: both)")
     p.set_defaults(func=cmd_bench)
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["generate"] and ({"-h", "--help"} & set(argv)) and set(argv) & set(BLOCKS):
+        print(_keys_help(get_block(next(a for a in argv if a in BLOCKS))))
+        return 0
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -549,6 +590,10 @@ def main(argv=None):
         block = getattr(args, "block", None)
         for name in block if isinstance(block, list) else [block] if block is not None else []:
             get_block(name)       # an unknown block name: one line, before any work
+        for option in ("sentences", "config", "vectors"):      # input files: a name, not ''
+            value = getattr(args, option, None)
+            if value is not None and not str(value).strip():
+                raise ConfigError(f"--{option} must name a file, not '{value}'")
         for option in ("out", "build"):     # output folders: checked before any work
             if getattr(args, option, None) is not None:
                 check_out_dir(getattr(args, option), f"--{option}")

@@ -12,7 +12,7 @@ import time
 
 from .errors import ConfigError
 
-__all__ = ["GENERATE_BUDGET_S", "MEMORY_BUDGET_BYTES", "ACCURACY_BUDGET_S", "generate_terms",
+__all__ = ["GENERATE_BUDGET_S", "MEMORY_BUDGET_BYTES", "ACCURACY_BUDGET_S", "MAX_FINETUNE_STEPS", "MAX_LOGIT_GAIN", "generate_terms",
            "generate_seconds", "check_generate", "vector_values_per_count", "check_golden_count",
            "check_accuracy", "Heartbeat", "human_bytes", "human_seconds"]
 
@@ -22,6 +22,12 @@ GENERATE_BUDGET_S = 5 * 60
 MEMORY_BUDGET_BYTES = 4 << 30
 #: ``damf accuracy`` is refused above this estimated run time.
 ACCURACY_BUDGET_S = 60 * 60
+#: ``damf finetune --steps``: at about 0.3-1 s a step (12 heads' SVDs and the layer's forward
+#: and backward pass on the training sentences), 10,000 steps are already hours per layer.
+MAX_FINETUNE_STEPS = 10_000
+#: ``damf accuracy --logit-gain``: far sharper than any trained head (a gain of 1000 puts almost
+#: all of every row's weight on its largest score) and inside base2's constant range.
+MAX_LOGIT_GAIN = 1000
 
 # bytes of memory per integer of a vector document while it is generated and written
 # (a Python int in a list, its JSON text, and NumPy temporaries)

@@ -67,7 +67,7 @@ BAD = [
     (["sim", "--vectors", "{cfg}"], "vector file '{cfg}' is not valid JSON: "),
     (["accuracy", "--seeds", "0"], "--seeds must be at least 1, not 0"),
     (["accuracy", "--length", "9"], "--length must be in [1, seq_len = 8], not 9"),
-    (["accuracy", "--logit-gain", "-1"], "--logit-gain must be a positive finite number, not -1"),
+    (["accuracy", "--logit-gain", "-1"], "--logit-gain must be a positive finite number of at most 1000, not -1"),
     (["accuracy", "--d-model", "12"], "--d-model must be a positive multiple of d_head = 8, not 12"),
     (["accuracy", "--mode", "exp"], "argument --mode: invalid choice: 'exp'"),
     (["accuracy", "--set", "mode=exp"], "mode must be one of maclaurin, maclaurin-abs, base2, not 'exp'"),
