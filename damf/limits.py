@@ -168,7 +168,8 @@ def check_accuracy(*, length, d_model, seeds, modes):
 
 class Heartbeat:
     """A context that prints ``label ... (N s)`` to stderr every ``every`` seconds while the
-    work inside runs, so no command sits silent; prints nothing for work shorter than that."""
+    work inside runs, so no command sits silent; prints nothing for work shorter than that.
+    ``label`` may be a function, called for each line (a count of what is done, say)."""
 
     def __init__(self, label, *, every=10.0, estimate=None, stream=None):
         self.label, self.every, self.estimate = label, every, estimate
@@ -180,7 +181,8 @@ class Heartbeat:
         while not self._stop.wait(self.every):
             elapsed = time.monotonic() - start
             left = "" if self.estimate is None else f", about {human_seconds(max(self.estimate - elapsed, 0))} left"
-            print(f"{self.label} ... ({elapsed:.0f} s{left})", file=self.stream, flush=True)
+            label = self.label() if callable(self.label) else self.label
+            print(f"{label} ... ({elapsed:.0f} s{left})", file=self.stream, flush=True)
 
     def __enter__(self):
         self._thread = threading.Thread(target=self._run, daemon=True)

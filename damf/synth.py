@@ -45,6 +45,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from .blocks import BLOCKS, get_block
+from .limits import Heartbeat
 
 __all__ = ["synthesize", "write_reports", "SynthError"]
 
@@ -511,17 +512,19 @@ def run(*, preset, blocks, out, build, pnr=True, compare=True, sweep=None, jobs=
             print(f"[{n}/{len(queue)}] {label} ({preset})", flush=True)
             futures[pool.submit(_job, cfg, work, job_pnr, flows_ice40, pnr_timeout, label, cache_file)] = \
                 (label, cache_file)
-        for future in as_completed(futures):
-            label, cache_file = futures[future]
-            done += 1
-            try:
-                results[label] = future.result()
-            except Exception as e:
-                if cache_file is None:          # a block of the report: the run fails
-                    raise
-                # a comparison design: the comparison reports it (it runs it once more)
-                print(f"  {label}: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}", flush=True)
-            print(f"  [{done}/{len(queue)} done, {time.monotonic() - start:.0f} s] {label}", flush=True)
+        with Heartbeat(lambda: f"  damf synth: {done}/{len(queue)} done, still running", every=60,
+                       stream=sys.stdout):
+            for future in as_completed(futures):
+                label, cache_file = futures[future]
+                done += 1
+                try:
+                    results[label] = future.result()
+                except Exception as e:
+                    if cache_file is None:          # a block of the report: the run fails
+                        raise
+                    # a comparison design: the comparison reports it (it runs it once more)
+                    print(f"  {label}: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}", flush=True)
+                print(f"  [{done}/{len(queue)} done, {time.monotonic() - start:.0f} s] {label}", flush=True)
     block_results = [results[name] for name in names]
     paths = write_reports(preset, block_results, out)
     print(f"wrote {paths[0]} and {paths[1]} ({time.monotonic() - start:.0f} s)")
