@@ -61,7 +61,7 @@ else
 	$(DAMF) sim --vectors $(VECTORS) --sim $(SIM)
 endif
 
-test: $(STAMP) icarus
+test: $(STAMP) icarus abc
 	$(PY) -m pytest tests sim --sim all -q
 
 verilog: $(STAMP)

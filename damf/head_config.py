@@ -532,7 +532,9 @@ class DamfHeadBlockConfig(DamfHeadConfig):
                 out[head].append(z)
                 done += 1
             pending_z = [p for p in pending_z if p[0] > cycle]
-            if cycle > 100 * (total + 10) * (self.row_beats(self.seq_len) + group + 10) + 1000 * len(heads):
+            # a bound no schedule reaches: every head's X (and Y) load, then its rows one by one
+            if cycle > (100 * (total + 10) * (self.row_beats(self.seq_len) + group + 10) + 1000 * len(heads)
+                        + 2 * beats * sum(lq + lk for lq, lk in heads)):
                 raise RuntimeError("schedule: no progress")       # a bug in the model
         return out
 

@@ -68,3 +68,10 @@ def test_human_units():
     assert limits.human_seconds(30) == "30 s"
     assert limits.human_seconds(3 * 3600) == "3 hours"
     assert limits.human_bytes(119 * 2 ** 30) == "119 GiB"
+
+
+def test_cycle_model_of_a_long_load_completes():
+    """A head whose X load is far longer than its rows (d_model 65536 over 4 lanes: 16,384
+    beats a token) has a cycle model, not a "no progress" error: the load sets the interval."""
+    cfg = BLOCKS["damf-head"].config_cls.build(assignments=["d_model=65536"])
+    assert cfg.head_interval == cfg.inner_product.beats * cfg.seq_len
