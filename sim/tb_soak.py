@@ -300,7 +300,8 @@ async def soak(dut):
             want, have = expected.popleft(), soak.decode(tb, word)
             if have != want:
                 write_report(results=checked, mismatch={"index": checked, "got": str(have), "expected": str(want)})
-                raise AssertionError(f"{block}: result {checked} ({soak.unit}): {have}, expected {want} (seed {tb.seed})")
+                raise AssertionError(f"{block}: result {checked} ({soak.unit}): {have}, expected {want} "
+                                     f"(seed {tb.seed})")
             checked += 1
         if got:
             last_result = cycles()
