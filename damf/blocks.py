@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from amaranth.back import verilog
+from amaranth.hdl import Value
 
 from .config import ConfigError, InnerProductConfig
 from .config import SystolicQKConfig
@@ -12,7 +13,10 @@ from .config import BaselineHeadConfig
 from .head_config import RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
 from .head_config import DamfHeadBlockConfig
 
-__all__ = ["Block", "BLOCKS", "get_block", "to_verilog"]
+__all__ = ["Block", "BLOCKS", "MAX_VALUE_BITS", "get_block", "to_verilog"]
+
+#: the widest value Amaranth 0.5's netlist represents (``amaranth.hdl._nir``: bits < 2**16)
+MAX_VALUE_BITS = (1 << 16) - 1
 
 
 @dataclass(frozen=True)
@@ -171,4 +175,10 @@ def to_verilog(cfg):
     """Deterministic Verilog text for ``cfg`` (no source locations, explicit module name)."""
     block = get_block(cfg.block)
     component = block.build(cfg)
+    for path, _, value in component.signature.flatten(component):
+        width = len(Value.cast(value))
+        if width > MAX_VALUE_BITS:
+            name = "__".join(str(p) for p in path)
+            raise ConfigError(f"{cfg.block}: port {name} would be {width:,} bits wide; Amaranth's netlist "
+                              f"takes at most {MAX_VALUE_BITS:,} bits per value (fewer lanes or parallel)")
     return verilog.convert(component, name=block.module, emit_src=False)

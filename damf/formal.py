@@ -32,7 +32,9 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-from .blocks import BLOCKS
+from .blocks import BLOCKS, get_block
+from .errors import ConfigError
+from .files import check_out_dir
 from .config import BaselineHeadConfig, InnerProductConfig, SoftmaxConfig, SystolicAVConfig, SystolicQKConfig
 from .head_config import DamfHeadBlockConfig, RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
 from .hdl.formal import SPECS, Harness, stream_ports
@@ -57,7 +59,7 @@ CONFIGS = {
                                weight_frac=2),
     "damf-head": _small(DamfHeadBlockConfig, seq_len=2, d_head=1, pq_width=2, v_width=2, parallel=1,
                         d_model=2, lanes=2, x_width=2, w_width=2, weights="fixed", pq_shift=1),
-    "softmax": _small(SoftmaxConfig, seq_len=4, parallel=2, in_width=4),
+    "softmax": _small(SoftmaxConfig, seq_len=4, parallel=2, in_width=4, exp_frac=4, prob_width=2),
     "systolic-av": _small(SystolicAVConfig, rows=2, cols=1, d_head=1, seq_len=2, q_width=2, k_width=2),
     "baseline-head": _small(BaselineHeadConfig, rows=1, cols=1, d_head=1, seq_len=2, q_width=2, k_width=2,
                             v_width=2, prob_width=2),
@@ -68,9 +70,9 @@ CONFIGS = {
 DEPTHS = {name: {"stable": 16, "count": 12, "order": 12, "data": 12} for name in CONFIGS}
 # count: past the first pending unit plus the liveness latency (Spec relations), at least 12
 for _name, _depth in {"systolic-qk": 14, "score": 14, "row-stats": 14, "shift-accumulate": 16,
-                      "softmax": 40, "damf-head": 52, "baseline-head": 56}.items():
+                      "softmax": 36, "damf-head": 52, "baseline-head": 56}.items():
     DEPTHS[_name]["count"] = _depth
-DEPTHS["softmax"]["data"] = 32       # a row's output starts row_latency = 25 cycles after it
+DEPTHS["softmax"]["data"] = 30       # a row's output starts row_latency = 22 cycles after it
 
 # sby mode and engine per check: smtbmc with yices for k-induction and covers, ABC's bmc3
 # (Debian's berkeley-abc) for the bounded checks -- minutes faster than smtbmc on the data
@@ -287,17 +289,40 @@ def run_block(name, *, out="build/formal", checks=None, depth=None, engine=None,
     return results
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ConfigError(message)
+
+
+#: engines ``--engine`` accepts (sby's names)
+KNOWN_ENGINES = ("smtbmc yices", "smtbmc z3", "abc bmc3", "abc pdr")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m damf.formal", description=__doc__.splitlines()[0])
+    """Bad options: one line ``damf: error: ...`` and exit status 2, before any check runs."""
+    parser = _Parser(prog="python -m damf.formal", description=__doc__.splitlines()[0])
     parser.add_argument("blocks", nargs="*", help=f"blocks to check (default: all of {', '.join(BLOCKS)})")
     parser.add_argument("--check", action="append", choices=CHECKS, help="only these checks (repeatable)")
     parser.add_argument("--out", default="build/formal", help="build folder (default: build/formal)")
-    parser.add_argument("--depth", type=int, help="override every check's depth (cycles)")
-    parser.add_argument("--engine", help="override the sby engine, e.g. 'abc pdr' (unbounded), 'smtbmc z3'")
-    args = parser.parse_args(argv)
-    for name in args.blocks:
-        if name not in BLOCKS:
-            parser.error(f"unknown block '{name}'; expected one of: {', '.join(BLOCKS)}")
+    parser.add_argument("--depth", type=int, help="override every check's depth (cycles, 1..200)")
+    parser.add_argument("--engine", help=f"override the sby engine: {', '.join(KNOWN_ENGINES)} "
+                                         "('abc pdr' is unbounded)")
+    try:
+        args = parser.parse_args(argv)
+        for name in args.blocks:
+            get_block(name)
+        if args.depth is not None and not 1 <= args.depth <= 200:
+            raise ConfigError(f"--depth must be in [1, 200], not {args.depth}")
+        if args.engine is not None and args.engine not in KNOWN_ENGINES:
+            raise ConfigError(f"--engine must be one of: {', '.join(KNOWN_ENGINES)}; not '{args.engine}'")
+        check_out_dir(args.out)
+        try:
+            Path(args.out).mkdir(parents=True, exist_ok=True)     # the build folder, made up front
+        except OSError as e:
+            raise ConfigError(f"--out '{args.out}' cannot be made: {e.strerror or e}") from None
+    except ConfigError as e:
+        print(f"damf: error: {e}", file=sys.stderr)
+        return 2
     start = time.monotonic()
     results = []
     for name in args.blocks or list(BLOCKS):

@@ -80,7 +80,7 @@ def generate_terms(cfg):
     if b == "baseline-head":
         terms["processing elements"] = 0.03 * cfg.rows * cfg.cols
         terms["softmax lanes"] = 0.04 * cfg.cols
-        terms["Q, K, V buffers"] = 0.0001 * cfg.seq_len * cfg.d_head * cfg.banks
+        terms["Q, K, V buffers"] = 0.0003 * cfg.seq_len * cfg.d_head * cfg.banks
         if cfg.inputs == "x":
             terms["projection multipliers"] = 0.03 * 2 * cfg.lanes * cfg.d_head
             terms["projection weight words"] = 0.0012 * _beats(cfg) * 2 * cfg.d_head

@@ -492,7 +492,7 @@ def shift_accumulate_spec(cfg):
 def softmax_spec(cfg):
     """``hdl/softmax.py``: rows end with ``last`` or their ``max_beats``-th beat; one output
     beat per input beat, in order, with its ``count``, ``last`` on each row's final beat; at
-    most ``buffer_depth`` beats and rows in flight; a row's first output ``row_latency``
+    most ``buffer_depth + 5`` beats and rows in flight (the buffer and the back pipeline); a row's first output ``row_latency``
     cycles after its last input (or after the previous row's output)."""
     Mb = cfg.max_beats
 
@@ -515,9 +515,14 @@ def softmax_spec(cfg):
         return rules, mine & (tag >= 1)
 
     units = {"i": lambda pl, beat: pl.last | (beat == Mb - 1), "o": lambda pl, beat: pl.last}
+    # in flight: the buffer_depth beats (and rows) that i.ready admits -- counted from their
+    # acceptance until the back pipeline reads them -- plus the back pipeline's own 5 registers
+    # (read, shift amount, shift, multiply, output: hdl/softmax.py), which hold a beat each when
+    # o stalls.  BMC with the bound buffer_depth alone found 26 beats in flight (22 + 4).
+    capacity = cfg.buffer_depth + 5
     return Spec("softmax", units=units, assume=assume, data=data, relations=(
-        Relation("o", lambda p: p["i"].units, cfg.buffer_depth, cfg.row_latency + 2 * Mb),
-        Relation("o", lambda p: p["i"].beats, cfg.buffer_depth, per="beats"),
+        Relation("o", lambda p: p["i"].units, capacity, cfg.row_latency + 2 * Mb),
+        Relation("o", lambda p: p["i"].beats, capacity, per="beats"),
     ))
 
 

@@ -116,6 +116,8 @@ CASES = [
      "score with this configuration would take about "),
     ("size", ["generate", "damf-head", "--set", "seq_len=65536", "--set", "d_head=4096", "--out", "o"],
      "damf-head with this configuration would take about "),
+    ("size", ["generate", "score", "--set", "seq_len=65536", "--set", "parallel=4096", "--out", "o"],
+     "score: port o__payload would be 65,550 bits wide; Amaranth's netlist takes at most 65,535 bits"),
     ("size", ["generate", "inner-product", "--set", "d_model=65536", "--set", "lanes=256", "--set", "rank=64",
               "--out", "o"], "inner-product with this configuration would take about "),
 ]
