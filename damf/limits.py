@@ -44,7 +44,8 @@ def human_bytes(n):
 def human_seconds(s):
     for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
         if s >= 2 * size:
-            return f"{s / size:.0f} {unit}"
+            # a decimal below ten units, so "5.2 minutes" is not "at most 5 minutes"
+            return f"{s / size:.1f} {unit}" if s < 10 * size else f"{s / size:.0f} {unit}"
     return f"{s:.0f} s"
 
 

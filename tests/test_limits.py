@@ -23,8 +23,8 @@ def test_every_preset_block_is_within_the_generate_budget(preset):
 
 def test_generate_estimate_names_the_largest_part():
     cfg = BLOCKS["score"].config_cls.build(assignments=["seq_len=65536", "parallel=65536"])
-    with pytest.raises(ConfigError, match=r"^score with this configuration would take about \d+ minutes to "
-                                          r"generate \(mostly its score multipliers\); at most about 5 minutes"):
+    with pytest.raises(ConfigError, match=r"^score with this configuration would take about [\d.]+ minutes to "
+                                          r"generate \(mostly its score multipliers\); at most about 5.0 minutes"):
         limits.check_generate(cfg)
 
 
@@ -66,7 +66,7 @@ def test_heartbeat_speaks_only_when_work_is_long():
 
 def test_human_units():
     assert limits.human_seconds(30) == "30 s"
-    assert limits.human_seconds(3 * 3600) == "3 hours"
+    assert limits.human_seconds(3 * 3600) == "3.0 hours" and limits.human_seconds(30 * 3600) == "30 hours"
     assert limits.human_bytes(119 * 2 ** 30) == "119 GiB"
 
 
