@@ -70,7 +70,7 @@ CONFIGS = {
 DEPTHS = {name: {"stable": 16, "count": 12, "order": 12, "data": 12} for name in CONFIGS}
 # count: past the first pending unit plus the liveness latency (Spec relations), at least 12
 for _name, _depth in {"systolic-qk": 14, "score": 14, "row-stats": 14, "shift-accumulate": 16,
-                      "softmax": 36, "damf-head": 52, "baseline-head": 56}.items():
+                      "softmax": 31, "damf-head": 52, "baseline-head": 56}.items():
     DEPTHS[_name]["count"] = _depth
 DEPTHS["softmax"]["data"] = 30       # a row's output starts row_latency = 22 cycles after it
 
