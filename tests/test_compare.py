@@ -68,9 +68,19 @@ def test_side_summary_sums_and_min_fmax():
         == {"coarse", "cmos"}
 
 
-def test_head_not_registered(monkeypatch):
+@pytest.fixture
+def without_damf_head():
+    """The registry without ``damf-head``, then as it was and in its order (monkeypatch's
+    ``delitem`` would put the entry back at the end, and other tests read the order)."""
     from damf import blocks
-    monkeypatch.delitem(blocks.BLOCKS, "damf-head", raising=False)
+    saved = dict(blocks.BLOCKS)
+    del blocks.BLOCKS["damf-head"]
+    yield
+    blocks.BLOCKS.clear()
+    blocks.BLOCKS.update(saved)
+
+
+def test_head_not_registered(without_damf_head):
     damf, base = compare.head_configs("default")
     cfgs = compare.part_configs(damf, base)
     results = {b: _fake(b, 0 if b == "shift-accumulate" else 1, 1000, 80.0) for b in cfgs}

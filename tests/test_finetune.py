@@ -160,9 +160,9 @@ def test_lms_fine_tuning_concentrates_m_on_real_weights(real_layer):
 @pytest.mark.parametrize("args, message", [
     (["--lambdas", "0,-1"], "--lambdas must be a comma-separated list of non-negative numbers, not '0,-1'"),
     (["--lambdas", "a"], "--lambdas must be a comma-separated list of non-negative numbers, not 'a'"),
-    (["--steps", "0"], "--steps must be at least 1, not 0"),
+    (["--steps", "0"], "--steps must be in [1, 10000], not 0"),
     (["--steps", "x"], "argument --steps: invalid int value: 'x'"),
-    (["--lr", "0"], "--lr must be a positive number, not 0.0"),
+    (["--lr", "0"], "--lr must be a positive number of at most 1 (Adam's step), not 0"),
     (["--seed", "-1"], "--seed must be at least 0, not -1"),
     (["--ranks", "0"], "--ranks must be a comma-separated list of positive integers or 'full', not '0'"),
     (["--layers", "a"], "--layers must be a comma-separated list of integers, not 'a'"),
