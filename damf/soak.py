@@ -85,23 +85,14 @@ def soak_block(name, *, cycles, seed, build, echo=True, env=None):
     return report
 
 
-def _positive(text):
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise ConfigError(f"--cycles must be a positive integer, not '{text}'") from None
-    if value < 1:
-        raise ConfigError(f"--cycles must be a positive integer, not {value}")
-    return value
-
-
-def _seed(text):
+def _int_at_least(option, text, minimum, expected):
+    """``text`` as an integer of at least ``minimum`` (``1_000_000`` allowed), else one line."""
     try:
         value = int(text)
     except ValueError:
-        raise ConfigError(f"--seed must be an integer >= 0, not '{text}'") from None
-    if value < 0:
-        raise ConfigError(f"--seed must be an integer >= 0, not {value}")
+        raise ConfigError(f"{option} must be {expected}, not '{text}'") from None
+    if value < minimum:
+        raise ConfigError(f"{option} must be {expected}, not {value}")
     return value
 
 
@@ -116,7 +107,8 @@ def _parse(argv):
                    help=f"block to soak (repeatable; default: all): {', '.join(BLOCKS)}")
     p.add_argument("--build", default="build/soak", metavar="DIR", help="build folder (default: build/soak)")
     args = p.parse_args(argv)
-    args.cycles, args.seed = _positive(args.cycles), _seed(args.seed)
+    args.cycles = _int_at_least("--cycles", args.cycles, 1, "a positive integer")
+    args.seed = _int_at_least("--seed", args.seed, 0, "an integer >= 0")
     names = args.block or list(BLOCKS)
     for name in names:
         get_block(name)     # unknown block: ConfigError naming the valid ones

@@ -1,4 +1,4 @@
-"""Formal checks (``damf.formal``, SymbiYosys + z3) and mutants that must fail them.
+"""Formal checks (``damf.formal``: SymbiYosys with ABC bmc3 and smtbmc yices) and mutants that must fail them.
 
 The whole set (``make formal``, every block and check: docs/formal.md) takes longer than a
 test run should, so ``make test`` runs a representative subset: the structural ready check
