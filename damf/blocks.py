@@ -1,5 +1,6 @@
 """The registry of block generators: name -> configuration, RTL and golden model."""
 
+import re
 from dataclasses import dataclass
 
 from amaranth.back import verilog
@@ -13,10 +14,17 @@ from .config import BaselineHeadConfig
 from .head_config import RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
 from .head_config import DamfHeadBlockConfig
 
-__all__ = ["Block", "BLOCKS", "MAX_VALUE_BITS", "get_block", "to_verilog"]
+__all__ = ["Block", "BLOCKS", "DEFAULT_PREFIX", "MAX_VALUE_BITS", "check_prefix", "generate", "get_block", "module_name",
+           "to_verilog"]
 
 #: the widest value Amaranth 0.5's netlist represents (``amaranth.hdl._nir``: bits < 2**16)
 MAX_VALUE_BITS = (1 << 16) - 1
+
+#: the prefix of every Verilog module ``damf generate`` writes (``--prefix``)
+DEFAULT_PREFIX = "damf_"
+#: the longest ``--prefix`` taken (the module names stay well inside every tool's limits)
+MAX_PREFIX_CHARS = 64
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @dataclass(frozen=True)
@@ -25,7 +33,7 @@ class Block:
     summary: str
     config_cls: type
     build: object          # config -> wiring.Component
-    module: str            # Verilog module name (explicit, so output is deterministic)
+    module: str            # Verilog module name at the default prefix (explicit, so output is deterministic)
     variants: tuple = ({},)  # overrides linted beside each preset (structurally different RTL)
 
 
@@ -122,7 +130,7 @@ BLOCKS = {
                 "maclaurin or base2, causal, cross; two banks)",
         config_cls=DamfHeadBlockConfig,
         build=_damf_head,
-        module="damf_damf_head",
+        module="damf_head",
         # fixed weights; one score per beat; partial beats (seq_len not a multiple of parallel);
         # causal; cross-attention (the y stream)
         variants=({}, {"weights": "fixed"}, {"parallel": 1}, {"parallel": 3, "mode": "maclaurin-abs"},
@@ -171,9 +179,37 @@ def get_block(name):
         raise ConfigError(f"unknown block '{name}'; expected one of: {', '.join(BLOCKS)}") from None
 
 
-def to_verilog(cfg):
-    """Deterministic Verilog text for ``cfg`` (no source locations, explicit module name)."""
+def check_prefix(prefix):
+    """``prefix`` if it can start a Verilog identifier (``[A-Za-z_][A-Za-z0-9_]*``, at most
+    :data:`MAX_PREFIX_CHARS` characters), else :class:`ConfigError`."""
+    if not isinstance(prefix, str) or not _IDENTIFIER.match(prefix) or len(prefix) > MAX_PREFIX_CHARS:
+        shown = prefix if len(str(prefix)) <= 40 else str(prefix)[:40] + "..."
+        raise ConfigError(f"--prefix must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*) of at most "
+                          f"{MAX_PREFIX_CHARS} characters, not '{shown}'")
+    return prefix
+
+
+def module_name(block_name, prefix=DEFAULT_PREFIX, *, axis=False):
+    """The top module of ``damf generate block_name``: ``prefix`` + the block name without a
+    leading ``damf-``, ``-`` -> ``_`` (``damf-head`` -> ``damf_head``); ``_axis`` after it for
+    the AXI4-Stream wrapper (the block itself is then ``prefix + base`` below it)."""
+    base = block_name.removeprefix("damf-").replace("-", "_")
+    return check_prefix(prefix) + base + ("_axis" if axis else "")
+
+
+def to_verilog(cfg, *, prefix=DEFAULT_PREFIX, axis=False):
+    """Deterministic Verilog text for ``cfg`` (no source locations, explicit module names).
+
+    The top module is :func:`module_name`; Amaranth names every submodule ``top.sub``, so every
+    module of the file starts with ``prefix``.  ``axis``: the top is the AXI4-Stream wrapper of
+    ``hdl/axis.py`` around the block (docs/integration.md)."""
+    return generate(cfg, prefix=prefix, axis=axis)[0]
+
+
+def generate(cfg, *, prefix=DEFAULT_PREFIX, axis=False):
+    """``(verilog, ports)``: :func:`to_verilog`'s text and ``{port: width}`` of its top module."""
     block = get_block(cfg.block)
+    check_prefix(prefix)
     component = block.build(cfg)
     for path, _, value in component.signature.flatten(component):
         width = len(Value.cast(value))
@@ -181,4 +217,10 @@ def to_verilog(cfg):
             name = "__".join(str(p) for p in path)
             raise ConfigError(f"{cfg.block}: port {name} would be {width:,} bits wide; Amaranth's netlist "
                               f"takes at most {MAX_VALUE_BITS:,} bits per value (fewer lanes or parallel)")
-    return verilog.convert(component, name=block.module, emit_src=False)
+    if axis:
+        from .hdl.axis import AxisWrapper
+        component = AxisWrapper(component, block_name=module_name(block.name, prefix))
+    ports = {"__".join(str(p) for p in path): len(Value.cast(value))
+             for path, _, value in component.signature.flatten(component)}
+    text = verilog.convert(component, name=module_name(block.name, prefix, axis=axis), emit_src=False)
+    return text, ports

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .blocks import BLOCKS, get_block, to_verilog
+from .blocks import BLOCKS, DEFAULT_PREFIX, check_prefix, generate, get_block, module_name, to_verilog
 from .config import PRESETS, ConfigError
 from .files import check_out_dir, write_atomically
 from .limits import GENERATE_BUDGET_S, MAX_FINETUNE_STEPS, MAX_LOGIT_GAIN, Heartbeat, check_accuracy, check_generate, check_golden_count, human_seconds
@@ -83,12 +83,21 @@ def _add_config_args(p):
 
 def cmd_generate(args):
     block = get_block(args.block)
+    check_prefix(args.prefix)
     cfg = _config_from_args(block, args)
     estimate = check_generate(cfg)
     with Heartbeat(f"generate: elaborating {block.name}", estimate=estimate):
-        text = to_verilog(cfg)  # everything is validated and built before anything is written
+        # everything is validated and built before anything is written
+        text, ports = generate(cfg, prefix=args.prefix, axis=args.axis)
     out = Path(args.out)
-    write_atomically({out / f"{block.name}.v": text, out / f"{block.name}.json": cfg.to_json()})
+    doc = json.loads(cfg.to_json())
+    # the top module (--prefix, --axis) and, with --axis, the AXI4-Stream ports (docs/integration.md)
+    doc["module"] = module_name(block.name, args.prefix, axis=args.axis)
+    if args.axis:
+        doc.update(axis=True, block_module=f"{doc['module']}.{module_name(block.name, args.prefix)}",
+                   axis_ports=ports)
+    write_atomically({out / f"{block.name}.v": text,
+                      out / f"{block.name}.json": json.dumps(doc, indent=1, sort_keys=True) + "\n"})
     print(f"wrote {out / (block.name + '.v')} and {out / (block.name + '.json')}")
     return 0
 
@@ -391,6 +400,12 @@ def main(argv=None):
     p.add_argument("block", metavar="BLOCK", help="block name (see below)")
     _add_config_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX, metavar="NAME",
+                   help=f"start of every Verilog module name (default {DEFAULT_PREFIX}: top module "
+                        f"{DEFAULT_PREFIX}BASE, BASE the block name without damf-, - as _; docs/integration.md)")
+    p.add_argument("--axis", action="store_true",
+                   help="AXI4-Stream ports (s_axis_NAME_*, m_axis_NAME_*, aclk, aresetn): a wrapper "
+                        "PREFIX BASE_axis around the block (docs/integration.md)")
     p.set_defaults(func=cmd_generate)
     p.epilog = ("damf generate BLOCK --help lists BLOCK's keys with their ranges. A configuration estimated to "
                 f"take more than {GENERATE_BUDGET_S // 60} minutes to generate is refused with the estimate; "

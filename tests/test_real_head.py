@@ -83,7 +83,7 @@ def test_cli_writes_deterministic_verilog_without_paths(tmp_path):
                      (tmp_path / name / "minilm-l2h5.json").read_text()))
     assert outs[0] == outs[1]
     verilog, meta = outs[0]
-    assert "module damf_damf_head" in verilog and str(tmp_path) not in verilog and "/home" not in verilog
+    assert "module damf_head(" in verilog and str(tmp_path) not in verilog and "/home" not in verilog
     doc = json.loads(meta)
     assert doc["block"] == "damf-head" and doc["config"]["rank"] == 4 and doc["config"]["mode"] == "base2"
     assert doc["source"]["layer"] == 2 and doc["source"]["head"] == 5
