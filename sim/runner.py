@@ -4,13 +4,15 @@ The testbench learns its configuration from the ``BLOCK.json`` written next to t
 (path in ``DAMF_CONFIG``); other knobs travel as ``DAMF_*`` environment variables.
 """
 
+import json
 import os
 from pathlib import Path
 
 from cocotb_test.simulator import run as cocotb_run
 
 from .. import toolchain
-from ..blocks import get_block, to_verilog
+from ..blocks import DEFAULT_PREFIX, module_name, to_verilog
+from ..describe import describe
 
 __all__ = ["SimFailed", "write_block", "run_testbench"]
 
@@ -32,27 +34,37 @@ class SimFailed(Exception):
     pass
 
 
-def write_block(cfg, out_dir):
-    """Write ``BLOCK.v`` and ``BLOCK.json`` for ``cfg`` into ``out_dir``; return the paths."""
+def write_block(cfg, out_dir, *, prefix=DEFAULT_PREFIX, axis=False):
+    """Write ``BLOCK.v`` and ``BLOCK.json`` for ``cfg`` into ``out_dir`` (``prefix``, ``axis``:
+    as ``damf generate --prefix --axis``); return the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     v_path = out_dir / f"{cfg.block}.v"
     j_path = out_dir / f"{cfg.block}.json"
-    v_path.write_text(to_verilog(cfg))
-    j_path.write_text(cfg.to_json())
+    v_path.write_text(to_verilog(cfg, prefix=prefix, axis=axis))
+    doc = json.loads(cfg.to_json())
+    doc.update(describe(cfg, prefix=prefix, axis=axis))  # as damf generate writes it (the loaders check)
+    j_path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return v_path, j_path
 
 
-def run_testbench(cfg, *, simulator, module, build_dir, testcase=None, env=None, waves=None):
+def run_testbench(cfg, *, simulator, module, build_dir, testcase=None, env=None, waves=None, axis=False,
+                  sources=None, toplevel=None):
     """Generate the Verilog of ``cfg`` into ``build_dir`` and run cocotb ``module`` on it.
 
-    Raises :class:`SimFailed` when a cocotb test fails or the simulation cannot be built.
+    ``axis``: the AXI4-Stream wrapper is the top (``damf generate --axis``).  ``sources`` and
+    ``toplevel``: simulate these Verilog files instead (``cfg`` None; the caller passes what
+    the testbench needs in ``env``).  Raises :class:`SimFailed` when a cocotb test fails or the
+    simulation cannot be built.
     """
     toolchain.require(simulator)
     toolchain.apply()
     build_dir = Path(build_dir).resolve()
-    v_path, j_path = write_block(cfg, build_dir / "rtl")
-    extra_env = {"DAMF_CONFIG": str(j_path), **(env or {})}
+    if sources is None:
+        v_path, j_path = write_block(cfg, build_dir / "rtl", axis=axis)
+        sources, toplevel = [v_path], module_name(cfg.block, axis=axis)
+        env = {"DAMF_CONFIG": str(j_path), **(env or {})}
+    extra_env = dict(env or {})
     waves = bool(int(os.environ.get("WAVES", "0"))) if waves is None else waves
     per_sim = {}
     if simulator == "verilator":
@@ -64,8 +76,8 @@ def run_testbench(cfg, *, simulator, module, build_dir, testcase=None, env=None,
     try:
         cocotb_run(
             simulator=simulator,
-            verilog_sources=[str(v_path)],
-            toplevel=get_block(cfg.block).module,
+            verilog_sources=[str(p) for p in sources],
+            toplevel=toplevel,
             module=module,
             sim_build=str(build_dir),
             timescale=TIMESCALE,
