@@ -51,6 +51,12 @@ def _message(error):
     if v == "required":
         missing = [k for k in expected if k not in given]
         return f"must have a '{missing[0]}' member; it has: {', '.join(given) or 'none'}"
+    if v == "dependentRequired":
+        for key, needs in expected.items():
+            missing = [k for k in needs if key in given and k not in given]
+            if missing:
+                return (f"must have a '{missing[0]}' member beside '{key}' (the description comes whole); "
+                        f"it has: {', '.join(given)}")
     if v == "additionalProperties":
         extra = sorted(k for k in given if k not in error.schema.get("properties", {}))
         return f"has an unknown member '{extra[0]}'" if extra else error.message
