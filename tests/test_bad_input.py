@@ -47,6 +47,10 @@ FILES = {
     "lanes_text": b'{"lanes": "4"}',
     "blank_sentences": b"# only a comment\n\n",
     "afile": b"not a folder\n",
+    # a BLOCK.json with a module but not the rest of the description (docs/schemas/block.schema.json)
+    "half_block_json": json.dumps({"block": "damf-head", "generator": "damf 0.1.0", "config": {}, "derived": {},
+                                   "module": "damf_head"}).encode(),
+    "seed_text": _vector_file("score", _set("seed", "one")).encode(),
 }
 
 CASES = [
@@ -68,6 +72,18 @@ CASES = [
     ("types", ["generate", "inner-product", "--config", "{lanes_text}", "--out", "o"],
      "lanes must be an integer, not '4'"),
     ("types", ["sim", "--vectors", "{null_expected}"], "vector file '{null_expected}': "),
+    ("types", ["sim", "--vectors", "{seed_text}"], "vector file '{seed_text}': $.seed: must be an integer, not \"one\""),
+    ("types", ["golden", "damf-head", "--config", "{half_block_json}", "--out", "o"],
+     "config file '{half_block_json}': $: must have a 'ports' member beside 'module' (the description comes whole)"),
+    ("types", ["generate", "damf-head", "--config", "{half_block_json}", "--out", "o"],
+     "config file '{half_block_json}': $: must have a 'ports' member beside 'module'"),
+    ("types", ["golden", "damf-head", "--set", "mode=exp", "--out", "o"],
+     "mode must be one of maclaurin, maclaurin-abs, base2, not 'exp'"),
+    ("types", ["golden", "attention", "--out", "o"], "unknown block 'attention'; expected one of: inner-product, "),
+    ("contradiction", ["golden", "score", "--preset", "default", "--preset", "bert-base", "--out", "o"],
+     "damf golden score takes one --preset, not 2"),
+    ("contradiction", ["golden", "--set", "mode=base2", "--out", "o"],
+     "--config and --set need a BLOCK: damf golden BLOCK [--set KEY=VALUE ...] --out DIR"),
     # file system
     ("filesystem", ["generate", "inner-product", "--out", "{afile}/sub"],
      "--out '{afile}/sub' lies below the file '{afile}', which is not a directory"),
@@ -109,6 +125,8 @@ CASES = [
     ("empty", ["eval", "--sentences", "{blank_sentences}"], "sentences file '{blank_sentences}' holds no sentences"),
     # sizes that cannot finish: refused with an estimate
     ("size", ["golden", "--count", "1000000000", "--out", "o"], "--count 1000000000 would need about "),
+    ("size", ["golden", "damf-head", "--preset", "bert-base", "--count", "100000000", "--out", "o"],
+     "--count 100000000 would need about "),
     ("size", ["accuracy", "--set", "seq_len=65536"], "an accuracy run at L = 65536, d_model = 32 would need about "),
     ("size", ["accuracy", "--d-model", "10000000"], "an accuracy run at L = 8, d_model = 10000000 would need about "),
     ("size", ["accuracy", "--seeds", "100000000"], "--seeds 100000000 would take about "),
