@@ -266,22 +266,10 @@ def test_wheel_in_clean_venv(tmp_path):
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "VERILATOR_ROOT")}
     env["PATH"] = str(venv / "bin") + os.pathsep + os.environ["PATH"].replace(str(VENV_BIN) + os.pathsep, "")
-    # damf comes from the new environment, not from the checkout; matplotlib is not installed
+    # damf and its testbenches come from the new environment, not from the checkout
     where = run([py, "-c", "import damf, damf.sim.tb_inner_product as t; print(damf.__file__, t.__file__)"],
                 start, cwd=work, env=env).stdout
     assert all(str(venv) in p for p in where.split()), where
-    r = subprocess.run([py, "-c", "import matplotlib"], capture_output=True, cwd=work, env=env)
-    assert r.returncode != 0, "matplotlib is in the clean environment: the test would not see a missing extra"
-    damf = venv / "bin" / "damf"
-    run([damf, "generate", "damf-head", "--out", "o"], start, cwd=work, env=env)
-    ref = tmp_path / "ref"
-    subprocess.run([VENV_BIN / "damf", "generate", "damf-head", "--out", ref], check=True, capture_output=True)
-    assert (work / "o" / "damf-head.v").read_bytes() == (ref / "damf-head.v").read_bytes()
-    run([damf, "golden", "--out", "g"], start, cwd=work, env=env)
-    committed = ROOT / "golden" / "vectors" / "default" / "inner-product.json"
-    assert (work / "g" / "default" / "inner-product.json").read_bytes() == committed.read_bytes()
-    r = run([damf, "sim", "--vectors", "g/default/inner-product.json", "--sim", "icarus"], start, cwd=work, env=env)
-    say(start, (r.stdout.strip().splitlines() or ["(no output)"])[-1])
     # the data files the commands read are installed: the lint waivers, the golden data and
     # vectors of the checkout, and every package-data pattern of pyproject.toml matches
     site = Path(where.split()[0]).parent
@@ -294,7 +282,27 @@ def test_wheel_in_clean_venv(tmp_path):
         folder = site.joinpath(*package.split(".")[1:])
         for pattern in patterns:
             assert list(folder.glob(pattern)), f"package data {package}: {pattern} missing from the wheel"
+    # no extras: synth must work without matplotlib
+    r = subprocess.run([py, "-c", "import matplotlib"], capture_output=True, cwd=work, env=env)
+    assert r.returncode != 0, "matplotlib is in the clean environment: the test would not see a missing extra"
+    damf = venv / "bin" / "damf"
+    run([damf, "generate", "damf-head", "--out", "o"], start, cwd=work, env=env)
+    ref = tmp_path / "ref"
+    subprocess.run([VENV_BIN / "damf", "generate", "damf-head", "--out", ref], check=True, capture_output=True)
+    assert (work / "o" / "damf-head.v").read_bytes() == (ref / "damf-head.v").read_bytes()
+    run([damf, "golden", "--out", "g"], start, cwd=work, env=env)
+    committed = ROOT / "golden" / "vectors" / "default" / "inner-product.json"
+    assert (work / "g" / "default" / "inner-product.json").read_bytes() == committed.read_bytes()
+    # one block's vector file (damf golden BLOCK): the same bytes as from the checkout
+    run([damf, "golden", "damf-head", "--out", "gh"], start, cwd=work, env=env)
+    subprocess.run([VENV_BIN / "damf", "golden", "damf-head", "--out", tmp_path / "ref_g"], check=True,
+                   capture_output=True)
+    assert (work / "gh" / "damf-head.json").read_bytes() == (tmp_path / "ref_g" / "damf-head.json").read_bytes()
     r = run([damf, "synth", "--block", "inner-product", "--no-pnr", "--out", "r"], start, cwd=work, env=env)
-    synth = json.loads((work / "r" / "synth-default.json").read_text())
-    assert "inner-product" in json.dumps(synth)
-    say(start, "generate, golden, sim --vectors and synth --no-pnr work from the wheel")
+    blocks = json.loads((work / "r" / "synth-default.json").read_text())["blocks"]
+    assert [b["block"] for b in blocks] == ["inner-product"]
+    assert blocks[0]["cmos"]["transistors"] > 0 and blocks[0]["ecp5"]["luts"] > 0, blocks[0]
+    r = run([damf, "sim", "--vectors", "g/default/inner-product.json", "--sim", "icarus"], start, cwd=work, env=env)
+    say(start, (r.stdout.strip().splitlines() or ["(no output)"])[-1])
+    assert re.search(r"\b(\d+)/\1 results match", r.stdout), r.stdout
+    say(start, "generate, golden, golden BLOCK, sim --vectors and synth --no-pnr work from the wheel")
