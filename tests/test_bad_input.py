@@ -138,6 +138,23 @@ CASES = [
      "score: port o__payload would be 65,550 bits wide; Amaranth's netlist takes at most 65,535 bits"),
     ("size", ["generate", "inner-product", "--set", "d_model=65536", "--set", "lanes=256", "--set", "rank=64",
               "--out", "o"], "inner-product with this configuration would take about "),
+    # --prefix: the start of a Verilog identifier, at most 64 characters, checked before any work
+    ("prefix", ["generate", "damf-head", "--prefix", "1a_", "--out", "o"],
+     "--prefix must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*) of at most 64 characters, not '1a_'"),
+    ("prefix", ["generate", "damf-head", "--prefix", "my-ip_", "--axis", "--out", "o"],
+     "--prefix must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*) of at most 64 characters, not 'my-ip_'"),
+    ("prefix", ["generate", "inner-product", "--prefix", "", "--out", "o"],
+     "--prefix must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*) of at most 64 characters, not ''"),
+    ("prefix", ["generate", "inner-product", "--prefix", "a b", "--out", "o"],
+     "--prefix must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*) of at most 64 characters, not 'a b'"),
+    ("prefix", ["generate", "inner-product", "--prefix", "p" * 65, "--out", "o"],
+     "--prefix must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*) of at most 64 characters, not '" + "p" * 40
+     + "...'"),
+    ("prefix", ["generate", "score", "--prefix", "x\u00e9_", "--out", "o"],
+     "--prefix must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*) of at most 64 characters, not 'x\u00e9_'"),
+    # a bad prefix is refused before a size that would take long is even estimated
+    ("prefix", ["generate", "inner-product", "--prefix", "9", "--set", "d_model=65536", "--set", "lanes=256",
+                "--set", "rank=64", "--out", "o"], "--prefix must be a Verilog identifier"),
 ]
 
 

@@ -126,3 +126,63 @@ def test_accuracy_summary_command():
     for arg, text in (("6", "pq_width 6 (requantized from 20 bits"), ("exact", "pq_width 20 (exact)")):
         result = damf("accuracy", "--seeds", "1", "--mode", "base2", "--pq-width", arg)
         assert result.returncode == 0 and text in result.stdout, result.stderr
+
+
+def _modules(text):
+    import re
+    return re.findall(r"^module \\?([^\s(]+)", text, re.M)
+
+
+def test_module_names_and_prefix(tmp_path):
+    """Top module PREFIX + the block name without damf- (- as _), default prefix damf_; every
+    module of the file starts with the prefix; BLOCK.json names the top."""
+    from damf.blocks import module_name
+    assert module_name("damf-head") == "damf_head" and module_name("inner-product", "x_") == "x_inner_product"
+    for name, block in BLOCKS.items():
+        assert block.module == module_name(name), name  # what damf lint, synth and the runner read
+    for prefix, top in ((None, "damf_head"), ("acme_", "acme_head")):
+        out = tmp_path / (prefix or "default")
+        result = damf("generate", "damf-head", "--out", out, *(["--prefix", prefix] if prefix else []))
+        assert result.returncode == 0, result.stderr
+        mods = _modules((out / "damf-head.v").read_text())
+        assert mods[0] == top and len(mods) > 5 and all(m.startswith(top + ".") for m in mods[1:]), mods
+        assert json.loads((out / "damf-head.json").read_text())["module"] == top
+
+
+def test_generate_axis_every_block(tmp_path):
+    """--axis on every block: the wrapper is the top (PREFIX BASE_axis, the block below it), every
+    stream of the block has its s_axis_/m_axis_ tdata/tvalid/tready/tlast, tdata is the payload
+    without `last` rounded up to whole bytes, BLOCK.json says so, and Verilator -Wall is clean."""
+    from damf import toolchain
+    from damf.blocks import module_name
+    from damf.lint import WAIVERS
+    env = toolchain.environ()
+    for name in BLOCKS:
+        plain, axis = tmp_path / name / "plain", tmp_path / name / "axis"
+        for out, extra in ((plain, []), (axis, ["--axis"])):
+            result = damf("generate", name, "--prefix", "p_", "--out", out, *extra)
+            assert result.returncode == 0, result.stderr
+        doc = json.loads((axis / f"{name}.json").read_text())
+        top = module_name(name, "p_", axis=True)
+        assert doc["axis"] is True and doc["module"] == top and doc["block_module"] == f"{top}.{module_name(name, 'p_')}"
+        text = (axis / f"{name}.v").read_text()
+        mods = _modules(text)
+        assert mods[0] == top and doc["block_module"] in mods and all(m.startswith("p_") for m in mods)
+        want = {"aclk": 1, "aresetn": 1}
+        plain_ports = {p["name"]: p for p in json.loads((plain / f"{name}.json").read_text())["ports"]}
+        for port in plain_ports.values():
+            if not port["name"].endswith("__payload"):
+                continue
+            stream = port["name"][:-len("__payload")]
+            side = "s_axis" if port["direction"] == "input" else "m_axis"
+            bits = port["width"] - any(f["name"] == "last" for f in port.get("fields", []))
+            want.update({f"{side}_{stream}_tdata": -(-bits // 8) * 8, f"{side}_{stream}_tvalid": 1,
+                         f"{side}_{stream}_tready": 1, f"{side}_{stream}_tlast": 1})
+        assert doc["axis_ports"] == want, name
+        for port, width in want.items():
+            assert (f"  input {port};" in text or f"  output {port};" in text) if width == 1 else \
+                f"[{width - 1}:0] {port};" in text, (name, port)
+        assert "clk" not in {p.split("_")[0] for p in want} and "\n  input clk;" not in text.split("module \\")[0]
+        lint = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, str(WAIVERS),
+                               str(axis / f"{name}.v")], env=env, capture_output=True, text=True)
+        assert lint.returncode == 0 and "%" not in lint.stderr, (name, lint.stderr)
