@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 
 from damf import compare, fusesoc_gen, toolchain
@@ -152,6 +153,13 @@ def test_fusesoc_lints_the_generated_head(tmp_path):
     subprocess.run([str(VENV_BIN / "damf"), "generate", "damf-head", "--set", "seq_len=16", "--out", str(ref)],
                    check=True, capture_output=True)
     assert generated[0].read_bytes() == (ref / "damf-head.v").read_bytes()
+    # the returned core: the Verilog, the JSON and the scoped waivers, the top module of BLOCK.json
+    core = yaml.safe_load(next(generated[0].parent.glob("*.core")).read_text())
+    files = [name for entry in core["filesets"]["rtl"]["files"] for name in entry]
+    assert files == ["damf-head.vlt", "damf-head.v", "damf-head.json"]
+    assert core["targets"]["default"]["toplevel"] == json.loads((ref / "damf-head.json").read_text())["module"]
+    vlt = (generated[0].parent / "damf-head.vlt").read_text()
+    assert '-file "*"' not in vlt and vlt.count('-file "*/damf-head.v"') == vlt.count("lint_off") > 0
     vc = next((tmp_path / "build").rglob("lint-verilator/*.vc")).read_text()
     assert "damf-head.vlt" in vc and "damf-head.v" in vc and "--top-module damf_head" in vc
     cfg = next((tmp_path / "build").rglob("lint-verilator/config.mk")).read_text()
