@@ -16,7 +16,7 @@ from .damf_head import base2_constant, damf_head
 from .inner_product import inner_product
 from .quant import requantize
 
-__all__ = ["damf_head_block", "head_pq", "weight_vectors", "calibrated_base2"]
+__all__ = ["damf_head_block", "head_pq", "weight_vectors", "calibrated_base2", "row_lasts", "head_lengths"]
 
 
 def weight_vectors(cfg, rng=None):
@@ -56,6 +56,18 @@ def damf_head_block(cfg, X, V, u, v, *, Y=None, trace=False):
         t.update(p_exact=p_exact, q_exact=q_exact, p=p, q=q)
         return Z, t
     return out
+
+
+def row_lasts(lengths):
+    """The ``last`` flag of every ``o`` row of heads of ``lengths`` (``Lq`` each): 1 exactly on
+    each head's row ``Lq - 1``."""
+    return [int(m == n - 1) for n in lengths for m in range(n)]
+
+
+def head_lengths(tokens, seq_len):
+    """The heads a run of ``tokens`` tokens with ``last`` only on the final one makes: the block
+    ends a head at its ``seq_len``-th token, so ``seq_len, seq_len, .., rest``."""
+    return [seq_len] * (tokens // seq_len) + ([tokens % seq_len] if tokens % seq_len else [])
 
 
 def heads(cfg, rng, count):

@@ -88,7 +88,9 @@ progress and returns to the load phase.
       (``hdl/inner_product.py``): ``beats`` words, word ``b`` holding elements
       ``b*lanes ..`` of ``W_Q[:, e]`` for every ``e < d_head``, then those of ``W_K``.  A load
       takes effect for the tokens after it: load between heads (once a head's last ``x`` beat
-      is in; it may overlap the head's computation).  Weights are memory: they survive ``rst``.
+      is in; it may overlap the head's computation).  ``rst`` forgets the weights (the
+      projection's ``loaded`` flag, ``hdl/inner_product.py``): after a reset ``x.ready`` stays
+      low until a complete new load has gone in, so no token ever meets undefined weights.
 
 ``o``: ``Out(stream.Signature(ArrayLayout(signed(out_width), C)))`` -- the ``A' V`` array's
     stream: for every tile row ``ti``, for every tile column ``c0 = 0, C, ..``, one beat per
@@ -126,6 +128,16 @@ Contract
   ``SoftmaxConfig.memory_bits`` the last two).  With ``inputs = "x"`` the projection's weight
   store (``2 d_model d_head w_width`` bits, a ROM with ``weights = "fixed"``) is counted in
   ``memory_bits`` too (``projection_weight_bits``).
+
+Reset
+-----
+Synchronous ``rst`` abandons the head in progress: the phase counters of the load and of the
+three engines, the bank flags (both banks free) and the valid bits of the systolic arrays and
+the softmax unit are cleared, so nothing of the abandoned head comes out and the next input
+beat is a head's first.  The score, probability and V buffers (memories) are not cleared: each
+word is read only after the current head has written it.  With ``inputs = "x"`` and runtime
+weights the projection forgets its weights (``x.ready`` low until a complete new load, see
+``w`` under Ports); with fixed weights they are a ROM.
 """
 
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned

@@ -49,23 +49,38 @@ Ports
     the inner-product unit takes them (``hdl/inner_product.py``: element ``b*lanes + j`` in
     lane ``j`` of beat ``b``, padding lanes ignored).  ``last`` is read on a token's last beat
     and marks the head's last token: its index + 1 is the run-time length ``L``
-    (``1..seq_len``; more than ``seq_len`` tokens without ``last`` is not allowed).
+    (``1..seq_len``).  The block counts tokens: the ``seq_len``-th token of a sequence ends it
+    whatever its ``last`` (so a head never exceeds ``seq_len``), and the tokens after it start
+    the next head.
 
 ``y``: only with ``cross = True`` -- the key-side tokens ``Y_n``, same layout as ``x``;
-    ``last`` gives ``Lk`` (``1..seq_len``).  A head's ``Y`` is accepted after its ``X`` (both
-    go through the one inner-product unit: ``p`` is kept from ``X``, ``q`` from ``Y``).
+    ``last`` gives ``Lk`` (``1..seq_len``; the ``seq_len``-th token ends ``Y`` as for ``x``).  A
+    head's ``Y`` is accepted after its ``X`` (both go through the one inner-product unit:
+    ``p`` is kept from ``X``, ``q`` from ``Y``).
 
 ``v``: ``In(stream.Signature(StructLayout({"v": ArrayLayout(signed(v_width), d_head),
     "last": 1})))`` -- the value vectors ``V_n``, ``last`` on ``V_{Lk-1}`` (``Lk = L`` for
-    self-attention, the length of ``Y`` for cross-attention).
+    self-attention, the length of ``Y`` for cross-attention); ``V_{seq_len-1}`` ends the
+    head's values whatever its ``last``, like the ``seq_len``-th token.
 
-``w``: only with ``weights = "runtime"`` -- the inner-product unit's weight stream, passed
-    through unchanged (load ``u``, ``v`` between heads: after the last ``x`` beat of a head
-    has produced its ``p`` and ``q``, before the next head's first ``x`` beat).
+``w``: only with ``weights = "runtime"`` -- the inner-product unit's weight stream
+    (``hdl/inner_product.py``: ``beats`` words per load).  ``w.ready`` is low from a head's
+    first ``x`` beat until that head's last token (cross: its ``Y``'s last token) has produced
+    its ``p`` and ``q``, so a load offered in the middle of a head waits and the head uses one
+    weight set; the heads after the load use the new one.  It need not wait for the head's
+    ``Z`` rows: the weights are read only by the inner-product unit, and once the head's last
+    ``p`` and ``q`` are in the p buffer and the key bank nothing downstream looks at ``u``,
+    ``v`` again -- so the load for head ``h + 1`` goes in while head ``h``'s rows stream, and
+    the two banks keep overlapping.  When a load and a head's first ``x`` beat are offered
+    together with no head open, the load goes first.  After reset ``x.ready`` is low until a
+    complete load (see Reset).
 
-``o``: ``Out(stream.Signature(ArrayLayout(signed(out_width), d_head)))`` -- ``Z_m`` for
-    ``m = 0 .. Lq-1`` (``Lq = L``, or the length of ``X`` when cross), head after head, in
-    order (``out_frac`` fraction bits, saturated).
+``o``: ``Out(stream.Signature(StructLayout({"z": ArrayLayout(signed(out_width), d_head),
+    "last": 1})))`` -- ``Z_m`` for ``m = 0 .. Lq-1`` (``Lq = L``, or the length of ``X`` when
+    cross), head after head, in order (``out_frac`` fraction bits, saturated); ``last`` is 1
+    exactly on each head's row ``Lq - 1`` (the head boundary, also after a head ended by its
+    ``seq_len``-th token).  Layout: ``z`` in the low ``d_head * out_width`` bits (element 0 in
+    the least significant bits), ``last`` above it.
 
 Protocol
 --------
@@ -74,6 +89,23 @@ Heads follow each other on ``x`` (then ``y``) and ``v``, each ended by its ``las
 bank (``x.ready`` / ``v.ready`` low while both banks hold heads that are not finished);
 its rows follow on ``o``.  Backpressure on ``o`` stalls the chain back to the score unit and,
 once both banks are full, the inputs.
+
+Reset
+-----
+Synchronous ``rst`` (every ``sync`` register of the block and its sub-blocks returns to its
+reset value): both banks free (``busy``, ``issue``, the ``*_fin`` and ``*_known`` flags clear,
+the next head loads into bank 0), the x, p/q, v, query, filter and weight-stage counters at
+zero, every valid bit of the inner-product, score, row-stats, weight-stage and
+shift-accumulate pipelines clear and the row buffer, set-up FIFO and ``last`` FIFO empty: a
+head half received or half computed is forgotten and none of its rows comes out; the next
+``x`` beat is a head's first.  The memories -- the p buffer, the V buffer, the score unit's
+key banks, the inner product's weights -- are not cleared: a p, key or V word is read only by
+the queries of a bank loaded after the reset, and the weights only by tokens after a complete
+load.  Runtime weights: ``rst`` forgets them (the inner-product unit's ``loaded`` flag) and a
+half-received load; a token offered after reset waits, ``x.ready`` low, until a complete
+new load -- waiting is safe and free, and a token with no weights is a user error (option
+argued in ``hdl/inner_product.py``).  After reset the cycle figures below hold again from
+the first ``x`` handshake, as after power-up.
 
 Timing (sources always valid, ``o`` always ready; ``beats = ceil(d_model / lanes)``,
 ``B = ceil(Lk / parallel)``, ``G = shift_accumulate.round_cycles``): one head alone takes::
@@ -100,7 +132,7 @@ from .row_stats import RowStats, pow2_exp
 from .score import Score
 from .shift_accumulate import ShiftAccumulate
 
-__all__ = ["DamfHead", "x_layout", "v_layout"]
+__all__ = ["DamfHead", "x_layout", "v_layout", "o_layout"]
 
 
 def x_layout(cfg):
@@ -111,6 +143,11 @@ def x_layout(cfg):
 def v_layout(cfg):
     """One value vector ``V_n`` and the ``last`` flag."""
     return data.StructLayout({"v": data.ArrayLayout(signed(cfg.v_width), cfg.d_head), "last": unsigned(1)})
+
+
+def o_layout(cfg):
+    """One output row ``Z_m`` and ``last`` (1 on a head's row ``Lq - 1``)."""
+    return data.StructLayout({"z": data.ArrayLayout(signed(cfg.out_width), cfg.d_head), "last": unsigned(1)})
 
 
 class DamfHead(wiring.Component):
@@ -131,7 +168,7 @@ class DamfHead(wiring.Component):
         members = {
             "x": In(stream.Signature(x_layout(config))),
             "v": In(stream.Signature(v_layout(config))),
-            "o": Out(stream.Signature(data.ArrayLayout(signed(config.out_width), config.d_head))),
+            "o": Out(stream.Signature(o_layout(config))),
         }
         if config.cross:
             members["y"] = In(stream.Signature(x_layout(config)))
@@ -185,9 +222,14 @@ class DamfHead(wiring.Component):
         x_tok = Signal(idx, name="x_tok")            # tokens of the current sequence so far
         x_open = ~pick(busy, xb) & ~pick(x_fin, xb)
         tok_end = x_beat == beats - 1
+        head_start = Signal(name="head_start")      # the first x beat of a head is accepted
+        head_pq = Signal(name="head_pq")              # a head's last q (and p) leave requantization
+        heads_open = Signal(range(3), name="heads_open")   # heads between the two
+        m.d.sync += heads_open.eq(heads_open + head_start - head_pq)
         if cfg.weights == "runtime":
-            m.d.comb += [ip.w.payload.eq(self.w.payload), ip.w.valid.eq(self.w.valid),
-                         self.w.ready.eq(ip.w.ready)]
+            w_open = heads_open == 0                  # no head is reading the weights
+            m.d.comb += [ip.w.payload.eq(self.w.payload), ip.w.valid.eq(self.w.valid & w_open),
+                         self.w.ready.eq(ip.w.ready & w_open)]
         if cfg.cross:
             y_phase = Signal(name="y_phase")         # 0: X of the head, 1: its Y
             x_take, y_take = x_open & ~y_phase, x_open & y_phase
@@ -199,16 +241,19 @@ class DamfHead(wiring.Component):
             ]
             in_fire = (self.x.valid & self.x.ready) | (self.y.valid & self.y.ready)
             seq_last = Mux(y_phase, self.y.payload.last, self.x.payload.last)
+            m.d.comb += head_start.eq(self.x.valid & self.x.ready & (x_beat == 0) & (x_tok == 0))
         else:
             m.d.comb += [ip.i.payload.eq(self.x.payload.x), ip.i.valid.eq(self.x.valid & x_open),
                          self.x.ready.eq(ip.i.ready & x_open)]
             in_fire = self.x.valid & self.x.ready
             seq_last = self.x.payload.last
+            m.d.comb += head_start.eq(in_fire & (x_beat == 0) & (x_tok == 0))
+        seq_end = seq_last | (x_tok == L - 1)        # last, or the seq_len-th token
         with m.If(in_fire):
             m.d.sync += x_beat.eq(Mux(tok_end, 0, x_beat + 1))
             with m.If(tok_end):
                 m.d.sync += x_tok.eq(x_tok + 1)
-                with m.If(seq_last):
+                with m.If(seq_end):
                     m.d.sync += x_tok.eq(0)
                     for b in range(2):
                         with m.If(at(xb, b)):
@@ -272,6 +317,7 @@ class DamfHead(wiring.Component):
                      p_wr.addr.eq(Mux(pb, q_n + L, q_n)), p_wr.en.eq(p_fire)]
         for k in range(K):
             m.d.comb += [sc.k.payload.q[k].eq(rq_q[k]), p_wr.data[k].eq(rq_p[k])]
+        m.d.comb += head_pq.eq(k_fire & k_end)
         with m.If(k_fire & k_end):
             m.d.sync += pb.eq(~pb)
             for b in range(2):
@@ -293,10 +339,11 @@ class DamfHead(wiring.Component):
             v_rd.append(mem.read_port(domain="sync"))
             m.d.comb += [wr.addr.eq(Mux(vb, v_word + words, v_word)), wr.data.eq(self.v.payload.v),
                          wr.en.eq(v_fire & (v_lane == j))]
+        v_end = self.v.payload.last | ((v_word == (L - 1) // P) & (v_lane == (L - 1) % P))  # or V_{seq_len-1}
         with m.If(v_fire):
             m.d.sync += [v_lane.eq(Mux(v_lane == P - 1, 0, v_lane + 1)),
                          v_word.eq(Mux(v_lane == P - 1, v_word + 1, v_word))]
-            with m.If(self.v.payload.last):
+            with m.If(v_end):
                 m.d.sync += [vb.eq(~vb), v_lane.eq(0), v_word.eq(0)]
                 for b in range(2):
                     with m.If(at(vb, b)):
@@ -479,7 +526,11 @@ class DamfHead(wiring.Component):
                 shift.append((Mux(on, t_n, 0), shift_shape))
             stages.append(stage(carry(s, "i_a", "neg", "nz", "on", "r", "uniform"), "sD", sign=sign, shift=shift))
         final, pre = stages[-1], stages[-2]
-        m.d.comb += adv.eq(~final["valid"] | sa.i.ready)
+        # a row's head_last flag waits in a FIFO beside shift-accumulate for the row's Z (the bank,
+        # and so lq_last, may be refilled before then); deep enough never to hold the input
+        m.submodules.last_buffer = lbuf = SyncFIFO(width=1, depth=cfg.shift_accumulate.latency + 2)
+        room = ~final["last"] | lbuf.w_rdy
+        m.d.comb += adv.eq(~final["valid"] | (sa.i.ready & room))
 
         # V_n of the final stage's beat: read with the stage before it
         for j in lanes:
@@ -488,15 +539,19 @@ class DamfHead(wiring.Component):
                          sa.i.payload.v[j].eq(v_rd[j].data),
                          sa.i.payload.sign[j].eq(final["sign"][j]),
                          sa.i.payload.shift[j].eq(final["shift"][j])]
-        m.d.comb += [sa.i.valid.eq(final["valid"]), sa.i.payload.count.eq(final["count"]),
+        m.d.comb += [sa.i.valid.eq(final["valid"] & room), sa.i.payload.count.eq(final["count"]),
                      sa.i.payload.last.eq(final["last"]), sa.i.payload.sh.eq(final["sh"])]
         if not base2:
             m.d.comb += sa.i.payload.c_shift.eq(final["c_shift"])
         with m.If(sa.i.valid & sa.i.ready & final["head_last"]):
             m.d.comb += [busy_clr[b].eq(final["bank"] == b) for b in range(2)]
 
-        # -- output ------------------------------------------------------------------------------
-        m.d.comb += [self.o.payload.eq(sa.o.payload), self.o.valid.eq(sa.o.valid), sa.o.ready.eq(self.o.ready)]
+        m.d.comb += [lbuf.w_data.eq(final["head_last"]), lbuf.w_en.eq(sa.i.valid & sa.i.ready & final["last"])]
+
+        # -- output: Z_m and last (the head's row Lq - 1) ----------------------------------------
+        m.d.comb += [self.o.payload.z.eq(sa.o.payload), self.o.payload.last.eq(lbuf.r_data),
+                     self.o.valid.eq(sa.o.valid), sa.o.ready.eq(self.o.ready),
+                     lbuf.r_en.eq(self.o.valid & self.o.ready)]
         return m
 
 
@@ -540,8 +595,13 @@ def v_words(cfg, V):
             for n, row in enumerate(V)]
 
 
+def unpack_last(cfg, word):
+    """The ``last`` flag of an ``o`` payload (above ``Z_m``'s ``d_head * out_width`` bits)."""
+    return (word >> (cfg.d_head * cfg.out_width)) & 1
+
+
 def unpack_output(cfg, word):
-    """``Z_m`` (``d_head`` ints) of an ``o`` payload."""
+    """``Z_m`` (``d_head`` ints) of an ``o`` payload (its ``last`` flag: :func:`unpack_last`)."""
     w, out = cfg.out_width, []
     for _ in range(cfg.d_head):
         x = word & ((1 << w) - 1)

@@ -72,8 +72,25 @@ class InnerProduct(wiring.Component):
         received); once its first word is accepted, ``i.ready`` stays low until its last.
         When a token and a load are both offered between tokens, the load goes first.
         Tokens accepted before a load use the old vectors, tokens after it the new ones.
-        Padding lanes of the last word are ignored (any value).  Before the first load the
-        vectors are zero.
+        Padding lanes of the last word are ignored (any value).  Before the first complete
+        load after reset ``i.ready`` is low: tokens wait for weights (see Reset).
+
+    Reset
+    -----
+    Synchronous ``rst`` clears the beat counter of the token being received, the word counter
+    of a weight load, the valid bits of the four pipeline stages (a result in flight is
+    dropped, ``o.valid`` is low after it) and, with runtime weights, the ``loaded`` flag.  The
+    weight memory itself is *not* cleared (an ASIC's RAM comes up undefined; clearing it would
+    take ``beats`` cycles or a second write path): instead ``i.ready`` stays low until
+    ``loaded``, which is set when the last word of a complete load is accepted.  So a token
+    offered after reset waits (it is not accepted, whatever it is) until a whole new load has
+    gone in, and a load interrupted by ``rst`` is forgotten: its half-written words are
+    overwritten by the next complete load before any token reads them.  This costs one flip-flop
+    and an AND in ``i.ready``, nothing in the read -> multiply path (masking the weights to
+    zero until the first load would keep "before the first load the vectors are zero", but put
+    a gate in front of every multiplier for the sake of a token the user should not send).
+    With ``weights == "fixed"`` the vectors are a ROM initialised in the Verilog, never
+    written: the unit is ready for tokens right after reset.
 
     Contract
     --------
@@ -125,7 +142,7 @@ class InnerProduct(wiring.Component):
         if cfg.weights == "fixed":
             init = pack_weight_words(cfg, *cfg.fixed_vectors())
         else:
-            init = [0] * cfg.beats
+            init = []                                           # never read before written
         m.submodules.weights = weights = Memory(shape=unsigned(cfg.word_width), depth=cfg.beats, init=init)
         rd = weights.read_port(domain="sync")
 
@@ -137,6 +154,9 @@ class InnerProduct(wiring.Component):
             load = Signal(range(cfg.beats), name="load_word")  # next word of the current load
             loading = Signal()                                  # a load is partly received
             m.d.comb += loading.eq(load != 0)
+            loaded = Signal(name="loaded")                      # a complete load since reset
+            with m.If(self.w.valid & self.w.ready & (load == cfg.beats - 1)):
+                m.d.sync += loaded.eq(1)
             # A load starts only between tokens and, once started, blocks tokens.
             m.d.comb += self.w.ready.eq(beat == 0)
             m.d.comb += [
@@ -150,7 +170,7 @@ class InnerProduct(wiring.Component):
                         m.d.sync += load.eq(0)
                     with m.Else():
                         m.d.sync += load.eq(load + 1)
-            token_ok = ~loading & ~((beat == 0) & self.w.valid)
+            token_ok = loaded & ~loading & ~((beat == 0) & self.w.valid)
         else:
             token_ok = Const(1)
 

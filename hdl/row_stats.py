@@ -85,6 +85,13 @@ Contract
   cycles between rows, 51 MHz).  bert-base (``seq_len`` 128, ``count_width`` 8): maclaurin
   652 LUTs, 1,092 FFs, 139 MHz; base2 67 LUTs, 132 MHz.  The critical paths are the row
   accumulators' compare-and-select and the adder levels, not the set-up.
+
+Reset
+-----
+Synchronous ``rst`` clears the valid bits of the per-beat trees and of the set-up pipeline
+and sets ``first`` (the next beat starts a row), so a half-received row is forgotten and no
+set-up in flight comes out; every other register returns to its reset value too (the row
+accumulators are reloaded by the next row's first beat anyway).  There is no memory.
 """
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned

@@ -82,6 +82,16 @@ Contract
   LUTs, 128 DSPs, 29 block RAMs, 88 MHz, limited by routing to and from the multipliers
   spread over the chip (registers inside the ``MULT18X18D``, which this flow does not
   infer, would remove it; a second product register placed freely did not help).
+
+Reset
+-----
+Synchronous ``rst`` clears both banks' ``full`` flags (both free; the next load goes to bank
+0), the key write pointer (bank, word, lane), the query side (bank being read, issued word,
+``busy``, set flags) and the valid bit of every pipeline stage, so a row in flight is dropped
+and ``o.valid`` is low after it (every register has a reset value, as Amaranth gives any
+``sync`` signal).  The key memory is not cleared: a key word is read only by the queries of a
+bank whose load has completed after the reset, so stale keys are never used.  A query offered before any load waits (``i.ready`` low) until its
+bank's load is complete.
 """
 
 from amaranth import Module, Mux, Signal, signed, unsigned

@@ -93,6 +93,15 @@ Contract
   advance -> capture load enable).  ``bert-base`` with ``parallel`` 8, mode base2 (4
   rounders, ``round_cycles`` 16): 31,072 LUTs, 28,913 flip-flops after ``synth_ecp5`` (place
   and route did not finish in 20 minutes).
+
+Reset
+-----
+Synchronous ``rst`` clears the valid bits of the front stages, the capture register's
+``busy`` flag and group counter and the end-of-row pipeline's valid bits, so a row half
+accumulated or being rounded is dropped and ``o.valid`` is low after it; the accumulators
+(``acc``, ``SV``, the negative count) restart with the next beat, which is a row's first.
+The data registers have no reset (``reset_less``): each is written before it is read, under
+the valid bit that travels with it.  There is no memory.
 """
 
 from amaranth import Array, C, Cat, Module, Mux, Shape, Signal, signed, unsigned

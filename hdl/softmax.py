@@ -64,6 +64,15 @@ Pipeline and contract
   are back to back.  A lone row takes ``row_cycles(n) = 2*ceil(n/P) - 2 + row_latency``
   from its first input to its last output handshake.
 * Nothing overflows: every width is derived from the configuration (``SoftmaxConfig``).
+
+Reset
+-----
+Synchronous ``rst`` clears the valid bits of every stage, the row buffer's and row queue's
+pointers and counts (``buf_wptr``, ``rowq_*``, ``used``, ``rows_in_flight``), the beat
+counters of the input and output rows: the unit is empty, ``i.ready`` high, and a
+half-received row is forgotten (the next beat starts a row).  The
+two memories (row buffer, row queue) and the ``reset_less`` data registers are not cleared:
+an entry is read only after it has been written since the reset (the pointers say which).
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned

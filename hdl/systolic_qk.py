@@ -72,6 +72,13 @@ Contract
   backpressure stalls the whole block (every register keeps its value): ``i.ready`` depends
   combinationally on ``o.ready``.  All cycle counts above are in cycles where the block is
   not stalled.
+
+Reset
+-----
+Synchronous ``rst`` returns every register to its reset value (Amaranth resets every
+``sync`` signal): the wave valid bits travelling through the array, the tile counters and the
+output row flags are cleared, so the tile in progress is abandoned, nothing of it comes out,
+and the next input beat starts a new ``S`` at tile 0.  There is no memory.
 """
 
 from amaranth import Cat, Module, Mux, Signal, signed

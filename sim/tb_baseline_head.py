@@ -192,8 +192,9 @@ async def cycles_per_head(dut):
 
 @cocotb.test(**TIMEOUT)
 async def reset_mid_head(dut):
-    """A reset in any phase abandons the head; the next head is exact (runtime weights survive
-    a reset: they are memory, not registers)."""
+    """A reset in any phase abandons the head; the next head is exact.  inputs=x with runtime
+    weights: the reset forgets the weights, ``x`` is not ready until a new load is complete
+    (checked for 20 cycles with ``x`` offered), then the head uses the new weights."""
     tb = TB(dut)
     await start(tb)
     tb.send_problem(problems(tb, 1)[-1], expect=False)
@@ -207,7 +208,19 @@ async def reset_mid_head(dut):
     await RisingEdge(dut.clk)
     tb.out.received.clear()
     tb.heads = 0
-    tb.send_problem(problems(tb, 1)[-1])
+    if tb.cfg.inputs == "x" and tb.w is not None:
+        tb.wq, tb.wk = weights(tb.cfg, tb.nprng)
+        tb.send_problem(problems(tb, 1)[-1])          # offered now, must wait for the load
+        sent = tb.src.sent
+        for _ in range(20):
+            await RisingEdge(dut.clk)
+            assert not dut.x__ready.value, "x ready after reset before any weight load"
+        assert tb.src.sent == sent, "a token was accepted after reset before any weight load"
+        lo, hi = -(1 << (tb.cfg.w_width - 1)), (1 << (tb.cfg.w_width - 1)) - 1
+        for word in w_words(tb.cfg, tb.wq, tb.wk, lambda: tb.rng.randint(lo, hi)):
+            tb.w.send(word)
+    else:
+        tb.send_problem(problems(tb, 1)[-1])
     await tb.check()
 
 

@@ -11,12 +11,13 @@ import json
 import os
 
 import cocotb
-from cocotb.triggers import ClockCycles
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..golden import vectors as golden_vectors
-from ..golden.damf_head_block import cross_heads, damf_head_block, heads, split_heads, weight_vectors
+from ..golden.damf_head_block import (cross_heads, damf_head_block, head_lengths, heads, row_lasts, split_heads,
+                                      weight_vectors)
 from ..head_config import DamfHeadBlockConfig
-from ..hdl.damf_head import unpack_output, v_words, x_beats
+from ..hdl.damf_head import unpack_last, unpack_output, v_words, x_beats
 from ..hdl.inner_product import pack_weight_words
 from .streams import BlockTB, cocotb_timeout
 
@@ -32,6 +33,7 @@ class TB(BlockTB):
         self.y = self.add_driver("y", "y", idle) if self.cfg.cross else None
         self.w = self.add_driver("w", "w") if self.cfg.weights == "runtime" else None
         self.u, self.vw = weight_vectors(self.cfg, self.nprng)
+        self.expected_last = []
 
     async def load_weights(self, u, v):
         """New ``u``, ``v`` (runtime weights), after every queued head has produced its ``Z``."""
@@ -41,16 +43,57 @@ class TB(BlockTB):
             self.w.send(word)
         await self.w.wait_empty()
 
-    def head(self, X, V, Y=None):
-        """Queue one head (cross-attention: queries ``X``, keys ``Y``, values ``V``)."""
+    def head(self, X, V, Y=None, *, expect=True, last=True):
+        """Queue one head (cross-attention: queries ``X``, keys ``Y``, values ``V``) and unless
+        ``expect`` is false its golden rows; ``last=False``: no ``last`` flag on any beat (a head
+        cut short, or one ended by its ``seq_len``-th token)."""
+        x_last, v_last = 1 << (self.cfg.lanes * self.cfg.x_width), 1 << (self.cfg.d_head * self.cfg.v_width)
         for word in x_beats(self.cfg, X):
-            self.x.send(word)
+            self.x.send(word if last else word & ~x_last)
         if self.cfg.cross:
             for word in x_beats(self.cfg, Y):
-                self.y.send(word)
+                self.y.send(word if last else word & ~x_last)
         for word in v_words(self.cfg, V):
-            self.v.send(word)
-        self.expected += damf_head_block(self.cfg, X, V, self.u, self.vw, Y=Y).tolist()
+            self.v.send(word if last else word & ~v_last)
+        if expect:
+            self.expected += damf_head_block(self.cfg, X, V, self.u, self.vw, Y=Y).tolist()
+            self.expected_last += row_lasts([len(X)])
+
+    def restart(self):
+        """Forget what came out and what was expected (after a reset)."""
+        self.out.received.clear()
+        self.out.cycles.clear()
+        self.expected, self.expected_last = [], []
+
+    async def pulse_reset(self, cycles=3):
+        """``rst`` high for ``cycles`` edges (the caller has let the sources run dry)."""
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, cycles)
+        self.dut.rst.value = 0
+        self.restart()
+
+    async def refused(self, cycles):
+        """After a reset, with a head offered and no weights loaded: for ``cycles`` edges
+        ``x.ready`` is low and nothing is accepted on ``x``."""
+        sent = self.x.sent
+        for _ in range(cycles):
+            await RisingEdge(self.dut.clk)
+            assert not self.dut.x__ready.value, f"x.ready high after reset before a weight load (seed {self.seed})"
+        assert self.x.sent == sent, f"x accepted a beat after reset before a weight load (seed {self.seed})"
+
+    def send_weights(self, u, v):
+        """Queue a whole weight load (no waiting: the block orders it)."""
+        self.u, self.vw = u, v
+        for word in pack_weight_words(self.cfg.inner_product, u, v):
+            self.w.send(word)
+
+    def random_head(self, lq, lk=None):
+        """Random ``(X, V, Y)`` of ``lq`` queries and ``lk`` keys (``Y`` None unless cross)."""
+        cfg, lk = self.cfg, lq if lk is None else lk
+        xlo, xhi = -(1 << (cfg.x_width - 1)), (1 << (cfg.x_width - 1)) - 1
+        X, Y = (self.nprng.integers(xlo, xhi, (n, cfg.d_model), endpoint=True).tolist() for n in (lq, lk))
+        V = self.nprng.integers(*cfg.v_range, (lk if cfg.cross else lq, cfg.d_head), endpoint=True).tolist()
+        return X, V, (Y if cfg.cross else None)
 
     def heads(self, count):
         """Edge and random heads as ``(X, V, Y)`` (``Y`` is None unless cross)."""
@@ -70,7 +113,10 @@ class TB(BlockTB):
         assert len(got) == len(self.expected), f"{len(got)} rows, expected {len(self.expected)}"
         for r, (g, e) in enumerate(zip(got, self.expected)):
             assert g == e, f"Z row {r}: {g}, expected {e} (seed {self.seed})"
-        self.dut._log.info("%d rows match the golden model", len(got))
+        lasts = [unpack_last(self.cfg, w) for w in self.out.received]
+        for r, (g, e) in enumerate(zip(lasts, self.expected_last)):
+            assert g == e, f"row {r}: last = {g}, expected {e} (1 exactly on a head's row Lq - 1; seed {self.seed})"
+        self.dut._log.info("%d rows match the golden model (Z and last)", len(got))
 
 
 async def run_random(dut, idle, backpressure):
@@ -170,6 +216,149 @@ async def back_to_back_schedule(dut):
     assert got == want, f"Z cycles {got}, documented {want}"
     dut._log.info("row_period %s, head_interval %s: %d rows at the documented cycles",
                   cfg.row_period(), cfg.head_interval, len(got))
+
+
+async def measured_head(tb, X, V, Y):
+    """Queue one head, wait for its rows; its cycles from the first ``x`` to the last ``Z``."""
+    first_x, first_z = len(tb.x.accept_cycles), len(tb.out.cycles)
+    tb.head(X, V, Y)
+    await tb.drain()
+    assert len(tb.out.cycles) > first_z
+    return tb.out.cycles[-1] - tb.x.accept_cycles[first_x] + 1
+
+
+@cocotb.test(**TIMEOUT)
+async def reset_mid_head(dut):
+    """A head whose ``x``/``v`` are in and some of whose rows have come out, the next head's
+    first two tokens and values half received, then ``rst`` for 3 cycles with the sources idle:
+    nothing of either comes out afterwards.  Runtime weights: the reset forgets them -- a head
+    offered now is not accepted (``x.ready`` low for 40 cycles) until a complete new load --
+    then the head is bit-exact with the new weights and takes ``cycles_per_head`` cycles from
+    its first ``x`` handshake, as after power-up; a second head too."""
+    tb = TB(dut)
+    await tb.reset()
+    cfg, S = tb.cfg, tb.cfg.seq_len
+    if tb.w is not None:
+        await tb.load_weights(tb.u, tb.vw)
+    tb.head(*tb.random_head(S), expect=False)                 # head A: all in, rows under way
+    X, V, _ = tb.random_head(2)
+    x_last, v_last = 1 << (cfg.lanes * cfg.x_width), 1 << (cfg.d_head * cfg.v_width)
+    for word in x_beats(cfg, X):                              # head B: two tokens, no last
+        tb.x.send(word & ~x_last)
+    for word in v_words(cfg, V):
+        tb.v.send(word & ~v_last)
+    await tb.x.wait_empty()
+    await tb.v.wait_empty()
+    if tb.y is not None:
+        await tb.y.wait_empty()
+    await tb.out.wait_for(1)
+    assert len(tb.out.received) < S, "head A finished before the reset: nothing was cut"
+    await tb.pulse_reset()
+    shapes = [(S, S), (max(1, S - 1), S)] if cfg.cross else [(S, S), (max(1, S - 1),) * 2]
+    head = tb.random_head(*shapes[0])
+    if tb.w is not None:
+        u, v = weight_vectors(cfg, tb.nprng)
+        tb.u, tb.vw = u, v                                    # the head's expected rows use them
+        first_x = len(tb.x.accept_cycles)
+        tb.head(*head)
+        await tb.refused(40)
+        tb.send_weights(u, v)
+        await tb.drain()
+        measured = tb.out.cycles[-1] - tb.x.accept_cycles[first_x] + 1
+    else:
+        measured = await measured_head(tb, *head)
+    second = await measured_head(tb, *tb.random_head(*shapes[1]))
+    await tb.check()
+    assert (measured, second) == (cfg.cycles_per_head(*shapes[0]), cfg.cycles_per_head(*shapes[1])), \
+        f"after reset: {measured}, {second} cycles; documented {cfg.cycles_per_head(*shapes[0])}, " \
+        f"{cfg.cycles_per_head(*shapes[1])}"
+
+
+@cocotb.test(**TIMEOUT)
+async def reset_mid_load(dut):
+    """Runtime weights: ``rst`` with a weight load half received (all but its last word) after
+    a head; a head offered then waits (``x.ready`` low for 40 cycles) until a complete load,
+    and is bit-exact with it."""
+    tb = TB(dut, idle=0.2, backpressure=0.2)
+    if tb.w is None:
+        dut._log.info("weights=fixed: no weight load to cut; nothing to do")
+        return
+    await tb.reset()
+    cfg = tb.cfg
+    await tb.load_weights(tb.u, tb.vw)
+    tb.head(*tb.random_head(cfg.seq_len))
+    await tb.check()
+    u, v = weight_vectors(cfg, tb.nprng)
+    for word in pack_weight_words(cfg.inner_product, u, v)[:max(1, cfg.inner_product.beats - 1)]:
+        tb.w.send(word)
+    await tb.w.wait_empty()
+    await tb.pulse_reset()
+    u, v = weight_vectors(cfg, tb.nprng)
+    tb.u, tb.vw = u, v
+    for X, V, Y in tb.heads(2):
+        tb.head(X, V, Y)
+    await tb.refused(40)
+    tb.send_weights(u, v)
+    await tb.check()
+
+
+@cocotb.test(**TIMEOUT)
+async def load_waits_for_head(dut):
+    """Runtime weights: a load offered once a head's first ``x`` beat is in waits (``w.ready``
+    low) until the head's last token has produced its p and q -- checked every cycle while the
+    head's ``x`` beats go in -- the head is bit-exact with the old weights, and the next head
+    uses the new ones."""
+    tb = TB(dut, idle=0.2, backpressure=0.2)
+    if tb.w is None:
+        dut._log.info("weights=fixed: no weight loads; nothing to do")
+        return
+    await tb.reset()
+    cfg = tb.cfg
+    await tb.load_weights(tb.u, tb.vw)
+    for n in range(3):
+        first_x = len(tb.x.accept_cycles)
+        tb.head(*tb.random_head(cfg.seq_len))
+        while len(tb.x.accept_cycles) == first_x:
+            await RisingEdge(dut.clk)
+        u, v = weight_vectors(cfg, tb.nprng)
+        loads = len(tb.w.accept_cycles)
+        for word in pack_weight_words(cfg.inner_product, u, v):
+            tb.w.send(word)
+        while tb.x.queue or (tb.y is not None and tb.y.queue):
+            await RisingEdge(dut.clk)
+            assert not dut.w__ready.value, f"w.ready high inside head {n} (seed {tb.seed})"
+        await tb.w.wait_empty()
+        assert tb.w.accept_cycles[loads] > tb.x.accept_cycles[-1], "the load went in before the head's last x beat"
+        tb.u, tb.vw = u, v
+    tb.head(*tb.random_head(cfg.seq_len))
+    await tb.check()
+
+
+@cocotb.test(**TIMEOUT)
+async def seq_len_ends_head(dut):
+    """``seq_len + 3`` tokens (and values; cross: key tokens too) with ``last`` only on the
+    final one: a head of ``seq_len`` rows (``last`` on its row ``seq_len - 1``) then a head of
+    3 rows, both bit-exact, then a normal head (no deadlock)."""
+    tb = TB(dut, idle=0.2, backpressure=0.2)
+    await tb.reset()
+    cfg, S = tb.cfg, tb.cfg.seq_len
+    if tb.w is not None:
+        await tb.load_weights(tb.u, tb.vw)
+    X, V, Y = tb.random_head(S + 3)
+    lengths = head_lengths(S + 3, S)
+    assert lengths == [S, 3]
+    for word in x_beats(cfg, X):
+        tb.x.send(word)
+    if cfg.cross:
+        for word in x_beats(cfg, Y):
+            tb.y.send(word)
+    for word in v_words(cfg, V):
+        tb.v.send(word)
+    for a, b in ((0, S), (S, S + 3)):
+        tb.expected += damf_head_block(cfg, X[a:b], V[a:b], tb.u, tb.vw, Y=Y[a:b] if cfg.cross else None).tolist()
+    tb.expected_last += row_lasts(lengths)
+    tb.head(*tb.random_head(S))
+    await tb.check()
 
 
 @cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)

@@ -16,7 +16,7 @@ import json
 import os
 
 import cocotb
-from cocotb.triggers import ClockCycles
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import InnerProductConfig
 from ..golden import vectors as golden_vectors
@@ -179,6 +179,54 @@ async def reload_while_streaming(dut):
         p, q = inner_product(cfg, [t], *sets[k])
         tb.expected_p += p.tolist()
         tb.expected_q += q.tolist()
+    await tb.check()
+
+
+async def pulse_reset(dut, cycles=3):
+    """``rst`` high for ``cycles`` edges (the sources idle), then low again."""
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, cycles)
+    dut.rst.value = 0
+
+
+async def wait_refused(tb, cycles):
+    """Tokens are queued on ``i``: for ``cycles`` edges none is accepted and ``i.ready`` is low."""
+    sent = tb.x.sent
+    for _ in range(cycles):
+        await RisingEdge(tb.dut.clk)
+        assert not tb.dut.i__ready.value, f"i.ready high after reset before a complete weight load (seed {tb.seed})"
+    assert tb.x.sent == sent, f"a token was accepted after reset before a complete weight load (seed {tb.seed})"
+
+
+@cocotb.test(**TIMEOUT)
+async def reset_mid_load(dut):
+    """Reset with results in flight and a weight load half received (runtime weights): the
+    half load is forgotten and so are the old weights -- tokens offered after the reset are
+    not accepted (``i.ready`` low for 40 cycles) until a complete new load, then every result
+    is exact with the new weights.  Fixed weights: tokens after a reset are exact at once."""
+    tb = TB(dut, idle=0.2, backpressure=0.2)
+    await tb.reset()
+    cfg = tb.cfg
+    sets = weight_sets(tb)
+    (u0, v0), (u1, v1) = sets[0], sets[-1]
+    if tb.w is not None:
+        await tb.load(u0, v0)
+    tb.send_tokens(golden_vectors.random_tokens(cfg, tb.nprng, 20).tolist())   # not checked
+    await tb.x.wait_empty()
+    if tb.w is not None:
+        lo, hi = int_range(cfg.w_width)
+        half = pack_weight_words(cfg, u1, v1, pad=lambda: tb.rng.randint(lo, hi))[:max(1, cfg.beats - 1)]
+        for word in half:                                # a load cut short by the reset
+            tb.w.send(word)
+        await tb.w.wait_empty()
+    await pulse_reset(dut)
+    tb.out.received.clear()
+    u, v = (u1, v1) if tb.w is not None else (u0, v0)
+    tokens = golden_vectors.edge_tokens(cfg) + golden_vectors.random_tokens(cfg, tb.nprng, 100).tolist()
+    tb.send_tokens(tokens, u, v)
+    if tb.w is not None:
+        await wait_refused(tb, 40)
+        tb.queue_load(u, v)
     await tb.check()
 
 
