@@ -129,6 +129,8 @@ def _run_import(checkpoint, opts, out):
 
 def cmd_import(args):
     from .importer import ImportOptions
+    if not args.checkpoint.strip():
+        raise ConfigError(f"CHECKPOINT_DIR must name a directory, not '{args.checkpoint}'")
     opts = ImportOptions(**_import_options(args), seed=args.seed, calibration=args.calibration, name=args.name)
     return _run_import(Path(args.checkpoint), opts, Path(args.out))
 

@@ -79,11 +79,18 @@ def test_cli_writes_deterministic_verilog_without_paths(tmp_path):
                       "--out", tmp_path / name)
         assert result.returncode == 0, result.stderr
         assert "calibrating layer 2 head 5" in result.stderr
-        outs.append(((tmp_path / name / "minilm-l2h5.v").read_text(),
-                     (tmp_path / name / "minilm-l2h5.json").read_text()))
+        # damf import's files (docs/import.md): the head, its real-activation vectors, its fidelity
+        outs.append(tuple((tmp_path / name / f"minilm-l2h5{suffix}").read_text()
+                          for suffix in (".v", ".json", "-vectors.json", "-fidelity.json")))
+        assert not (tmp_path / name / "minilm-l2h5-weights.hex").exists()
     assert outs[0] == outs[1]
-    verilog, meta = outs[0]
+    verilog, meta, vectors, fidelity = outs[0]
     assert "module damf_head(" in verilog and str(tmp_path) not in verilog and "/home" not in verilog
+    assert str(tmp_path) not in meta + vectors + fidelity
+    vec = json.loads(vectors)
+    assert vec["format"] == "damf-vectors/1" and vec["config"] == json.loads(meta)["config"]
+    assert vec["source"]["calibration"] == "sentences.txt" and len(vec["source"]["sentences"]) == 4
+    assert set(json.loads(fidelity)) >= {"hardware", "float_rank", "rows", "sequences"}
     doc = json.loads(meta)
     assert doc["block"] == "damf-head" and doc["config"]["rank"] == 4 and doc["config"]["mode"] == "base2"
     assert doc["source"]["layer"] == 2 and doc["source"]["head"] == 5
