@@ -65,7 +65,7 @@ def simulation_speed(simulator, build):
 def run(*, repeat=3, build="build/bench", sims=("icarus", "verilator")):
     import logging
 
-    from .golden import cost_model
+    from . import cost_model
 
     print("== Verilog generation time (best of %d)" % repeat, flush=True)
     generation_times(repeat)

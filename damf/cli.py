@@ -17,7 +17,7 @@ from .describe import describe
 from .files import check_out_dir, write_atomically
 from .limits import GENERATE_BUDGET_S, MAX_FINETUNE_STEPS, MAX_LOGIT_GAIN, Heartbeat, check_accuracy, check_generate, check_golden_count, human_seconds
 from .golden.damf_head import DEFAULT_PQ_WIDTH
-from .golden.eval import EvalOptions
+from .models.eval import EvalOptions
 
 __all__ = ["main"]
 
@@ -136,7 +136,7 @@ def cmd_import(args):
 
 
 def cmd_minilm_head(args):
-    from .golden.minilm import model_dir
+    from .models.minilm import model_dir
     from .importer import minilm_options
     opts = minilm_options(**_import_options(args))
     try:
@@ -229,7 +229,7 @@ def cmd_lint(args):
 
 
 def cmd_cost(args):
-    from .golden import cost_model
+    from . import cost_model
     shape = cost_model.AttentionShape.from_preset(
         args.preset, d_model=args.d_model, n_heads=args.n_heads, seq_len=args.seq_len, rank=args.rank)
     if args.bits < 1:
@@ -262,7 +262,7 @@ def cmd_synth(args):
 
 
 def cmd_eval(args):
-    from .golden import eval as ev
+    from .models import eval as ev
     opts = ev.EvalOptions(
         ranks=ev.parse_ranks(args.ranks),
         sentences=Path(args.sentences) if args.sentences else ev.DEFAULT_SENTENCES,
@@ -350,8 +350,8 @@ def cmd_accuracy(args):
 
 
 def cmd_finetune(args):
-    from .golden import eval as ev
-    from .golden import finetune as ft
+    from .models import eval as ev
+    from .models import finetune as ft
     _check_range("--steps", args.steps, 1, MAX_FINETUNE_STEPS)
     if not 0 < args.lr <= 1:
         raise ConfigError(f"--lr must be a positive number of at most 1 (Adam's step), not {args.lr:g}")
@@ -423,7 +423,7 @@ def _add_head_args(p, *, minilm):
                                                  "hidden_size + 1 in 8..16, else 16)")
     p.add_argument("--parallel", type=int, default=4, help="scores per cycle (default: 4)")
     p.add_argument("--sentences", metavar="FILE",
-                   help="calibration sentences (default: the project's golden/data/sentences.txt)" if minilm else
+                   help="calibration sentences (default: the project's damf/models/data/sentences.txt)" if minilm else
                    "calibrate on these sentences (one a line; needs tokenizer.json in CHECKPOINT_DIR; default: "
                    "random token ids)")
     p.add_argument("--count", type=int, default=4, metavar="N",
@@ -573,7 +573,7 @@ def main(argv=None):
     p.add_argument("--ranks", default="1,2,4,8,full", metavar="LIST",
                    help="ranks to evaluate, e.g. 1,2,4,8,full (default: 1,2,4,8,full)")
     p.add_argument("--sentences", metavar="FILE",
-                   help="one sentence per line, # comments (default: the project's golden/data/sentences.txt)")
+                   help="one sentence per line, # comments (default: the project's damf/models/data/sentences.txt)")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N sentences")
     p.add_argument("--layers", metavar="LIST", help="layers to put DAMF in and evaluate (default: all)")
     p.add_argument("--out", default="reports/eval", metavar="DIR", help="output directory (default: reports/eval)")
@@ -632,7 +632,7 @@ def main(argv=None):
     p.add_argument("--ranks", default="1,2,4,8,full", metavar="LIST",
                    help="ranks to evaluate, e.g. 1,2,4,8,full (default: 1,2,4,8,full)")
     p.add_argument("--sentences", metavar="FILE",
-                   help="one sentence per line, # comments (default: the project's golden/data/sentences.txt)")
+                   help="one sentence per line, # comments (default: the project's damf/models/data/sentences.txt)")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N sentences (a quarter held out)")
     p.add_argument("--layers", metavar="LIST", help="layers to fine-tune and put DAMF in (default: all)")
     p.add_argument("--seed", type=int, default=0, metavar="N",

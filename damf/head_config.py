@@ -344,7 +344,7 @@ class DamfHeadBlockConfig(DamfHeadConfig):
         """A head whose inner-product fields are those of ``ip_cfg``, with ``pq_width = min(8,
         out_width)`` and the ``pq_shift`` of :func:`~damf.golden.damf_head.typical_pq_shift` for
         that width (both unless given in ``overrides``; calibrate ``pq_shift`` on real data
-        instead, as ``golden/real_head.py`` does, when the inputs are not uniform random)."""
+        instead, as ``damf/models/real_head.py`` does, when the inputs are not uniform random)."""
         values = {k: getattr(ip_cfg, k) for k in ("d_model", "lanes", "rank", "x_width", "w_width",
                                                    "weights", "weight_seed", "u", "v")}
         values["pq_width"] = overrides.get("pq_width", default_pq_width(ip_cfg))

@@ -1,7 +1,7 @@
 """``damf import``: the ``damf-head`` of one head of any BERT-family checkpoint directory.
 
 A checkpoint directory holds ``config.json`` and ``model.safetensors`` with the usual BERT
-tensor names (``golden/minilm.check_checkpoint``; ``tokenizer.json`` too for calibration on
+tensor names (``damf/models/minilm.check_checkpoint``; ``tokenizer.json`` too for calibration on
 sentences).  :func:`import_head` turns one head of it into the files ``damf import`` writes
 (docs/import.md):
 
@@ -29,8 +29,8 @@ from .config import InnerProductConfig
 from .describe import describe
 from .errors import ConfigError
 from .golden.damf_head import DEFAULT_PQ_WIDTH
-from .golden.eval import DEFAULT_SENTENCES, read_sentences
-from .golden.minilm import check_checkpoint
+from .models.eval import DEFAULT_SENTENCES, read_sentences
+from .models.minilm import check_checkpoint
 from .golden.vectors import FORMAT, dumps
 from .head_config import DamfHeadBlockConfig
 from .hdl.inner_product import pack_weight_words
@@ -165,9 +165,9 @@ def plan(checkpoint_dir, opts):
 
 def import_head(p, *, out=Path("."), stream=None):
     """The files of one planned import (:func:`plan`): ``{path: text}`` below ``out``, and the
-    fidelity summary (``golden/real_head.fidelity``)."""
-    from .golden.minilm import MiniLM
-    from .golden.real_head import fidelity, head_vectors, pick_sequences, random_hidden, real_head
+    fidelity summary (``damf/models/real_head.fidelity``)."""
+    from .models.minilm import MiniLM
+    from .models.real_head import fidelity, head_vectors, pick_sequences, random_hidden, real_head
     o = p.options
     stream = sys.stderr if stream is None else stream
     print(f"{o.log}: calibrating layer {o.layer} head {o.head} on {p.calibration} ...", file=stream, flush=True)

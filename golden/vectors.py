@@ -614,9 +614,24 @@ def dumps(doc):
     return emit(doc, 0) + "\n"
 
 
+def config_class(name):
+    """The configuration class of block ``name`` (without importing Amaranth, as
+    ``damf.blocks`` would); :class:`ConfigError` for a name that is not a block."""
+    # inside the function: damf.head_config imports golden.damf_head, which this package holds
+    from ..config import BaselineHeadConfig, InnerProductConfig, SoftmaxConfig, SystolicAVConfig, SystolicQKConfig
+    from ..head_config import DamfHeadBlockConfig, RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
+    classes = {cls.block: cls for cls in (InnerProductConfig, SystolicQKConfig, ScoreConfig, RowStatsConfig,
+                                          ShiftAccumulateConfig, DamfHeadBlockConfig, SoftmaxConfig,
+                                          SystolicAVConfig, BaselineHeadConfig)}
+    assert list(classes) == list(BLOCK_VECTORS)
+    try:
+        return classes[name]
+    except KeyError:
+        raise ConfigError(f"unknown block '{name}'; expected one of: {', '.join(BLOCK_VECTORS)}") from None
+
+
 def load(path, *, block=None):
     """Read and validate a vector file.  Returns ``(cfg, inputs, expected)``."""
-    from ..blocks import get_block
     path = Path(path)
     where = f"vector file '{path}'"
     try:
@@ -631,11 +646,11 @@ def load(path, *, block=None):
     if block is not None and doc["block"] != block:
         raise VectorFileError(f"{where} holds vectors for block '{doc['block']}', not '{block}'")
     try:
-        info = get_block(doc["block"])
+        config_cls = config_class(doc["block"])
     except ConfigError as e:
         raise VectorFileError(f"{where}: {e}") from None
     try:
-        cfg = info.config_cls.from_dict(doc["config"])
+        cfg = config_cls.from_dict(doc["config"])
     except ConfigError as e:
         raise VectorFileError(f"{where}: config: {e}") from None
     BLOCK_VECTORS[cfg.block][2](cfg, doc["inputs"], doc["expected"], where)

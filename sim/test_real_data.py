@@ -1,9 +1,9 @@
 """Issue 6, hardware on real data: one head of all-MiniLM-L6-v2, real weights and tokens, RTL.
 
 Layer 0, head 0: real quantized singular vectors of the head's fused ``M``, the real token
-activations of short real sentences (``golden/data/sentences.txt``) and the head's real values,
+activations of short real sentences (``damf/models/data/sentences.txt``) and the head's real values,
 through the generated ``damf-head`` on each simulator; every element of ``Z`` must equal the
-bit-exact golden model (``golden/real_head.py``).  Two cases: the paper's rank-2 ``maclaurin``
+bit-exact golden model (``damf/models/real_head.py``).  Two cases: the paper's rank-2 ``maclaurin``
 head, and the configuration ``damf eval`` recommends for a model not trained for DAMF and that
 ``damf minilm-head`` generates by default: full rank (32), mode ``base2`` with ``c`` from the
 real score scale, 8-bit inputs, ``weight_frac`` 8 (at ``seq_len`` 16 to keep the run short).
@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from damf.golden.real_head import real_head_vectors
+from damf.models.real_head import real_head_vectors
 from damf.golden.vectors import dumps
 
 CASES = {

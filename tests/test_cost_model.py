@@ -1,4 +1,4 @@
-"""Cost model of MHSA vs DAMF (golden/cost_model.py) against brute-force counts.
+"""Cost model of MHSA vs DAMF (damf/cost_model.py) against brute-force counts.
 
 The reference here is deliberately naive: attention computed with Python loops that bump a
 counter at every multiply-accumulate, bias addition, shift-add and shift, stage by stage
@@ -19,7 +19,7 @@ import pytest
 
 from damf.cli import main
 from damf.config import PRESETS, ConfigError
-from damf.golden import cost_model as cm
+from damf import cost_model as cm
 from damf.golden.reference import AttentionWeights, mhsa
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "cost-model.md"

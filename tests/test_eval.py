@@ -1,4 +1,4 @@
-"""`damf eval` and its NumPy model of all-MiniLM-L6-v2 (golden/minilm.py, golden/eval.py).
+"""`damf eval` and its NumPy model of all-MiniLM-L6-v2 (damf/models/minilm.py, damf/models/eval.py).
 
 Fast: one model load shared by the module, two short sentences, one layer for the report.
 """
@@ -14,14 +14,14 @@ import pytest
 
 from damf.config import ConfigError
 
-minilm = pytest.importorskip("damf.golden.minilm")
+minilm = pytest.importorskip("damf.models.minilm")
 pytest.importorskip("tokenizers")
 try:
     minilm.model_dir()
 except FileNotFoundError as e:  # the optional model package is not installed
     pytest.skip(str(e), allow_module_level=True)
 
-from damf.golden import eval as ev  # noqa: E402
+from damf.models import eval as ev  # noqa: E402
 from damf.golden.damf_float import damf_scores, fused_matrix, singular_vectors  # noqa: E402
 
 SENTENCES = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]

@@ -1,4 +1,4 @@
-"""`damf finetune` (golden/finetune.py): hand-written gradients, the optimiser, the CLI.
+"""`damf finetune` (damf/models/finetune.py): hand-written gradients, the optimiser, the CLI.
 
 Fast: gradient checks on a tiny random problem; one layer, three heads and a few sentences
 of the real model; a tiny CLI run.
@@ -16,9 +16,9 @@ import pytest
 
 from damf.cli import main
 from damf.config import ConfigError
-from damf.golden import finetune as ft
+from damf.models import finetune as ft
 from damf.golden.damf_float import fused_matrix, singular_vectors
-from damf.golden.minilm import exact_head
+from damf.models.minilm import exact_head
 from damf.golden.reference import random_weights
 
 
@@ -123,7 +123,7 @@ def test_parse_lambdas():
 
 @pytest.fixture(scope="module")
 def real_layer():
-    minilm = pytest.importorskip("damf.golden.minilm")
+    minilm = pytest.importorskip("damf.models.minilm")
     pytest.importorskip("tokenizers")
     try:
         model = minilm.MiniLM()

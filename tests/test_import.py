@@ -237,7 +237,7 @@ def test_sentences_with_a_tokenizer(tmp_path, capsys):
 
 def test_minilm_head_is_import_of_the_packaged_model(tmp_path, capsys):
     pytest.importorskip("tokenizers", reason="the eval extra (make env) provides the model and tokenizer")
-    from damf.golden.minilm import model_dir
+    from damf.models.minilm import model_dir
     sentences = tmp_path / "s.txt"
     sentences.write_text("The cat sleeps on the mat.\nA dog runs in the park.\nAttention is computed in hardware.\n")
     common = ["--layer", 1, "--head", 2, "--rank", 4, "--seq-len", 16, "--sentences", sentences]

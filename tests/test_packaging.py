@@ -281,7 +281,7 @@ def test_wheel_in_clean_venv(tmp_path):
     # the data files the commands read are installed: the lint waivers, the golden data and
     # vectors of the checkout, and every package-data pattern of pyproject.toml matches
     site = Path(where.split()[0]).parent
-    data = [Path("damf/lint.vlt")] + [p.relative_to(ROOT) for p in ROOT.glob("golden/data/*.txt")]
+    data = [Path("damf/lint.vlt")] + [p.relative_to(ROOT) for p in ROOT.glob("damf/models/data/*.txt")]
     data += [p.relative_to(ROOT) for p in ROOT.glob("golden/vectors/default/*.json")]
     # damf/X is installed as damf/X, golden/X (the package damf.golden) as damf/golden/X
     missing = [str(p) for p in data if not (site / (p.relative_to("damf") if p.parts[0] == "damf" else p)).is_file()]

@@ -1,4 +1,4 @@
-"""The real-model head configuration (``golden/real_head.py``) and ``damf minilm-head``."""
+"""The real-model head configuration (``damf/models/real_head.py``) and ``damf minilm-head``."""
 
 import json
 import subprocess
@@ -10,7 +10,7 @@ pytest.importorskip("tokenizers", reason="the eval extra (make env) provides the
 
 from damf.golden.damf_head import DEFAULT_PQ_WIDTH  # noqa: E402
 from damf.golden.damf_head_block import damf_head_block  # noqa: E402
-from damf.golden.real_head import minilm_head, real_head_vectors  # noqa: E402
+from damf.models.real_head import minilm_head, real_head_vectors  # noqa: E402
 
 
 def damf(*args, cwd=None):
@@ -39,7 +39,7 @@ def test_pq_shift_is_calibrated_on_the_sentences():
     import numpy as np
     from damf.golden.damf_float import augment
     from damf.golden.inner_product import inner_product
-    from damf.golden.minilm import MiniLM
+    from damf.models.minilm import MiniLM
     from damf.golden.quant import int_range, quantize, requantize
     model = MiniLM()
     hidden = model.encode(["The cat sleeps.", "A dog runs in the park."], keep_hidden=True).hidden[1]
@@ -58,7 +58,7 @@ def test_pq_shift_is_calibrated_on_the_sentences():
 def test_vectors_use_the_same_configuration():
     """The RTL test's vector file (sim/test_real_data.py) holds minilm_head's configuration
     (calibrated on the file's sentences, seq_len 16, run-time weights) and the golden Z."""
-    from damf.golden.minilm import MiniLM
+    from damf.models.minilm import MiniLM
     from damf.head_config import DamfHeadBlockConfig
     model = MiniLM()
     doc = real_head_vectors(layer=0, head=0, rank=32, mode="base2", count=2, weight_frac=8, model=model)

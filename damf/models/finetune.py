@@ -63,7 +63,7 @@ import numpy as np
 from ..config import ConfigError
 from . import eval as ev
 from ..files import write_atomically
-from .damf_float import augment, concentration
+from ..golden.damf_float import augment, concentration
 
 __all__ = ["FinetuneOptions", "parse_lambdas", "split_sentences", "head_factors", "factor_svd",
            "factor_vectors", "lms", "task_loss", "Batch", "make_batch", "Adam", "finetune_layer",

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from .reference import AttentionWeights
+from ..golden.reference import AttentionWeights
 
 __all__ = ["model_dir", "read_safetensors", "read_safetensors_header", "check_checkpoint", "expected_tensors",
            "Checkpoint", "MODEL_TYPES", "TENSOR_PREFIXES", "erf", "ERF_MAX_ABS_ERROR", "gelu", "layer_norm",

@@ -33,13 +33,13 @@ import numpy as np
 
 from ..head_config import DamfHeadBlockConfig
 from ..config import ConfigError, InnerProductConfig
-from .damf_float import augment, fused_matrix, singular_vectors
-from .damf_head import DEFAULT_PQ_WIDTH, base2_constant
-from .damf_head_block import damf_head_block, vectors_expected
+from ..golden.damf_float import augment, fused_matrix, singular_vectors
+from ..golden.damf_head import DEFAULT_PQ_WIDTH, base2_constant
+from ..golden.damf_head_block import damf_head_block, vectors_expected
 from .eval import DEFAULT_SENTENCES, read_sentences
-from .inner_product import inner_product
-from .quant import choose_frac, choose_shift, quantize
-from .vectors import FORMAT
+from ..golden.inner_product import inner_product
+from ..golden.quant import choose_frac, choose_shift, quantize
+from ..golden.vectors import FORMAT
 
 __all__ = ["real_head", "minilm_head", "random_hidden", "pick_sequences", "head_vectors", "fidelity",
            "real_head_vectors"]

@@ -47,7 +47,7 @@ Everything is exact Python integer arithmetic; nothing here imports Amaranth or 
 import json
 from dataclasses import dataclass, field, fields
 
-from ..config import PRESETS, ConfigError
+from .config import PRESETS, ConfigError
 
 __all__ = [
     "AttentionShape", "Tensor", "Stage", "CATEGORIES", "Cost", "stages", "memory_words",

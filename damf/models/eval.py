@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError, InnerProductConfig
-from .damf_float import augment, concentration, fused_matrix, singular_vectors
-from .damf_head import DEFAULT_PQ_WIDTH, DamfHeadConfig, base2_constant, damf_attention_float, damf_head
-from .inner_product import inner_product
-from .quant import choose_frac, choose_shift, quantize, requantize
+from ..golden.damf_float import augment, concentration, fused_matrix, singular_vectors
+from ..golden.damf_head import DEFAULT_PQ_WIDTH, DamfHeadConfig, base2_constant, damf_attention_float, damf_head
+from ..golden.inner_product import inner_product
+from ..golden.quant import choose_frac, choose_shift, quantize, requantize
 
 __all__ = ["EvalOptions", "DEFAULT_SENTENCES", "read_sentences", "parse_ranks", "parse_widths", "parse_pq_widths",
            "run", "write_report", "end_to_end_metrics", "float_damf_attention", "FLOAT_MODES", "FIXED_MODES"]
