@@ -1,11 +1,9 @@
 """pytest runners of the baseline-head testbench: every configuration on every simulator."""
 
-import os
-
 import pytest
 
 from damf.config import BaselineHeadConfig
-from damf.sim.runner import SimFailed, run_testbench
+from damf.sim.block_test import run_block
 
 CONFIGS = {
     # the default preset: 4 x 4 arrays, L = 8, d_head = 8, 8-bit Q, K, V and probabilities
@@ -32,11 +30,4 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_baseline_head(name, simulator, request):
-    seed = int(os.environ.get("DAMF_SEED", "20261122"))
-    build = request.config.rootpath / "build" / "sim" / "baseline-head" / name / simulator
-    try:
-        run_testbench(CONFIGS[name], simulator=simulator, module="damf.sim.tb_baseline_head",
-                      build_dir=build, env={"DAMF_SEED": str(seed)})
-    except SimFailed as e:
-        pytest.fail(f"{e} -- config {name}, {simulator}, seed {seed}: rerun with DAMF_SEED={seed}; "
-                    f"build folder {build}", pytrace=False)
+    run_block(CONFIGS[name], name=name, simulator=simulator, request=request)

@@ -1,13 +1,11 @@
 """pytest runners of the composed head's testbench (cocotb, Icarus and Verilator)."""
 
-import os
-
 import pytest
 
 from damf.config import InnerProductConfig
 from damf.golden.damf_head_block import calibrated_base2
 from damf.head_config import DamfHeadBlockConfig
-from damf.sim.runner import SimFailed, run_testbench
+from damf.sim.block_test import run_block
 
 
 def _head(ip, **kw):
@@ -15,6 +13,8 @@ def _head(ip, **kw):
 
 
 CONFIGS = {
+    # the default preset (its run also replays golden/vectors/default/damf-head.json)
+    "default": DamfHeadBlockConfig.from_preset("default"),
     # rank 2, three scores per beat, seq_len 7 (L not a power of two, partial beats), 2 beats/token
     "r2-L7-p3": _head(dict(d_model=5, lanes=3, rank=2, x_width=3, w_width=3), seq_len=7, d_head=3,
                       v_width=4, weight_frac=6, out_frac=3, parallel=3),
@@ -41,11 +41,4 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_damf_head(name, simulator, request):
-    seed = int(os.environ.get("DAMF_SEED", "20261122"))
-    build = request.config.rootpath / "build" / "sim" / "damf-head" / name / simulator
-    try:
-        run_testbench(CONFIGS[name], simulator=simulator, module="damf.sim.tb_damf_head",
-                      build_dir=build, env={"DAMF_SEED": str(seed)})
-    except SimFailed as e:
-        pytest.fail(f"{e} -- config {name}, {simulator}, seed {seed}: rerun with DAMF_SEED={seed}; "
-                    f"build folder {build}", pytrace=False)
+    run_block(CONFIGS[name], name=name, simulator=simulator, request=request)

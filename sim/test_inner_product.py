@@ -1,11 +1,9 @@
 """pytest runners of the inner-product testbench: every configuration on every simulator."""
 
-import os
-
 import pytest
 
 from damf.config import InnerProductConfig
-from damf.sim.runner import SimFailed, run_testbench
+from damf.sim.block_test import run_block
 
 CONFIGS = {
     # the default preset: d_model 16 in 4 beats of 4 lanes
@@ -25,11 +23,4 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_inner_product(name, simulator, request):
-    seed = int(os.environ.get("DAMF_SEED", "20261122"))
-    build = request.config.rootpath / "build" / "sim" / "inner-product" / name / simulator
-    try:
-        run_testbench(CONFIGS[name], simulator=simulator, module="damf.sim.tb_inner_product",
-                      build_dir=build, env={"DAMF_SEED": str(seed)})
-    except SimFailed as e:
-        pytest.fail(f"{e} -- config {name}, {simulator}, seed {seed}: rerun with DAMF_SEED={seed}; "
-                    f"build folder {build}", pytrace=False)
+    run_block(CONFIGS[name], name=name, simulator=simulator, request=request)

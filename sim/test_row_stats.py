@@ -1,13 +1,13 @@
 """pytest runners of the row_stats testbench (cocotb, Icarus and Verilator)."""
 
-import os
-
 import pytest
 
 from damf.head_config import RowStatsConfig
-from damf.sim.runner import SimFailed, run_testbench
+from damf.sim.block_test import run_block
 
 CONFIGS = {
+    # the default preset (its run also replays golden/vectors/default/row-stats.json)
+    "default": RowStatsConfig.from_preset("default"),
     # L not a power of two, rank > 1, beats of 1..3 scores
     "L7-r2-P3": RowStatsConfig(seq_len=7, rank=2, pq_width=6, parallel=3),
     # mode maclaurin-abs, a narrow window (F < log2 L + 2), one score per beat
@@ -21,11 +21,4 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_row_stats(name, simulator, request):
-    seed = int(os.environ.get("DAMF_SEED", "20261122"))
-    build = request.config.rootpath / "build" / "sim" / "row-stats" / name / simulator
-    try:
-        run_testbench(CONFIGS[name], simulator=simulator, module="damf.sim.tb_row_stats",
-                      build_dir=build, env={"DAMF_SEED": str(seed)})
-    except SimFailed as e:
-        pytest.fail(f"{e} -- config {name}, {simulator}, seed {seed}: rerun with DAMF_SEED={seed}; "
-                    f"build folder {build}", pytrace=False)
+    run_block(CONFIGS[name], name=name, simulator=simulator, request=request)

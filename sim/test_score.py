@@ -1,13 +1,13 @@
 """pytest runners of the score testbench (cocotb, Icarus and Verilator)."""
 
-import os
-
 import pytest
 
 from damf.head_config import ScoreConfig
-from damf.sim.runner import SimFailed, run_testbench
+from damf.sim.block_test import run_block
 
 CONFIGS = {
+    # the default preset (its run also replays golden/vectors/default/score.json)
+    "default": ScoreConfig.from_preset("default"),
     # L not a power of two, rank > 1, parallel not dividing L (partial last beat)
     "L7-r2-P3": ScoreConfig(seq_len=7, rank=2, pq_width=6, parallel=3),
     # small pq_width (the head requantizes p and q), rank 3 and 16 (registered rank sums)
@@ -19,11 +19,4 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_score(name, simulator, request):
-    seed = int(os.environ.get("DAMF_SEED", "20261122"))
-    build = request.config.rootpath / "build" / "sim" / "score" / name / simulator
-    try:
-        run_testbench(CONFIGS[name], simulator=simulator, module="damf.sim.tb_score",
-                      build_dir=build, env={"DAMF_SEED": str(seed)})
-    except SimFailed as e:
-        pytest.fail(f"{e} -- config {name}, {simulator}, seed {seed}: rerun with DAMF_SEED={seed}; "
-                    f"build folder {build}", pytrace=False)
+    run_block(CONFIGS[name], name=name, simulator=simulator, request=request)

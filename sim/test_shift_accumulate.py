@@ -1,11 +1,9 @@
 """pytest runners of the shift-accumulate testbench (cocotb, Icarus and Verilator)."""
 
-import os
-
 import pytest
 
 from damf.head_config import ShiftAccumulateConfig
-from damf.sim.runner import SimFailed, run_testbench
+from damf.sim.block_test import run_block
 
 CONFIGS = {
     # parallel 3 with L = 7 (a short last beat), d_head 3 rounded one lane per cycle
@@ -25,11 +23,4 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_shift_accumulate(name, simulator, request):
-    seed = int(os.environ.get("DAMF_SEED", "20261122"))
-    build = request.config.rootpath / "build" / "sim" / "shift-accumulate" / name / simulator
-    try:
-        run_testbench(CONFIGS[name], simulator=simulator, module="damf.sim.tb_shift_accumulate",
-                      build_dir=build, env={"DAMF_SEED": str(seed)})
-    except SimFailed as e:
-        pytest.fail(f"{e} -- config {name}, {simulator}, seed {seed}: rerun with DAMF_SEED={seed}; "
-                    f"build folder {build}", pytrace=False)
+    run_block(CONFIGS[name], name=name, simulator=simulator, request=request)

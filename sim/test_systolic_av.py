@@ -1,11 +1,9 @@
 """pytest runners of the systolic-av (A' x V) testbench on every simulator."""
 
-import os
-
 import pytest
 
 from damf.config import SystolicAVConfig
-from damf.sim.runner import SimFailed, run_testbench
+from damf.sim.block_test import run_block
 
 CONFIGS = {
     # the default preset: 4x4 array, L = 8 (inner length), d_head = 8, 9-bit A' (8-bit probabilities)
@@ -21,11 +19,4 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_systolic_av(name, simulator, request):
-    seed = int(os.environ.get("DAMF_SEED", "20261122"))
-    build = request.config.rootpath / "build" / "sim" / "systolic-av" / name / simulator
-    try:
-        run_testbench(CONFIGS[name], simulator=simulator, module="damf.sim.tb_systolic_av",
-                      build_dir=build, env={"DAMF_SEED": str(seed)})
-    except SimFailed as e:
-        pytest.fail(f"{e} -- config {name}, {simulator}, seed {seed}: rerun with DAMF_SEED={seed}; "
-                    f"build folder {build}", pytrace=False)
+    run_block(CONFIGS[name], name=name, simulator=simulator, request=request)

@@ -1,11 +1,9 @@
 """pytest runners of the systolic-qk testbench: every configuration on every simulator."""
 
-import os
-
 import pytest
 
 from damf.config import SystolicQKConfig
-from damf.sim.runner import SimFailed, run_testbench
+from damf.sim.block_test import run_block
 
 CONFIGS = {
     # the default preset: 4x4 array, L = 8 in 2x2 tiles, d_head = 8 (one MAC per cell per cycle)
@@ -23,11 +21,4 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_systolic_qk(name, simulator, request):
-    seed = int(os.environ.get("DAMF_SEED", "20261122"))
-    build = request.config.rootpath / "build" / "sim" / "systolic-qk" / name / simulator
-    try:
-        run_testbench(CONFIGS[name], simulator=simulator, module="damf.sim.tb_systolic_qk",
-                      build_dir=build, env={"DAMF_SEED": str(seed)})
-    except SimFailed as e:
-        pytest.fail(f"{e} -- config {name}, {simulator}, seed {seed}: rerun with DAMF_SEED={seed}; "
-                    f"build folder {build}", pytrace=False)
+    run_block(CONFIGS[name], name=name, simulator=simulator, request=request)

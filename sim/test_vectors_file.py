@@ -37,3 +37,20 @@ def test_mismatches_are_reported(simulator, request, tmp_path):
     got_p, got_q = doc["expected"]["p"][3][0] - 1, doc["expected"]["q"][7][0] + 2
     assert f"mismatch at result 3: p = [{got_p}], expected [{got_p + 1}]" in result.stdout
     assert f"mismatch at result 7: q = [{got_q}], expected [{got_q - 2}]" in result.stdout
+
+
+def test_every_block_replays_its_committed_file():
+    """Each block's ``sim/test_BLOCK.py`` has the configuration of its committed vector file,
+    so ``make test`` replays all nine (``damf.sim.block_test.run_block``)."""
+    import importlib.util
+    from damf.golden.vectors import BLOCK_VECTORS
+    from damf.sim.block_test import committed_vectors
+    missing = []
+    for block in BLOCK_VECTORS:
+        path = Path(__file__).resolve().parent / f"test_{block.replace('-', '_')}.py"
+        spec = importlib.util.spec_from_file_location(f"_configs_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not any(committed_vectors(cfg) for cfg in module.CONFIGS.values()):
+            missing.append(block)
+    assert not missing, f"no sim configuration replays the committed vector file of {missing}"
