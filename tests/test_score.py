@@ -154,6 +154,58 @@ def test_reset_forgets_both_banks():
     assert out == expect
 
 
+def test_query_waits_for_its_load():
+    """A key load goes before a waiting query: a query offered while its bank's keys are
+    still coming is accepted exactly in the cycle after the load's last key -- for the first
+    head (query and keys offered together from cycle 0) and for the second (its keys offered
+    every fourth cycle, its query right after the first set, into the other bank) -- and the
+    rows are the golden ones."""
+    cfg = ScoreConfig(seq_len=7, rank=3, pq_width=5, parallel=3)
+    rng = np.random.default_rng(11)
+    heads = [(edge_pq(cfg, rng, 2), edge_pq(cfg, rng, 5)), (edge_pq(cfg, rng, 3), edge_pq(cfg, rng, 6))]
+    keys = [(h, pack_key(cfg, r, n == len(q) - 1)) for h, (_, q) in enumerate(heads) for n, r in enumerate(q)]
+    queries = [(h, pack_query(cfg, r, m == len(p) - 1)) for h, (p, _) in enumerate(heads) for m, r in enumerate(p)]
+    dut = Score(cfg)
+    k_log, i_log, out = [], [], []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        cycle = 0
+        while keys or queries or len(out) < len(expect):
+            assert cycle < 400, "score unit stalled"
+            k_offer = bool(keys) and (keys[0][0] == 0 or cycle % 4 == 0)
+            ctx.set(dut.k.valid, k_offer)
+            if k_offer:
+                ctx.set(dut.k.payload.as_value(), keys[0][1])
+            i_offer = bool(queries)
+            ctx.set(dut.i.valid, i_offer)
+            if i_offer:
+                ctx.set(dut.i.payload.as_value(), queries[0][1])
+            _, _, k_ready, i_ready, o_valid, o_payload = await ctx.tick().sample(
+                dut.k.ready, dut.i.ready, dut.o.valid, dut.o.payload.as_value())
+            if k_offer and k_ready:
+                k_log.append((cycle, keys.pop(0)[0]))
+            if i_offer and i_ready:
+                i_log.append((cycle, queries.pop(0)[0]))
+            if o_valid:
+                out.append(unpack_output(cfg, o_payload))
+            cycle += 1
+
+    expect = [b for p, q in heads for row in score_matrix(cfg, p, q) for b in row_beats(cfg, row)]
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    for h in range(2):
+        last_key = max(c for c, head in k_log if head == h)
+        first_query = min(c for c, head in i_log if head == h)
+        assert first_query == last_key + 1, \
+            f"head {h}: first query accepted in cycle {first_query}, its load ended in cycle {last_key}"
+    # the second head's query really waited: the first set had ended long before its load did
+    assert max(c for c, head in i_log if head == 0) + 4 < max(c for c, head in k_log if head == 1)
+    assert out == expect
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match=r"^parallel must be at most seq_len = 4, not 5$"):
         ScoreConfig(seq_len=4, parallel=5)
