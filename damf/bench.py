@@ -18,12 +18,16 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from . import cost_model
 from .blocks import BLOCKS, to_verilog
-from .config import PRESETS
+from .config import PRESETS, InnerProductConfig
+from .sim.runner import run_testbench
 
 __all__ = ["run"]
 
 CLOCK_NS = 10  # every testbench clocks at 10 ns (sim/tb_*.py)
+# the test timed for simulation speed: random tokens under input gaps and output backpressure
+BENCH_TEST = "random_vectors/stalls=both"
 
 
 def generation_times(repeat):
@@ -44,18 +48,16 @@ def generation_times(repeat):
 
 
 def simulation_speed(simulator, build):
-    from .config import InnerProductConfig
-    from .sim.runner import run_testbench
     build = Path(build).resolve() / simulator
     for old in build.glob("*_results.xml"):
         old.unlink()
     cfg = InnerProductConfig.from_preset("default")
     run_testbench(cfg, simulator=simulator, module="damf.sim.tb_inner_product", build_dir=build,
-                  testcase="random_gaps_and_backpressure", env={"DAMF_SEED": "1", "DAMF_COUNT": "3000"})
+                  testcase=BENCH_TEST + "$", env={"DAMF_SEED": "1", "DAMF_COUNT": "3000"})
     (results,) = build.glob("*_results.xml")
     for case in ET.parse(results).iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
-        if case.get("name") == "random_gaps_and_backpressure":
+        if case.get("name") == BENCH_TEST:
             cycles = float(props["sim_time_duration"]) / CLOCK_NS
             seconds = float(case.get("time"))
             return cycles, seconds
@@ -65,7 +67,6 @@ def simulation_speed(simulator, build):
 def run(*, repeat=3, build="build/bench", sims=("icarus", "verilator")):
     import logging
 
-    from . import cost_model
 
     print("== Verilog generation time (best of %d)" % repeat, flush=True)
     generation_times(repeat)

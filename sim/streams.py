@@ -19,13 +19,33 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 
-__all__ = ["pack", "unpack", "random_pattern", "cocotb_timeout", "StreamDriver", "StreamMonitor", "BlockTB"]
+__all__ = ["pack", "unpack", "random_pattern", "cocotb_timeout", "STALLS", "stall_probabilities",
+           "StreamDriver", "StreamMonitor", "BlockTB"]
 
 
 def cocotb_timeout(default_ms=5):
     """``@cocotb.test`` keyword arguments bounding a test's simulated time, so a stalled block
     fails instead of hanging: ``DAMF_TIMEOUT_MS`` milliseconds, else ``default_ms``."""
     return {"timeout_time": float(os.environ.get("DAMF_TIMEOUT_MS", str(default_ms))), "timeout_unit": "ms"}
+
+
+#: The four mixes of source idling and sink backpressure every block's random test runs
+#: under (``@cocotb.parametrize(stalls=STALLS)``): neither, input gaps only, output
+#: backpressure only, both.
+STALL_CASES = ("none", "idle", "backpressure", "both")
+#: named ``random_vectors/stalls=CASE`` (cocotb names a longer string by its index)
+STALLS = [cocotb.Param(value=case, name=case) for case in STALL_CASES]
+
+
+def stall_probabilities(stalls, *, idle=0.3, backpressure=0.3):
+    """``(idle, backpressure)`` probabilities of the :data:`STALLS` case ``stalls``: the
+    block's defaults ``idle`` / ``backpressure``, overridden by ``DAMF_IDLE`` /
+    ``DAMF_BACKPRESSURE``, where the case has them, else 0."""
+    if stalls not in STALL_CASES:
+        raise ValueError(f"stalls must be one of {', '.join(STALL_CASES)}, not {stalls!r}")
+    idle = float(os.environ.get("DAMF_IDLE", idle))
+    backpressure = float(os.environ.get("DAMF_BACKPRESSURE", backpressure))
+    return (idle if stalls in ("idle", "both") else 0.0, backpressure if stalls in ("backpressure", "both") else 0.0)
 
 
 def pack(values, width):

@@ -26,7 +26,7 @@ from ..config import BaselineHeadConfig
 from ..golden import vectors as golden_vectors
 from ..golden.baseline_head import head, head_x, random_x_head, weights, x_edge_problems, z_beats, z_from_beats
 from ..hdl.baseline_head import v_words, w_words, x_words
-from .streams import BlockTB, cocotb_timeout, pack, unpack
+from .streams import STALLS, BlockTB, cocotb_timeout, pack, stall_probabilities, unpack
 
 TIMEOUT = cocotb_timeout()
 IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
@@ -134,11 +134,11 @@ async def start(tb):
 
 
 @cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=["none", "idle", "backpressure", "both"])
-async def edge_and_random(dut, stalls):
+@cocotb.parametrize(stalls=STALLS)
+async def random_vectors(dut, stalls):
     """Edge and random heads back to back, under every mix of input gaps and backpressure."""
-    tb = TB(dut, idle=IDLE if stalls in ("idle", "both") else 0.0,
-            backpressure=BACKPRESSURE if stalls in ("backpressure", "both") else 0.0)
+    idle, backpressure = stall_probabilities(stalls)
+    tb = TB(dut, idle=idle, backpressure=backpressure)
     await start(tb)
     for problem in problems(tb, int(os.environ.get("DAMF_COUNT", "3"))):
         tb.send_problem(problem)

@@ -19,7 +19,7 @@ from ..golden.damf_head_block import (cross_heads, damf_head_block, head_lengths
 from ..head_config import DamfHeadBlockConfig
 from ..hdl.damf_head import unpack_last, unpack_output, v_words, x_beats
 from ..hdl.inner_product import pack_weight_words
-from .streams import BlockTB, cocotb_timeout
+from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
 
 TIMEOUT = cocotb_timeout(20)
 
@@ -130,17 +130,12 @@ async def run_random(dut, idle, backpressure):
 
 
 @cocotb.test(**TIMEOUT)
-async def random_no_stalls(dut):
+@cocotb.parametrize(stalls=STALLS)
+async def random_vectors(dut, stalls):
     """Edge heads (zero tokens: uniform rows; all-max / all-min tokens: equal scores; L = 1)
-    and random heads of random length, back to back."""
-    await run_random(dut, 0.0, 0.0)
-
-
-@cocotb.test(**TIMEOUT)
-async def random_gaps_and_backpressure(dut):
-    """The same with random gaps on ``x`` and ``v`` and backpressure on ``o``."""
-    await run_random(dut, float(os.environ.get("DAMF_IDLE", "0.3")),
-                     float(os.environ.get("DAMF_BACKPRESSURE", "0.3")))
+    and random heads of random length, back to back, under each mix of gaps on ``x`` and
+    ``v`` and backpressure on ``o``."""
+    await run_random(dut, *stall_probabilities(stalls))
 
 
 @cocotb.test(skip=False, **TIMEOUT)

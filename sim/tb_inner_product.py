@@ -23,7 +23,7 @@ from ..golden import vectors as golden_vectors
 from ..golden.inner_product import inner_product
 from ..golden.quant import int_range
 from ..hdl.inner_product import pack_weight_words
-from .streams import BlockTB, cocotb_timeout, pack, unpack
+from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities, pack, unpack
 
 
 # Every test fails, rather than hangs, if the unit deadlocks.
@@ -118,16 +118,11 @@ async def run_random(dut, idle, backpressure):
 
 
 @cocotb.test(**TIMEOUT)
-async def random_no_stalls(dut):
-    """Edge and random tokens, every weight set, source always valid, sink always ready."""
-    await run_random(dut, idle=0.0, backpressure=0.0)
-
-
-@cocotb.test(**TIMEOUT)
-async def random_gaps_and_backpressure(dut):
-    """Edge and random tokens with random input gaps and output backpressure."""
-    await run_random(dut, idle=float(os.environ.get("DAMF_IDLE", "0.3")),
-                     backpressure=float(os.environ.get("DAMF_BACKPRESSURE", "0.3")))
+@cocotb.parametrize(stalls=STALLS)
+async def random_vectors(dut, stalls):
+    """Edge and random tokens, every weight set, under each mix of input gaps and output
+    backpressure."""
+    await run_random(dut, *stall_probabilities(stalls))
 
 
 @cocotb.test(**TIMEOUT)

@@ -16,7 +16,7 @@ from ..golden.row_stats import fields, row_setup
 from ..head_config import RowStatsConfig
 from ..hdl.row_stats import unpack_output
 from ..hdl.score import pack_output
-from .streams import BlockTB, cocotb_timeout
+from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
 
 TIMEOUT = cocotb_timeout()
 
@@ -72,16 +72,11 @@ async def run_random(dut, idle, backpressure):
 
 
 @cocotb.test(**TIMEOUT)
-async def random_no_stalls(dut):
-    """Edge rows (numerics.md section 9) and random rows of every length, no stalls."""
-    await run_random(dut, 0.0, 0.0)
-
-
-@cocotb.test(**TIMEOUT)
-async def random_gaps_and_backpressure(dut):
-    """The same with random input gaps and output backpressure."""
-    await run_random(dut, float(os.environ.get("DAMF_IDLE", "0.3")),
-                     float(os.environ.get("DAMF_BACKPRESSURE", "0.3")))
+@cocotb.parametrize(stalls=STALLS)
+async def random_vectors(dut, stalls):
+    """Edge rows (numerics.md section 9) and random rows of every length, under each mix of
+    input gaps and output backpressure."""
+    await run_random(dut, *stall_probabilities(stalls))
 
 
 @cocotb.test(**TIMEOUT)

@@ -16,7 +16,7 @@ from ..golden import vectors as golden_vectors
 from ..golden.score import row_beats, score_matrix
 from ..head_config import ScoreConfig
 from ..hdl.score import pack_key, pack_query, unpack_output
-from .streams import BlockTB, cocotb_timeout
+from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
 
 TIMEOUT = cocotb_timeout()
 
@@ -88,17 +88,11 @@ async def run_random(dut, idle, backpressure):
 
 
 @cocotb.test(**TIMEOUT)
-async def random_no_stalls(dut):
+@cocotb.parametrize(stalls=STALLS)
+async def random_vectors(dut, stalls):
     """Edge and random keys and queries, heads of several lengths queued at once (loads
-    overlap query sets), no gaps, sink always ready."""
-    await run_random(dut, 0.0, 0.0)
-
-
-@cocotb.test(**TIMEOUT)
-async def random_gaps_and_backpressure(dut):
-    """The same with random input gaps and output backpressure."""
-    await run_random(dut, float(os.environ.get("DAMF_IDLE", "0.3")),
-                     float(os.environ.get("DAMF_BACKPRESSURE", "0.3")))
+    overlap query sets), under each mix of input gaps and output backpressure."""
+    await run_random(dut, *stall_probabilities(stalls))
 
 
 @cocotb.test(**TIMEOUT)

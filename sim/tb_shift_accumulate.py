@@ -4,8 +4,8 @@ Rows are sent as beats of ``parallel`` keys (``hdl.shift_accumulate.pack_row``; 
 key slots of a row's last beat hold random junk, which the unit must ignore).
 
 Environment: ``DAMF_CONFIG`` (the ``shift-accumulate.json``), ``DAMF_SEED``, ``DAMF_COUNT``
-(random rows, default 80), ``DAMF_IDLE`` / ``DAMF_BACKPRESSURE`` (of the ``gaps`` and
-``backpressure`` tests, default 0.3 / 0.5), ``DAMF_TIMEOUT_MS``, ``DAMF_VECTORS`` /
+(random rows, default 80), ``DAMF_IDLE`` / ``DAMF_BACKPRESSURE`` (of
+``random_vectors``, default 0.3 / 0.5), ``DAMF_TIMEOUT_MS``, ``DAMF_VECTORS`` /
 ``DAMF_RESULTS`` (``vectors_file``).
 """
 
@@ -20,7 +20,7 @@ from ..golden import vectors as golden_vectors
 from ..golden.shift_accumulate import shift_accumulate_row
 from ..head_config import ShiftAccumulateConfig
 from ..hdl.shift_accumulate import pack_input, pack_row, unpack_output
-from .streams import BlockTB, cocotb_timeout
+from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
 
 TIMEOUT = cocotb_timeout(20)
 
@@ -111,32 +111,13 @@ async def run_random(dut, idle, backpressure, split=False):
     await tb.check()
 
 
-IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
-BACKPRESSURE = float(os.environ.get("DAMF_BACKPRESSURE", "0.5"))
-
-
 @cocotb.test(**TIMEOUT)
-async def rows_steady(dut):
-    """Extreme, short, every-t_n, every-sh and random rows; no gaps, no backpressure."""
-    await run_random(dut, 0.0, 0.0)
-
-
-@cocotb.test(**TIMEOUT)
-async def rows_with_gaps(dut):
-    """The same with random gaps on the input."""
-    await run_random(dut, IDLE, 0.0)
-
-
-@cocotb.test(**TIMEOUT)
-async def rows_with_backpressure(dut):
-    """The same with random backpressure on the output (no row lost or repeated)."""
-    await run_random(dut, 0.0, BACKPRESSURE)
-
-
-@cocotb.test(**TIMEOUT)
-async def rows_with_gaps_and_backpressure(dut):
-    """The same with both, and beats of random counts (not only a short last beat)."""
-    await run_random(dut, IDLE, BACKPRESSURE, split=True)
+@cocotb.parametrize(stalls=STALLS)
+async def random_vectors(dut, stalls):
+    """Extreme, short, every-t_n, every-sh and random rows under each mix of input gaps and
+    output backpressure (no row lost or repeated); with both, beats of random counts (not
+    only a short last beat)."""
+    await run_random(dut, *stall_probabilities(stalls, backpressure=0.5), split=stalls == "both")
 
 
 def _timing(tb):

@@ -21,11 +21,9 @@ from ..config import SoftmaxConfig
 from ..golden import vectors as golden_vectors
 from ..golden.softmax import row_beats, softmax_beats, split_beats
 from ..hdl.softmax import pack_input, unpack_output
-from .streams import BlockTB, cocotb_timeout
+from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
 
 TIMEOUT = cocotb_timeout()
-IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
-BACKPRESSURE = float(os.environ.get("DAMF_BACKPRESSURE", "0.3"))
 
 
 class TB(BlockTB):
@@ -99,12 +97,12 @@ def rows(tb, count):
 
 
 @cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=["none", "idle", "backpressure", "both"])
-async def edge_and_random(dut, stalls):
+@cocotb.parametrize(stalls=STALLS)
+async def random_vectors(dut, stalls):
     """Edge and random rows back to back, under every mix of input gaps and backpressure;
     every other random row cut into beats of random counts."""
-    tb = TB(dut, idle=IDLE if stalls in ("idle", "both") else 0.0,
-            backpressure=BACKPRESSURE if stalls in ("backpressure", "both") else 0.0)
+    idle, backpressure = stall_probabilities(stalls)
+    tb = TB(dut, idle=idle, backpressure=backpressure)
     await tb.reset()
     for n, row in enumerate(rows(tb, int(os.environ.get("DAMF_COUNT", "12")))):
         tb.send(row, ragged=n % 2 == 1)

@@ -15,6 +15,7 @@ from ..config import SystolicAVConfig
 from ..golden import vectors as golden_vectors
 from ..golden.systolic_qk import av_product, scores_from_rows
 from . import tb_systolic_qk as qk
+from .streams import STALLS, stall_probabilities
 
 TIMEOUT = qk.TIMEOUT
 
@@ -36,11 +37,12 @@ def problems(tb, count):
 
 
 @cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=["none", "both"])
-async def edge_and_random(dut, stalls):
-    """Edge and random ``(A', V)`` problems back to back, without and with random stalls."""
-    tb = TB(dut, idle=qk.IDLE if stalls == "both" else 0.0,
-            backpressure=qk.BACKPRESSURE if stalls == "both" else 0.0)
+@cocotb.parametrize(stalls=STALLS)
+async def random_vectors(dut, stalls):
+    """Edge and random ``(A', V)`` problems back to back, under each mix of input gaps and
+    output backpressure."""
+    idle, backpressure = stall_probabilities(stalls)
+    tb = TB(dut, idle=idle, backpressure=backpressure)
     await tb.reset()
     for a, v in problems(tb, int(os.environ.get("DAMF_COUNT", "4"))):
         tb.send_av(a, v)

@@ -24,14 +24,11 @@ from ..golden import vectors as golden_vectors
 from ..golden.quant import int_range
 from ..golden.systolic_qk import score_rows, scores, scores_from_rows
 from ..hdl.systolic_qk import pack_input_beats
-from .streams import BlockTB, cocotb_timeout, unpack
+from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities, unpack
 
 
 # Every test fails, rather than hangs, if the engine deadlocks.
 TIMEOUT = cocotb_timeout()
-
-IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
-BACKPRESSURE = float(os.environ.get("DAMF_BACKPRESSURE", "0.3"))
 
 
 class TB(BlockTB):
@@ -92,11 +89,11 @@ def problems(tb, count):
 
 
 @cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=["none", "idle", "backpressure", "both"])
-async def edge_and_random(dut, stalls):
+@cocotb.parametrize(stalls=STALLS)
+async def random_vectors(dut, stalls):
     """Edge and random problems back to back, under every mix of input gaps and backpressure."""
-    tb = TB(dut, idle=IDLE if stalls in ("idle", "both") else 0.0,
-            backpressure=BACKPRESSURE if stalls in ("backpressure", "both") else 0.0)
+    idle, backpressure = stall_probabilities(stalls)
+    tb = TB(dut, idle=idle, backpressure=backpressure)
     await tb.reset()
     for q, k in problems(tb, int(os.environ.get("DAMF_COUNT", "6"))):
         tb.send(q, k)
