@@ -13,6 +13,15 @@ from .config import SystolicAVConfig
 from .config import BaselineHeadConfig
 from .head_config import RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
 from .head_config import DamfHeadBlockConfig
+from .hdl.axis import AxisWrapper
+from .hdl.baseline_head import BaselineHead
+from .hdl.damf_head import DamfHead
+from .hdl.inner_product import InnerProduct
+from .hdl.row_stats import RowStats
+from .hdl.score import Score
+from .hdl.shift_accumulate import ShiftAccumulate
+from .hdl.softmax import Softmax
+from .hdl.systolic_qk import SystolicQK
 
 __all__ = ["Block", "BLOCKS", "DEFAULT_PREFIX", "MAX_VALUE_BITS", "check_prefix", "generate", "get_block", "module_name",
            "to_verilog"]
@@ -37,52 +46,12 @@ class Block:
     variants: tuple = ({},)  # overrides linted beside each preset (structurally different RTL)
 
 
-def _inner_product(cfg):
-    from .hdl.inner_product import InnerProduct
-    return InnerProduct(cfg)
-
-
-def _systolic_qk(cfg):
-    from .hdl.systolic_qk import SystolicQK
-    return SystolicQK(cfg)
-
-
-def _softmax(cfg):
-    from .hdl.softmax import Softmax
-    return Softmax(cfg)
-
-
-def _baseline_head(cfg):
-    from .hdl.baseline_head import BaselineHead
-    return BaselineHead(cfg)
-
-
-def _score(cfg):
-    from .hdl.score import Score
-    return Score(cfg)
-
-
-def _row_stats(cfg):
-    from .hdl.row_stats import RowStats
-    return RowStats(cfg)
-
-
-def _shift_accumulate(cfg):
-    from .hdl.shift_accumulate import ShiftAccumulate
-    return ShiftAccumulate(cfg)
-
-
-def _damf_head(cfg):
-    from .hdl.damf_head import DamfHead
-    return DamfHead(cfg)
-
-
 BLOCKS = {
     "inner-product": Block(
         name="inner-product",
         summary="singular-vector inner-product unit: streams X_m, outputs p_m = X_m.u_k and q_m = X_m.v_k",
         config_cls=InnerProductConfig,
-        build=_inner_product,
+        build=InnerProduct,
         module="damf_inner_product",
         variants=({}, {"weights": "fixed"}),
     ),
@@ -90,7 +59,7 @@ BLOCKS = {
         name="systolic-qk",
         summary="output-stationary systolic array: streams tiles of Q and K, outputs rows of S = Q.K^T",
         config_cls=SystolicQKConfig,
-        build=_systolic_qk,
+        build=SystolicQK,
         module="damf_systolic_qk",
         # padding rows and columns, and i.ready held between tiles (d_head < max(rows, cols))
         variants=({}, {"rows": 3, "cols": 5, "d_head": 2}),
@@ -99,7 +68,7 @@ BLOCKS = {
         name="score",
         summary="DAMF scores: loads keys q_n, then streams each query's row A_mn = p_m.q_n, parallel per beat",
         config_cls=ScoreConfig,
-        build=_score,
+        build=Score,
         module="damf_score",
         # one score per beat, and a partial last beat (seq_len not a multiple of parallel)
         variants=({}, {"parallel": 1}, {"parallel": 3}),
@@ -109,7 +78,7 @@ BLOCKS = {
         summary="DAMF row set-up: from a score row, N, A_max, max|A|, S, normaliser C, denominator D, "
                 "exponents and shifts (base2: N and A_max only)",
         config_cls=RowStatsConfig,
-        build=_row_stats,
+        build=RowStats,
         module="damf_row_stats",
         variants=({}, {"mode": "maclaurin-abs"}, {"parallel": 3}, {"mode": "base2"}),
     ),
@@ -118,7 +87,7 @@ BLOCKS = {
         summary="DAMF A'xV without multipliers: parallel keys per beat, acc += sign (V_n << t_n) by adder trees; "
                 "shared end-of-row units add SV << t_C, round and saturate Z_m (base2: no SV term)",
         config_cls=ShiftAccumulateConfig,
-        build=_shift_accumulate,
+        build=ShiftAccumulate,
         module="damf_shift_accumulate",
         # one key per beat; an odd tree and one end-of-row unit per lane
         variants=({}, {"mode": "base2"}, {"parallel": 1}, {"parallel": 3, "round_lanes": 3}),
@@ -129,7 +98,7 @@ BLOCKS = {
                 "(requantize, score once per row, row-stats and row buffer, weight stage, shift-accumulate; "
                 "maclaurin or base2, causal, cross; two banks)",
         config_cls=DamfHeadBlockConfig,
-        build=_damf_head,
+        build=DamfHead,
         module="damf_head",
         # fixed weights; one score per beat; partial beats (seq_len not a multiple of parallel);
         # causal; cross-attention (the y stream)
@@ -142,7 +111,7 @@ BLOCKS = {
         summary="baseline integer softmax: streams rows of scores, parallel per beat, one pass per row "
                 "(running reference, shift-rescaled sum, pipelined reciprocal), outputs rows of probabilities",
         config_cls=SoftmaxConfig,
-        build=_softmax,
+        build=Softmax,
         module="damf_softmax",
         # exp_shift < exp_frac (a left shift of the fraction) with one score per beat and a
         # single-score row; a partial last beat (seq_len not a multiple of parallel)
@@ -152,7 +121,7 @@ BLOCKS = {
         name="systolic-av",
         summary="the systolic-qk array as the A'.V engine: streams tiles of A' and V^T, outputs rows of Z = A'.V",
         config_cls=SystolicAVConfig,
-        build=_systolic_qk,
+        build=SystolicQK,
         module="damf_systolic_av",
         # padding rows and columns (L and d_head multiples of neither), i.ready held (L < cols)
         variants=({}, {"rows": 3, "cols": 5, "seq_len": 4, "d_head": 11}),
@@ -162,7 +131,7 @@ BLOCKS = {
         summary="conventional attention head: streams tokens of Q, K, V (or, inputs=x, tokens X projected to "
                 "Q, K inside, and V); systolic Q.K^T, row softmax, systolic A'.V; outputs rows of Z",
         config_cls=BaselineHeadConfig,
-        build=_baseline_head,
+        build=BaselineHead,
         module="damf_baseline_head",
         # padding rows and columns in both arrays, a 1 x 1 array; inputs=x (the Q/K projection:
         # runtime weights on w, and fixed weights); two banks of Q, K, V
@@ -218,7 +187,6 @@ def generate(cfg, *, prefix=DEFAULT_PREFIX, axis=False):
             raise ConfigError(f"{cfg.block}: port {name} would be {width:,} bits wide; Amaranth's netlist "
                               f"takes at most {MAX_VALUE_BITS:,} bits per value (fewer lanes or parallel)")
     if axis:
-        from .hdl.axis import AxisWrapper
         component = AxisWrapper(component, block_name=module_name(block.name, prefix))
     ports = {"__".join(str(p) for p in path): len(Value.cast(value))
              for path, _, value in component.signature.flatten(component)}

@@ -11,13 +11,18 @@ import sys
 import time
 from pathlib import Path
 
+from . import cost_model
 from .blocks import BLOCKS, DEFAULT_PREFIX, check_prefix, generate, get_block, module_name
-from .config import PRESETS, ConfigError
+from .config import PRESETS, ConfigError, InnerProductConfig
 from .describe import describe
 from .files import check_out_dir, write_atomically
 from .limits import GENERATE_BUDGET_S, MAX_FINETUNE_STEPS, MAX_LOGIT_GAIN, Heartbeat, check_accuracy, check_generate, check_golden_count, human_seconds
-from .golden.damf_head import DEFAULT_PQ_WIDTH
+from .golden import vectors
+from .golden.damf_head import DEFAULT_PQ_WIDTH, MODES, DamfHeadConfig, accuracy_report, format_accuracy
+from .importer import MAX_COUNT, ImportOptions, import_head, minilm_options, plan
+from .models import eval as ev, finetune as ft
 from .models.eval import EvalOptions
+from .models.minilm import model_dir
 
 __all__ = ["main"]
 
@@ -114,7 +119,6 @@ def _import_options(args):
 
 
 def _run_import(checkpoint, opts, out):
-    from .importer import import_head, plan
     checked = plan(checkpoint, opts)          # every option and the checkpoint, before any weight loads
     files, summary = import_head(checked, out=out)
     write_atomically(files)
@@ -128,7 +132,6 @@ def _run_import(checkpoint, opts, out):
 
 
 def cmd_import(args):
-    from .importer import ImportOptions
     if not args.checkpoint.strip():
         raise ConfigError(f"CHECKPOINT_DIR must name a directory, not '{args.checkpoint}'")
     opts = ImportOptions(**_import_options(args), seed=args.seed, calibration=args.calibration, name=args.name)
@@ -136,8 +139,6 @@ def cmd_import(args):
 
 
 def cmd_minilm_head(args):
-    from .models.minilm import model_dir
-    from .importer import minilm_options
     opts = minilm_options(**_import_options(args))
     try:
         path = model_dir()
@@ -147,7 +148,6 @@ def cmd_minilm_head(args):
 
 
 def cmd_golden(args):
-    from .golden import vectors
     _check_range("--seed", args.seed, 0, 2 ** 64 - 1)
     _check_range("--count", args.count, 1, None)
     if args.block is not None:
@@ -190,8 +190,7 @@ class _SimLog(logging.Filter):
 
 
 def cmd_sim(args):
-    from .golden import vectors
-    from .sim.runner import SimFailed, run_testbench
+    from .sim.runner import SimFailed, run_testbench    # lazy, as below: cocotb-test only when simulating
     cfg, inputs, expected = vectors.load(args.vectors, block=args.block)
     build = Path(args.build) / cfg.block
     build.mkdir(parents=True, exist_ok=True)
@@ -224,12 +223,11 @@ def cmd_sim(args):
 
 
 def cmd_lint(args):
-    from .lint import lint
+    from .lint import lint      # lazy: lint, synth, bench import cocotb-test (sim.runner); keeps start-up fast
     return lint(presets=args.preset or list(PRESETS), out=Path(args.out))
 
 
 def cmd_cost(args):
-    from . import cost_model
     shape = cost_model.AttentionShape.from_preset(
         args.preset, d_model=args.d_model, n_heads=args.n_heads, seq_len=args.seq_len, rank=args.rank)
     if args.bits < 1:
@@ -243,7 +241,8 @@ def cmd_cost(args):
 
 
 def cmd_synth(args):
-    from .synth import SynthError, run
+    from .synth import SynthError   # lazy (sim.runner, as lint)
+    from .synth_run import run      # lazy (sim.runner, as lint)
     if args.preset not in PRESETS:
         raise ConfigError(f"unknown preset '{args.preset}'; expected one of: {', '.join(PRESETS)}")
     _check_range("--jobs", args.jobs, 1, 64)
@@ -262,7 +261,6 @@ def cmd_synth(args):
 
 
 def cmd_eval(args):
-    from .models import eval as ev
     opts = ev.EvalOptions(
         ranks=ev.parse_ranks(args.ranks),
         sentences=Path(args.sentences) if args.sentences else ev.DEFAULT_SENTENCES,
@@ -309,8 +307,6 @@ def _pq_width_arg(text, exact_width):
 
 def cmd_accuracy(args):
     import dataclasses
-    from .config import InnerProductConfig
-    from .golden.damf_head import MODES, DamfHeadConfig, accuracy_report, format_accuracy
     cfg = DamfHeadConfig.build(preset=args.preset, config_file=args.config, assignments=args.set or ())
     exact_width = InnerProductConfig.from_preset(args.preset).out_width
     if args.pq_width is not None:
@@ -350,8 +346,6 @@ def cmd_accuracy(args):
 
 
 def cmd_finetune(args):
-    from .models import eval as ev
-    from .models import finetune as ft
     _check_range("--steps", args.steps, 1, MAX_FINETUNE_STEPS)
     if not 0 < args.lr <= 1:
         raise ConfigError(f"--lr must be a positive number of at most 1 (Adam's step), not {args.lr:g}")
@@ -384,7 +378,7 @@ def cmd_finetune(args):
 
 
 def cmd_bench(args):
-    from .bench import run
+    from .bench import run      # lazy (sim.runner, as lint)
     if args.repeat < 1:
         raise ConfigError(f"--repeat must be at least 1, not {args.repeat}")
     return run(repeat=args.repeat, sims=args.sim or ("icarus", "verilator"))
@@ -392,7 +386,6 @@ def cmd_bench(args):
 
 def _add_head_args(p, *, minilm):
     """``damf import``'s and ``damf minilm-head``'s head options (MiniLM: its own defaults)."""
-    from .importer import MAX_COUNT
     p.add_argument("--layer", type=int, default=0, help="layer 0..5 (default: 0)" if minilm else
                    "layer, 0 .. num_hidden_layers - 1 (default: 0)")
     p.add_argument("--head", type=int, default=0, help="head 0..11 (default: 0)" if minilm else

@@ -33,9 +33,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from . import iso, synth
 from .blocks import BLOCKS
 from .config import BaselineHeadConfig
+from .golden.damf_head_block import calibrated_base2
 from .head_config import DamfHeadBlockConfig
+from .iso import LABELS
 from .synth import SynthError
 
 __all__ = [
@@ -214,15 +217,13 @@ def _key(cfg):
 
 
 def _quick(cfg, work):
-    from .synth import synthesize
-    r = synthesize(cfg, work, pnr=False, fpga=False, progress=lambda s: None)
+    r = synth.synthesize(cfg, work, pnr=False, fpga=False, progress=lambda s: None)
     (Path(work) / "result.json").write_text(json.dumps(r, sort_keys=True) + "\n")
     return r
 
 
 def _full(cfg, work, pnr, ice40=True, pnr_timeout=None):
-    from .synth import synthesize
-    r = synthesize(cfg, work, pnr=pnr, ice40=ice40, pnr_timeout=pnr_timeout, progress=lambda s: None)
+    r = synth.synthesize(cfg, work, pnr=pnr, ice40=ice40, pnr_timeout=pnr_timeout, progress=lambda s: None)
     (Path(work) / "result.json").write_text(json.dumps(r, sort_keys=True) + "\n")
     return r
 
@@ -489,7 +490,6 @@ def _knobs_text(cfg):
 
 
 def _iso_table(point):
-    from .iso import LABELS
     lines = ["| design | " + " | ".join(c[0] for c in ISO_COLUMNS) + " |", "|---|---|" + "---:|" * (len(ISO_COLUMNS) - 1)]
     notes = []
     for d, label in LABELS.items():
@@ -550,7 +550,6 @@ def plot_iso(out_dir):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from .iso import LABELS
     out_dir = Path(out_dir)
     docs = []
     for path in sorted(out_dir.glob("compare-*.json")):
@@ -718,7 +717,6 @@ def base2_head(damf):
     :func:`damf.golden.damf_head_block.calibrated_base2`: the preset has no real-valued score
     scale, so ``c`` is chosen to spread random heads over the exponents (realistic threshold
     constants; area hardly depends on them)."""
-    from .golden.damf_head_block import calibrated_base2
     return calibrated_base2(damf)
 
 
@@ -748,7 +746,6 @@ def build_doc(preset, cfgs, results, sweeps):
 def run_iso(preset, cache, *, pnr=True, jobs=2, pnr_timeout=None, progress=print):
     """The iso-throughput points and the iso-area point of ``preset`` (``damf/iso.py``): the
     configurations chosen, synthesized (CMOS and ECP5 flows), reported."""
-    from . import iso
     points = iso.iso_configs(preset, progress=progress)
     area = iso.iso_area_configs(preset, points)
     todo = [(n, d, cfg) for n, p in enumerate(points + ([area] if area else []))
@@ -780,7 +777,6 @@ def planned_runs(preset, *, iso_points=True, ice40=True, base2_parts=True):
     """The full-flow runs :func:`run` makes beyond the preset's own blocks, so that ``damf
     synth`` can queue them with the blocks: ``[(label, cfg, with_ice40)]`` (the parts, which
     are mostly the preset's blocks themselves, the base2 parts, then every design of the iso-throughput and iso-area points, which run without iCE40)."""
-    from . import iso
     damf, base = head_configs(preset)
     cfgs = part_configs(damf, base)
     # the parts (at bert-base some differ from the preset's blocks: damf synth skips the same)

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 
+from . import __version__
 from .errors import ConfigError
 from .files import loads as _loads, read_text as _read_text
 from .validate import check as _check_schema
@@ -219,7 +220,6 @@ class BlockConfig:
 
     def to_json(self):
         """The ``BLOCK.json`` written next to the Verilog: block, config and derived values."""
-        from . import __version__
         doc = {
             "block": self.block,
             "generator": f"damf {__version__}",

@@ -16,6 +16,7 @@ from amaranth.hdl import Shape, Value
 from amaranth.lib import data, stream, wiring
 
 from .blocks import DEFAULT_PREFIX, get_block, module_name
+from .hdl.axis import AxisWrapper, stream_fields, tdata_width
 
 __all__ = ["describe", "payload_fields", "TIMING"]
 
@@ -73,7 +74,6 @@ def _block_streams(block, ports):
 def _axis_streams(block, ports):
     """The same for the AXI4-Stream wrapper (``hdl/axis.py``): ``tdata`` holds the payload's
     fields except ``last`` packed from bit 0 in offset order, then zero padding (``pad``)."""
-    from .hdl.axis import stream_fields, tdata_width
     by_name = {p["name"]: p for p in ports}
     streams = []
     for name, member in _streams(block.signature).items():
@@ -188,7 +188,6 @@ def describe(cfg, *, prefix=DEFAULT_PREFIX, axis=False):
     component = block.build(cfg)
     component._MustUse__silence = True      # read, never elaborated: no UnusedElaboratable warning
     if axis:
-        from .hdl.axis import AxisWrapper
         top = AxisWrapper(component, block_name=module_name(block.name, prefix))
         top._MustUse__silence = True
         ports = _ports(top, clock=False)       # the wrapper drives its own domain from aclk/aresetn

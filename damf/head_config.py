@@ -7,9 +7,9 @@ the composed head cannot disagree with its parts on a width.  Fields a block doe
 (for example ``v_width`` in ``score``) are kept so a block's JSON can be read as a head's.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-from .config import ConfigError, InnerProductConfig
+from .config import PRESETS, ConfigError, InnerProductConfig
 from .golden.damf_head import DamfHeadConfig, default_pq_width, pow2_exp, typical_pq_shift
 
 __all__ = ["ScoreConfig", "RowStatsConfig", "ShiftAccumulateConfig", "DamfHeadBlockConfig"]
@@ -18,8 +18,6 @@ __all__ = ["ScoreConfig", "RowStatsConfig", "ShiftAccumulateConfig", "DamfHeadBl
 def _inner_product_field(name):
     """A field declared like :class:`~damf.config.InnerProductConfig`'s ``name`` (same default,
     limits and doc), for configurations that carry the inner-product unit's fields."""
-    from dataclasses import fields
-    from .config import InnerProductConfig
     f = {f.name: f for f in fields(InnerProductConfig)}[name]
     return field(default=f.default, metadata=f.metadata)
 
@@ -329,7 +327,6 @@ class DamfHeadBlockConfig(DamfHeadConfig):
         """The preset's head with ``pq_width = min(8, out_width)`` of its inner-product unit and
         the ``pq_shift`` of :func:`~damf.golden.damf_head.typical_pq_shift` (``docs/numerics.md``
         section 3a)."""
-        from .config import PRESETS, InnerProductConfig
         if name not in PRESETS:
             raise ConfigError(f"unknown preset '{name}'; expected one of: {', '.join(PRESETS)}")
         ip_keys = set(InnerProductConfig.keys())
@@ -355,13 +352,11 @@ class DamfHeadBlockConfig(DamfHeadConfig):
     # ---- the parts ------------------------------------------------------------------------
 
     def _numerics(self):
-        from dataclasses import fields
         return {f.name: getattr(self, f.name) for f in fields(DamfHeadConfig)}
 
     @property
     def inner_product(self):
         """The :class:`~damf.config.InnerProductConfig` of the head's front end."""
-        from .config import InnerProductConfig
         return InnerProductConfig(d_model=self.d_model, lanes=self.lanes, rank=self.rank,
                                   x_width=self.x_width, w_width=self.w_width, weights=self.weights,
                                   weight_seed=self.weight_seed, u=self.u, v=self.v)

@@ -30,7 +30,8 @@ from .describe import describe
 from .errors import ConfigError
 from .golden.damf_head import DEFAULT_PQ_WIDTH
 from .models.eval import DEFAULT_SENTENCES, read_sentences
-from .models.minilm import check_checkpoint
+from .models.minilm import MiniLM, check_checkpoint
+from .models.real_head import fidelity, head_vectors, pick_sequences, random_hidden, real_head
 from .golden.vectors import FORMAT, dumps
 from .head_config import DamfHeadBlockConfig
 from .hdl.inner_product import pack_weight_words
@@ -166,8 +167,6 @@ def plan(checkpoint_dir, opts):
 def import_head(p, *, out=Path("."), stream=None):
     """The files of one planned import (:func:`plan`): ``{path: text}`` below ``out``, and the
     fidelity summary (``damf/models/real_head.fidelity``)."""
-    from .models.minilm import MiniLM
-    from .models.real_head import fidelity, head_vectors, pick_sequences, random_hidden, real_head
     o = p.options
     stream = sys.stderr if stream is None else stream
     print(f"{o.log}: calibrating layer {o.layer} head {o.head} on {p.calibration} ...", file=stream, flush=True)

@@ -26,6 +26,7 @@ import dataclasses
 import functools
 
 from .config import BaselineHeadConfig
+from .golden.damf_head_block import calibrated_base2
 from .head_config import DamfHeadBlockConfig
 
 __all__ = ["DESIGNS", "TARGETS", "targets", "proxy_area", "choose", "iso_configs", "iso_area_configs",
@@ -61,7 +62,6 @@ def targets(preset, seq_len):
 
 def base_configs(preset):
     """``{design: configuration}`` at the preset's own knobs."""
-    from .golden.damf_head_block import calibrated_base2
     damf = DamfHeadBlockConfig.from_preset(preset)
     damf = dataclasses.replace(damf, mode="maclaurin", rank=1)
     base2 = calibrated_base2(dataclasses.replace(damf, rank=damf.d_head))   # pq_shift does not depend on rank

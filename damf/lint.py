@@ -13,6 +13,7 @@ from pathlib import Path
 from . import toolchain
 from .blocks import BLOCKS
 from .config import PRESETS
+from .sim.runner import write_block
 
 __all__ = ["lint", "WAIVERS"]
 
@@ -20,7 +21,6 @@ WAIVERS = Path(__file__).resolve().parent / "lint.vlt"
 
 
 def lint(*, presets, out):
-    from .sim.runner import write_block
     env = toolchain.environ()
     failures = 0
     for preset in presets:

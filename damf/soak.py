@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .blocks import BLOCKS, get_block
 from .config import ConfigError
+from .sim.runner import SimFailed, run_testbench
 
 __all__ = ["main", "soak_block"]
 
@@ -53,7 +54,6 @@ def soak_block(name, *, cycles, seed, build, echo=True, env=None):
     """Soak one block; return the testbench's report (a dict: ``cycles``, ``results``,
     ``wall_s``, ``unit``, ``seed``, ``build_s``; ``mismatch`` or ``stalled`` on failure, and
     ``failure``, the simulator's last lines, when the test failed)."""
-    from .sim.runner import SimFailed, run_testbench
     cfg = get_block(name).config_cls.from_preset(PRESET)
     build = Path(build) / name
     build.mkdir(parents=True, exist_ok=True)

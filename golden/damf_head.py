@@ -35,9 +35,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..config import BlockConfig, product_range, signed_range_width
+from ..config import BlockConfig, InnerProductConfig, product_range, signed_range_width
 from .inner_product import check_range
-from .quant import choose_shift, int_range, requantize
+from .damf_float import augment, fused_matrix, singular_vectors
+from .quant import choose_frac, choose_shift, int_range, quantize, requantize
+from .reference import random_weights
 
 __all__ = [
     "MODES", "DamfHeadConfig", "pow2_exp", "base2_constant", "exact_ints",
@@ -125,7 +127,6 @@ class DamfHeadConfig(BlockConfig):
     def from_preset(cls, name="default"):
         """The preset's head, with the ``rank`` of the preset's inner-product unit and
         ``pq_width = default_pq_width(ip)`` (``min(DEFAULT_PQ_WIDTH, out_width)``)."""
-        from ..config import InnerProductConfig
         ip = InnerProductConfig.from_preset(name)
         return replace(super().from_preset(name), pq_width=default_pq_width(ip), rank=ip.rank)
 
@@ -784,9 +785,6 @@ def realistic_head(cfg, rng, length, *, d_model=None, logit_gain=1.0, exact_widt
     attention; ready for :func:`base2_constant`), ``pq_shift``, and ``A_exact`` / ``scale_exact``:
     the scores of the unrequantized ``p``, ``q`` (float) and their scale, for the reference.
     """
-    from .damf_float import augment, fused_matrix, singular_vectors
-    from .quant import choose_frac, quantize
-    from .reference import random_weights
 
     d_model = d_model if d_model is not None else 4 * cfg.d_head
     exact_width = cfg.pq_width if exact_width is None else max(exact_width, cfg.pq_width)

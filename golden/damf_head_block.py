@@ -15,6 +15,7 @@ import numpy as np
 from .damf_head import base2_constant, damf_head
 from .inner_product import inner_product
 from .quant import requantize
+from .vector_checks import VectorFileError, check_keys, check_matrix
 
 __all__ = ["damf_head_block", "head_pq", "weight_vectors", "calibrated_base2", "row_lasts", "head_lengths"]
 
@@ -161,11 +162,10 @@ def vectors_expected(cfg, inputs):
 
 
 def vectors_check(cfg, inputs, expected, where):
-    from .vectors import VectorFileError, _check_keys, _check_matrix
-    _check_keys(inputs, ["lengths", "x", "vals", "u", "v"] + (["y"] if cfg.cross else []), f"{where}: inputs")
+    check_keys(inputs, ["lengths", "x", "vals", "u", "v"] + (["y"] if cfg.cross else []), f"{where}: inputs")
     lengths = inputs["lengths"]
     if cfg.cross:
-        _check_matrix(lengths, None, 2, 32, f"{where}: inputs.lengths")
+        check_matrix(lengths, None, 2, 32, f"{where}: inputs.lengths")
         flat = [n for pair in lengths for n in pair]
     else:
         flat = lengths if isinstance(lengths, list) else None
@@ -174,15 +174,15 @@ def vectors_check(cfg, inputs, expected, where):
                               f"{'[Lq, Lk] pairs' if cfg.cross else 'integers'} in [1, {cfg.seq_len}]")
     total = sum(lengths) if not cfg.cross else sum(lq for lq, _ in lengths)
     keys = total if not cfg.cross else sum(lk for _, lk in lengths)
-    _check_matrix(inputs["x"], total, cfg.d_model, cfg.x_width, f"{where}: inputs.x")
+    check_matrix(inputs["x"], total, cfg.d_model, cfg.x_width, f"{where}: inputs.x")
     if cfg.cross:
-        _check_matrix(inputs["y"], keys, cfg.d_model, cfg.x_width, f"{where}: inputs.y")
-    _check_matrix(inputs["vals"], keys, cfg.d_head, cfg.v_width, f"{where}: inputs.vals")
-    _check_matrix(inputs["u"], cfg.rank, cfg.d_model, cfg.w_width, f"{where}: inputs.u")
-    _check_matrix(inputs["v"], cfg.rank, cfg.d_model, cfg.w_width, f"{where}: inputs.v")
+        check_matrix(inputs["y"], keys, cfg.d_model, cfg.x_width, f"{where}: inputs.y")
+    check_matrix(inputs["vals"], keys, cfg.d_head, cfg.v_width, f"{where}: inputs.vals")
+    check_matrix(inputs["u"], cfg.rank, cfg.d_model, cfg.w_width, f"{where}: inputs.u")
+    check_matrix(inputs["v"], cfg.rank, cfg.d_model, cfg.w_width, f"{where}: inputs.v")
     if expected is not None:
-        _check_keys(expected, ["z"], f"{where}: expected")
-        _check_matrix(expected["z"], total, cfg.d_head, cfg.out_width, f"{where}: expected.z")
+        check_keys(expected, ["z"], f"{where}: expected")
+        check_matrix(expected["z"], total, cfg.d_head, cfg.out_width, f"{where}: expected.z")
 
 
 def cross_heads(cfg, rng, count):

@@ -40,8 +40,9 @@ LSB).
 
 import numpy as np
 
-from ..config import SOFTMAX_POLY_A1, SOFTMAX_POLY_A2, SOFTMAX_POLY_FRAC
+from ..config import SOFTMAX_POLY_A1, SOFTMAX_POLY_A2, SOFTMAX_POLY_FRAC, SoftmaxConfig, signed_range_width
 from .inner_product import check_range
+from .quant import choose_frac, int_range, quantize
 
 __all__ = ["exp_parts", "exp_poly", "row_beats", "softmax_beats", "softmax_row", "softmax_rows", "split_beats",
            "float_softmax", "accuracy", "realistic_rows", "accuracy_table"]
@@ -155,8 +156,6 @@ def realistic_rows(cfg, rng, count, *, d_head=8, width=8):
     """
     import dataclasses
 
-    from ..config import signed_range_width
-    from .quant import choose_frac, quantize
     rows = []
     L = cfg.seq_len
     q = rng.standard_normal((count, d_head))
@@ -174,16 +173,27 @@ def realistic_rows(cfg, rng, count, *, d_head=8, width=8):
     return new, rows
 
 
+def random_score_rows(cfg, rng, count):
+    """``count`` rows of random length ``1 .. seq_len``; each row's scores are spread over a
+    random fraction of the input range, so the probabilities are neither all one-hot nor flat."""
+    lo, hi = int_range(cfg.in_width)
+    rows = []
+    for _ in range(count):
+        n = int(rng.integers(1, cfg.seq_len, endpoint=True))
+        span = max(1, int(hi * 2.0 ** -rng.integers(0, cfg.in_width)))
+        centre = int(rng.integers(lo + span, hi - span, endpoint=True)) if hi - span >= lo + span else 0
+        rows.append(np.clip(rng.integers(centre - span, centre + span, n, endpoint=True), lo, hi).tolist())
+    return rows
+
+
 def accuracy_table(seed=2026):
     """The accuracy table of ``docs/baseline.md`` (markdown rows), computed, not typed:
     ``python -c "from damf.golden.softmax import accuracy_table; print(accuracy_table())"``.
 
-    Random rows: ``golden.vectors.random_score_rows`` (random length, random spread) with the
+    Random rows: :func:`random_score_rows` (random length, random spread) with the
     default ``alpha``; realistic rows: :func:`realistic_rows` (Gaussian ``Q``, ``K``, 8-bit,
     ``d_head = 64``).
     """
-    from ..config import SoftmaxConfig
-    from .vectors import random_score_rows
     rng = np.random.default_rng(seed)
     lines = ["| L | parallel | prob_width | random: max abs | random: mean abs | realistic: max abs "
              "| realistic: mean abs |",

@@ -81,21 +81,25 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ConfigError
+from ..config import (BaselineHeadConfig, ConfigError, InnerProductConfig, SoftmaxConfig, SystolicAVConfig,
+                      SystolicQKConfig)
 from ..files import loads, read_text
+from ..head_config import DamfHeadBlockConfig, RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
 from ..validate import check
+from . import baseline_head, damf_head_block, row_stats
 from .inner_product import inner_product
-from . import damf_head_block
-from .systolic_qk import scores as systolic_qk_scores
 from .quant import int_range
+from .score import score_matrix
+from .shift_accumulate import shift_accumulate_row
+from .softmax import random_score_rows, softmax_rows
+from .systolic_qk import av_product, scores as systolic_qk_scores
+from .vector_checks import VectorFileError, check_keys, check_matrix
 
 __all__ = ["FORMAT", "VectorFileError", "generate", "dumps", "load", "compare", "edge_tokens"]
 
 FORMAT = "damf-vectors/1"
 
 
-class VectorFileError(ConfigError):
-    """A vector file is malformed or does not fit its block."""
 
 
 # ---- inner-product ------------------------------------------------------------------------
@@ -141,15 +145,15 @@ def _inner_product_expected(cfg, inputs):
 
 def _inner_product_check(cfg, inputs, expected, where):
     need = ["x"] + (["u", "v"] if cfg.weights == "runtime" else [])
-    _check_keys(inputs, need, f"{where}: inputs")
-    n = _check_matrix(inputs["x"], None, cfg.d_model, cfg.x_width, f"{where}: inputs.x")
+    check_keys(inputs, need, f"{where}: inputs")
+    n = check_matrix(inputs["x"], None, cfg.d_model, cfg.x_width, f"{where}: inputs.x")
     if cfg.weights == "runtime":
-        _check_matrix(inputs["u"], cfg.rank, cfg.d_model, cfg.w_width, f"{where}: inputs.u")
-        _check_matrix(inputs["v"], cfg.rank, cfg.d_model, cfg.w_width, f"{where}: inputs.v")
+        check_matrix(inputs["u"], cfg.rank, cfg.d_model, cfg.w_width, f"{where}: inputs.u")
+        check_matrix(inputs["v"], cfg.rank, cfg.d_model, cfg.w_width, f"{where}: inputs.v")
     if expected is not None:
-        _check_keys(expected, ["p", "q"], f"{where}: expected")
+        check_keys(expected, ["p", "q"], f"{where}: expected")
         for name in ("p", "q"):
-            _check_matrix(expected[name], n, cfg.rank, cfg.out_width, f"{where}: expected.{name}")
+            check_matrix(expected[name], n, cfg.rank, cfg.out_width, f"{where}: expected.{name}")
 
 
 
@@ -196,15 +200,15 @@ def _systolic_qk_expected(cfg, inputs):
 
 
 def _systolic_qk_check(cfg, inputs, expected, where):
-    _check_keys(inputs, ["q", "k"], f"{where}: inputs")
-    n = _check_matrix(inputs["q"], None, cfg.d_head, cfg.q_width, f"{where}: inputs.q")
+    check_keys(inputs, ["q", "k"], f"{where}: inputs")
+    n = check_matrix(inputs["q"], None, cfg.d_head, cfg.q_width, f"{where}: inputs.q")
     if n == 0 or n % cfg.seq_len:
         raise VectorFileError(f"{where}: inputs.q must hold a positive multiple of seq_len = {cfg.seq_len} rows, "
                               f"not {n}")
-    _check_matrix(inputs["k"], n, cfg.d_head, cfg.k_width, f"{where}: inputs.k")
+    check_matrix(inputs["k"], n, cfg.d_head, cfg.k_width, f"{where}: inputs.k")
     if expected is not None:
-        _check_keys(expected, ["s"], f"{where}: expected")
-        _check_matrix(expected["s"], n, cfg.seq_len, cfg.acc_width, f"{where}: expected.s")
+        check_keys(expected, ["s"], f"{where}: expected")
+        check_matrix(expected["s"], n, cfg.seq_len, cfg.acc_width, f"{where}: expected.s")
 
 
 # ---- softmax ------------------------------------------------------------------------------
@@ -220,25 +224,11 @@ def softmax_edge_rows(cfg):
     return rows
 
 
-def random_score_rows(cfg, rng, count):
-    """``count`` rows of random length ``1 .. seq_len``; each row's scores are spread over a
-    random fraction of the input range, so the probabilities are neither all one-hot nor flat."""
-    lo, hi = int_range(cfg.in_width)
-    rows = []
-    for _ in range(count):
-        n = int(rng.integers(1, cfg.seq_len, endpoint=True))
-        span = max(1, int(hi * 2.0 ** -rng.integers(0, cfg.in_width)))
-        centre = int(rng.integers(lo + span, hi - span, endpoint=True)) if hi - span >= lo + span else 0
-        rows.append(np.clip(rng.integers(centre - span, centre + span, n, endpoint=True), lo, hi).tolist())
-    return rows
-
-
 def _softmax_generate(cfg, rng, count):
     return {"s": softmax_edge_rows(cfg) + random_score_rows(cfg, rng, count)}
 
 
 def _softmax_expected(cfg, inputs):
-    from .softmax import softmax_rows
     return {"p": softmax_rows(cfg, inputs["s"])}
 
 
@@ -262,10 +252,10 @@ def _check_ragged(rows, lengths, max_len, width, where):
 
 
 def _softmax_check(cfg, inputs, expected, where):
-    _check_keys(inputs, ["s"], f"{where}: inputs")
+    check_keys(inputs, ["s"], f"{where}: inputs")
     lengths = _check_ragged(inputs["s"], None, cfg.seq_len, cfg.in_width, f"{where}: inputs.s")
     if expected is not None:
-        _check_keys(expected, ["p"], f"{where}: expected")
+        check_keys(expected, ["p"], f"{where}: expected")
         _check_ragged(expected["p"], lengths, cfg.seq_len, cfg.prob_width + 1, f"{where}: expected.p")
 
 
@@ -299,28 +289,27 @@ def _score_generate(cfg, rng, count):
 
 
 def _score_expected(cfg, inputs):
-    from .score import score_matrix
     return {"a": [row for p, q in score_problems(inputs) for row in score_matrix(cfg, p, q).tolist()]}
 
 
 def _score_check(cfg, inputs, expected, where):
-    _check_keys(inputs, ["lengths", "p", "q"], f"{where}: inputs")
+    check_keys(inputs, ["lengths", "p", "q"], f"{where}: inputs")
     lengths = inputs["lengths"]
-    _check_matrix(lengths, None, 2, 32, f"{where}: inputs.lengths")
+    check_matrix(lengths, None, 2, 32, f"{where}: inputs.lengths")
     for j, (lq, lk) in enumerate(lengths):
         if lq < 1 or not 1 <= lk <= cfg.seq_len:
             raise VectorFileError(f"{where}: inputs.lengths[{j}] must be [Lq >= 1, 1 <= Lk <= {cfg.seq_len}], "
                                   f"not {[lq, lk]}")
-    _check_matrix(inputs["p"], sum(lq for lq, _ in lengths), cfg.rank, cfg.pq_width, f"{where}: inputs.p")
-    _check_matrix(inputs["q"], sum(lk for _, lk in lengths), cfg.rank, cfg.pq_width, f"{where}: inputs.q")
+    check_matrix(inputs["p"], sum(lq for lq, _ in lengths), cfg.rank, cfg.pq_width, f"{where}: inputs.p")
+    check_matrix(inputs["q"], sum(lk for _, lk in lengths), cfg.rank, cfg.pq_width, f"{where}: inputs.q")
     if expected is not None:
-        _check_keys(expected, ["a"], f"{where}: expected")
+        check_keys(expected, ["a"], f"{where}: expected")
         a = expected["a"]
         rows = [lk for lq, lk in lengths for _ in range(lq)]
         if not isinstance(a, list) or len(a) != len(rows):
             raise VectorFileError(f"{where}: expected.a must hold {len(rows)} rows")
         for r, lk in enumerate(rows):
-            _check_matrix([a[r]], 1, lk, cfg.score_width, f"{where}: expected.a[{r}]")
+            check_matrix([a[r]], 1, lk, cfg.score_width, f"{where}: expected.a[{r}]")
 
 
 # ---- row-stats (DAMF head) ----------------------------------------------------------------
@@ -345,27 +334,25 @@ def _row_stats_generate(cfg, rng, count):
 
 
 def _row_stats_expected(cfg, inputs):
-    from .row_stats import fields, row_setup
     out = []
     for row in inputs["rows"]:
-        r = row_setup(cfg, [row])
-        out.append([int(r[k][0]) for k in fields(cfg)])
+        r = row_stats.row_setup(cfg, [row])
+        out.append([int(r[k][0]) for k in row_stats.fields(cfg)])
     return {"setup": out}
 
 
 def _row_stats_check(cfg, inputs, expected, where):
-    _check_keys(inputs, ["rows"], f"{where}: inputs")
+    check_keys(inputs, ["rows"], f"{where}: inputs")
     rows = inputs["rows"]
     if not isinstance(rows, list) or not rows:
         raise VectorFileError(f"{where}: inputs.rows must be a non-empty list of rows")
     for r, row in enumerate(rows):
         if not isinstance(row, list) or not 1 <= len(row) <= cfg.seq_len:
             raise VectorFileError(f"{where}: inputs.rows[{r}] must hold 1..{cfg.seq_len} scores")
-        _check_matrix([row], 1, len(row), cfg.score_width, f"{where}: inputs.rows[{r}]")
+        check_matrix([row], 1, len(row), cfg.score_width, f"{where}: inputs.rows[{r}]")
     if expected is not None:
-        _check_keys(expected, ["setup"], f"{where}: expected")
-        from .row_stats import fields
-        _check_matrix(expected["setup"], len(rows), len(fields(cfg)), 64, f"{where}: expected.setup")
+        check_keys(expected, ["setup"], f"{where}: expected")
+        check_matrix(expected["setup"], len(rows), len(row_stats.fields(cfg)), 64, f"{where}: expected.setup")
 
 
 # ---- shift-accumulate (DAMF head) ---------------------------------------------------------
@@ -409,14 +396,13 @@ def _shift_accumulate_generate(cfg, rng, count):
 
 
 def _shift_accumulate_expected(cfg, inputs):
-    from .shift_accumulate import shift_accumulate_row
     return {"z": [shift_accumulate_row(cfg, *row) for row in shift_accumulate_rows(cfg, inputs)]}
 
 
 def _shift_accumulate_check(cfg, inputs, expected, where):
-    _check_keys(inputs, ["rows", "keys"], f"{where}: inputs")
+    check_keys(inputs, ["rows", "keys"], f"{where}: inputs")
     rows = inputs["rows"]
-    _check_matrix(rows, None, 3 if cfg.has_sv else 2, 32, f"{where}: inputs.rows")
+    check_matrix(rows, None, 3 if cfg.has_sv else 2, 32, f"{where}: inputs.rows")
     for r, row in enumerate(rows):
         n, c_shift, sh = row if cfg.has_sv else (row[0], None, row[1])
         ok_c = c_shift is None or cfg.c_shift_range[0] <= c_shift <= cfg.c_shift_range[1]
@@ -428,15 +414,15 @@ def _shift_accumulate_check(cfg, inputs, expected, where):
                                   f"sh in {list(cfg.shift_range)}] (mode base2), not {row}")
     keys = inputs["keys"]
     signs = (-1, 0, 1) if cfg.has_sv else (0, 1)
-    _check_matrix(keys, sum(r[0] for r in rows), cfg.d_head + 2, max(cfg.v_width, 8), f"{where}: inputs.keys")
+    check_matrix(keys, sum(r[0] for r in rows), cfg.d_head + 2, max(cfg.v_width, 8), f"{where}: inputs.keys")
     for i, key in enumerate(keys):
         if not (all(cfg.v_range[0] <= x <= cfg.v_range[1] for x in key[:cfg.d_head])
                 and key[cfg.d_head] in signs and 0 <= key[cfg.d_head + 1] <= cfg.weight_frac):
             raise VectorFileError(f"{where}: inputs.keys[{i}] must be V_n ({cfg.v_width}-bit), sign in "
                                   f"{signs[0]}..1 and shift in 0..{cfg.weight_frac}, not {key}")
     if expected is not None:
-        _check_keys(expected, ["z"], f"{where}: expected")
-        _check_matrix(expected["z"], len(rows), cfg.d_head, cfg.out_width, f"{where}: expected.z")
+        check_keys(expected, ["z"], f"{where}: expected")
+        check_matrix(expected["z"], len(rows), cfg.d_head, cfg.out_width, f"{where}: expected.z")
 
 
 # ---- systolic-av --------------------------------------------------------------------------
@@ -474,20 +460,19 @@ def _systolic_av_generate(cfg, rng, count):
 
 
 def _systolic_av_expected(cfg, inputs):
-    from .systolic_qk import av_product
     return {"z": [row for a, v in av_problems(cfg, inputs) for row in av_product(cfg, a, v).tolist()]}
 
 
 def _systolic_av_check(cfg, inputs, expected, where):
-    _check_keys(inputs, ["a", "v"], f"{where}: inputs")
-    n = _check_matrix(inputs["a"], None, cfg.seq_len, cfg.q_width, f"{where}: inputs.a")
+    check_keys(inputs, ["a", "v"], f"{where}: inputs")
+    n = check_matrix(inputs["a"], None, cfg.seq_len, cfg.q_width, f"{where}: inputs.a")
     if n == 0 or n % cfg.seq_len:
         raise VectorFileError(f"{where}: inputs.a must hold a positive multiple of seq_len = {cfg.seq_len} rows, "
                               f"not {n}")
-    _check_matrix(inputs["v"], n, cfg.d_head, cfg.k_width, f"{where}: inputs.v")
+    check_matrix(inputs["v"], n, cfg.d_head, cfg.k_width, f"{where}: inputs.v")
     if expected is not None:
-        _check_keys(expected, ["z"], f"{where}: expected")
-        _check_matrix(expected["z"], n, cfg.d_head, cfg.acc_width, f"{where}: expected.z")
+        check_keys(expected, ["z"], f"{where}: expected")
+        check_matrix(expected["z"], n, cfg.d_head, cfg.acc_width, f"{where}: expected.z")
 
 
 # ---- baseline-head ------------------------------------------------------------------------
@@ -526,21 +511,20 @@ def _baseline_head_generate(cfg, rng, count):
 
 
 def _baseline_head_expected(cfg, inputs):
-    from .baseline_head import head
-    return {"z": [row for q, k, v in head_problems(cfg, inputs) for row in head(cfg, q, k, v).tolist()]}
+    return {"z": [row for q, k, v in head_problems(cfg, inputs) for row in baseline_head.head(cfg, q, k, v).tolist()]}
 
 
 def _baseline_head_check(cfg, inputs, expected, where):
-    _check_keys(inputs, ["q", "k", "v"], f"{where}: inputs")
-    n = _check_matrix(inputs["q"], None, cfg.d_head, cfg.q_width, f"{where}: inputs.q")
+    check_keys(inputs, ["q", "k", "v"], f"{where}: inputs")
+    n = check_matrix(inputs["q"], None, cfg.d_head, cfg.q_width, f"{where}: inputs.q")
     if n == 0 or n % cfg.seq_len:
         raise VectorFileError(f"{where}: inputs.q must hold a positive multiple of seq_len = {cfg.seq_len} rows, "
                               f"not {n}")
-    _check_matrix(inputs["k"], n, cfg.d_head, cfg.k_width, f"{where}: inputs.k")
-    _check_matrix(inputs["v"], n, cfg.d_head, cfg.v_width, f"{where}: inputs.v")
+    check_matrix(inputs["k"], n, cfg.d_head, cfg.k_width, f"{where}: inputs.k")
+    check_matrix(inputs["v"], n, cfg.d_head, cfg.v_width, f"{where}: inputs.v")
     if expected is not None:
-        _check_keys(expected, ["z"], f"{where}: expected")
-        _check_matrix(expected["z"], n, cfg.d_head, cfg.out_width, f"{where}: expected.z")
+        check_keys(expected, ["z"], f"{where}: expected")
+        check_matrix(expected["z"], n, cfg.d_head, cfg.out_width, f"{where}: expected.z")
 
 
 BLOCK_VECTORS = {
@@ -559,29 +543,6 @@ BLOCK_VECTORS = {
 
 # ---- generic ------------------------------------------------------------------------------
 
-def _check_keys(obj, keys, where):
-    if not isinstance(obj, dict):
-        raise VectorFileError(f"{where} must be a JSON object, not {type(obj).__name__}")
-    for key in keys:
-        if key not in obj:
-            raise VectorFileError(f"{where} must have a '{key}' member; it has: {', '.join(obj) or 'none'}")
-
-
-def _check_matrix(rows, n_rows, n_cols, width, where):
-    lo, hi = int_range(width)
-    if not isinstance(rows, list):
-        raise VectorFileError(f"{where} must be a list of lists, not {type(rows).__name__}")
-    if n_rows is not None and len(rows) != n_rows:
-        raise VectorFileError(f"{where} must hold {n_rows} rows, not {len(rows)}")
-    for r, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != n_cols:
-            given = len(row) if isinstance(row, list) else type(row).__name__
-            raise VectorFileError(f"{where}[{r}] must hold {n_cols} integers, not {given}")
-        for c, value in enumerate(row):
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise VectorFileError(
-                    f"{where}[{r}][{c}] must be an integer in [{lo}, {hi}], not {value!r}")
-    return len(rows)
 
 
 def generate(cfg, *, seed, count):
@@ -617,9 +578,6 @@ def dumps(doc):
 def config_class(name):
     """The configuration class of block ``name`` (without importing Amaranth, as
     ``damf.blocks`` would); :class:`ConfigError` for a name that is not a block."""
-    # inside the function: damf.head_config imports golden.damf_head, which this package holds
-    from ..config import BaselineHeadConfig, InnerProductConfig, SoftmaxConfig, SystolicAVConfig, SystolicQKConfig
-    from ..head_config import DamfHeadBlockConfig, RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
     classes = {cls.block: cls for cls in (InnerProductConfig, SystolicQKConfig, ScoreConfig, RowStatsConfig,
                                           ShiftAccumulateConfig, DamfHeadBlockConfig, SoftmaxConfig,
                                           SystolicAVConfig, BaselineHeadConfig)}
@@ -638,7 +596,7 @@ def load(path, *, block=None):
         doc = loads(read_text(path, "vector file"), where)
     except ConfigError as e:
         raise VectorFileError(str(e)) from None
-    _check_keys(doc, ["format", "block", "config", "inputs", "expected"], where)
+    check_keys(doc, ["format", "block", "config", "inputs", "expected"], where)
     if doc["format"] != FORMAT:
         raise VectorFileError(f"{where} must have format '{FORMAT}', not {doc['format']!r}")
     if not isinstance(doc["block"], str):

@@ -1,9 +1,13 @@
 """`damf sim --vectors FILE`: replay a vector file on the RTL and report matches/mismatches."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from damf.golden.vectors import BLOCK_VECTORS
+from damf.sim.block_test import committed_vectors
 
 
 VECTORS = Path(__file__).resolve().parent.parent / "golden" / "vectors"
@@ -42,9 +46,6 @@ def test_mismatches_are_reported(simulator, request, tmp_path):
 def test_every_block_replays_its_committed_file():
     """Each block's ``sim/test_BLOCK.py`` has the configuration of its committed vector file,
     so ``make test`` replays all nine (``damf.sim.block_test.run_block``)."""
-    import importlib.util
-    from damf.golden.vectors import BLOCK_VECTORS
-    from damf.sim.block_test import committed_vectors
     missing = []
     for block in BLOCK_VECTORS:
         path = Path(__file__).resolve().parent / f"test_{block.replace('-', '_')}.py"

@@ -201,11 +201,11 @@ def _fake_synthesizer(calls):
 def test_synth_run_queues_every_design_once(tmp_path, monkeypatch, capsys):
     """One pool for the blocks and the comparison's designs: each is synthesized once, and the
     comparison then runs nothing of its own (a fake synthesizer counts the calls)."""
-    from damf import synth
+    from damf import synth, synth_run
     calls = tmp_path / "calls.txt"
     monkeypatch.setattr(synth, "synthesize", _fake_synthesizer(calls))
     monkeypatch.setattr(compare, "plot_iso", lambda out_dir: [])
-    synth.run(preset="default", blocks=None, out=tmp_path / "reports", build=tmp_path / "build", sweep=False,
+    synth_run.run(preset="default", blocks=None, out=tmp_path / "reports", build=tmp_path / "build", sweep=False,
               jobs=2)
     lines = [line.split()[0] for line in calls.read_text().splitlines()]
     assert len(lines) == len(set(lines))                  # nothing twice
@@ -224,12 +224,12 @@ def test_synth_run_queues_every_design_once(tmp_path, monkeypatch, capsys):
 def test_synth_run_bert_base_flows(tmp_path, monkeypatch, capsys, place_iso):
     """At bert-base: no iCE40 anywhere, no place and route (the iso designs' with
     ``--place-iso``), no base2 parts."""
-    from damf import synth
+    from damf import synth, synth_run
     from damf.blocks import BLOCKS
     calls = tmp_path / "calls.txt"
     monkeypatch.setattr(synth, "synthesize", _fake_synthesizer(calls))
     monkeypatch.setattr(compare, "plot_iso", lambda out_dir: [])
-    synth.run(preset="bert-base", blocks=None, out=tmp_path / "reports", build=tmp_path / "build", jobs=2,
+    synth_run.run(preset="bert-base", blocks=None, out=tmp_path / "reports", build=tmp_path / "build", jobs=2,
               place_iso=place_iso)
     runs = {key: (pnr, ice40) for key, pnr, ice40 in (line.split() for line in calls.read_text().splitlines())}
     blocks = {compare._key(BLOCKS[b].config_cls.from_preset("bert-base")) for b in BLOCKS}

@@ -47,6 +47,7 @@ from ..golden.damf_float import augment, concentration, fused_matrix, singular_v
 from ..golden.damf_head import DEFAULT_PQ_WIDTH, DamfHeadConfig, base2_constant, damf_attention_float, damf_head
 from ..golden.inner_product import inner_product
 from ..golden.quant import choose_frac, choose_shift, quantize, requantize
+from .minilm import MiniLM, exact_head
 
 __all__ = ["EvalOptions", "DEFAULT_SENTENCES", "read_sentences", "parse_ranks", "parse_widths", "parse_pq_widths",
            "run", "write_report", "end_to_end_metrics", "float_damf_attention", "FLOAT_MODES", "FIXED_MODES"]
@@ -214,7 +215,6 @@ def float_damf_attention(u, v, layers, r, mode, d_head):
     ``layers`` with the vectors ``u[l, h]``, ``v[l, h]`` (rows, sqrt(sigma) folded in), exact
     attention elsewhere.  ``mode`` is ``softmax`` (rank-r scores, exact softmax) or a
     :func:`.damf_head.damf_attention_float` mode (base2 with ``c = log2(e) / sqrt(d_head)``)."""
-    from .minilm import exact_head
     c_float = math.log2(math.e) / math.sqrt(d_head)
 
     def attend(l, h, X, w, mask):
@@ -332,7 +332,6 @@ def resolve_ranks_layers(model, ranks, layers):
 
 def run(opts, model=None):
     """Run every stage; returns the JSON-able result dict (see the module docstring)."""
-    from .minilm import MiniLM
     log = opts.log if callable(opts.log) else _Log(opts.log)
     t_start = time.monotonic()
     sentences = read_sentences(opts.sentences, opts.limit)
@@ -459,7 +458,6 @@ def run(opts, model=None):
         in ``layers``, exact attention elsewhere."""
         def attend(l, h, X, w, mask):
             if l not in layers:
-                from .minilm import exact_head
                 return exact_head(l, h, X, w, mask)
             return fixed[l, h](X)
         return attend
@@ -524,7 +522,6 @@ def run(opts, model=None):
     def fixed_attention(mode):
         def attend(l, h, X, w, mask):
             if l not in layers:
-                from .minilm import exact_head
                 return exact_head(l, h, X, w, mask)
             key = (mode, l, h)
             if key not in cache:

@@ -64,6 +64,7 @@ from ..config import ConfigError
 from . import eval as ev
 from ..files import write_atomically
 from ..golden.damf_float import augment, concentration
+from .minilm import MiniLM
 
 __all__ = ["FinetuneOptions", "parse_lambdas", "split_sentences", "head_factors", "factor_svd",
            "factor_vectors", "lms", "task_loss", "Batch", "make_batch", "Adam", "finetune_layer",
@@ -335,7 +336,6 @@ def _score_error(A, B, Ar, Br, batch):
 
 def run(opts, model=None):
     """Fine-tune for every lambda and evaluate; returns the JSON-able result dict."""
-    from .minilm import MiniLM
     log = opts.log if callable(opts.log) else _Log(opts.log)
     t_start = time.monotonic()
     if not opts.lambdas:

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..files import read_json
 from ..golden.reference import AttentionWeights
 
 __all__ = ["model_dir", "read_safetensors", "read_safetensors_header", "check_checkpoint", "expected_tensors",
@@ -237,7 +238,6 @@ def check_checkpoint(path):
     ``model.safetensors`` holding every tensor of :func:`expected_tensors` with its shape,
     under one of :data:`TENSOR_PREFIXES`.  Returns a :class:`Checkpoint`; anything else is a
     one-line :class:`ConfigError`."""
-    from ..files import read_json
     path = Path(path)
     where = f"checkpoint '{path}'"
     if not path.is_dir():

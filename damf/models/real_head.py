@@ -37,6 +37,7 @@ from ..golden.damf_float import augment, fused_matrix, singular_vectors
 from ..golden.damf_head import DEFAULT_PQ_WIDTH, base2_constant
 from ..golden.damf_head_block import damf_head_block, vectors_expected
 from .eval import DEFAULT_SENTENCES, read_sentences
+from .minilm import MiniLM
 from ..golden.inner_product import inner_product
 from ..golden.quant import choose_frac, choose_shift, quantize
 from ..golden.vectors import FORMAT
@@ -109,7 +110,6 @@ def minilm_head(*, layer=0, head=0, rank=32, mode="base2", x_width=8, w_width=8,
     ``pq_width`` bits, ``weight_frac`` 8, ``out_frac`` 4, and ``seq_len`` 256 (the model's
     ``max_seq_length``).  ``hidden``: the layer's hidden states, if already computed.
     """
-    from .minilm import MiniLM
     model = MiniLM() if model is None else model
     _check(model, layer, head, rank)
     if hidden is None:
@@ -228,7 +228,6 @@ def real_head_vectors(*, layer=0, head=0, rank=2, count=3, max_tokens=16, lanes=
     """A vector-file document for one real head: ``count`` sentences of at most ``max_tokens``
     (the head's ``seq_len``), weights loaded at run time, scales from :func:`minilm_head`
     calibrated on the chosen sentences."""
-    from .minilm import MiniLM
     model = MiniLM() if model is None else model
     _check(model, layer, head, rank)
     if count < 1:
