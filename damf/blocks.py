@@ -43,6 +43,7 @@ class Block:
     config_cls: type
     build: object          # config -> wiring.Component
     module: str            # Verilog module name at the default prefix (explicit, so output is deterministic)
+    testbench: str         # its cocotb testbench (sim/tb_*.py): damf sim and make test run it
     variants: tuple = ({},)  # overrides linted beside each preset (structurally different RTL)
 
 
@@ -53,6 +54,7 @@ BLOCKS = {
         config_cls=InnerProductConfig,
         build=InnerProduct,
         module="damf_inner_product",
+        testbench="damf.sim.tb_inner_product",
         variants=({}, {"weights": "fixed"}),
     ),
     "systolic-qk": Block(
@@ -61,6 +63,7 @@ BLOCKS = {
         config_cls=SystolicQKConfig,
         build=SystolicQK,
         module="damf_systolic_qk",
+        testbench="damf.sim.tb_systolic_qk",
         # padding rows and columns, and i.ready held between tiles (d_head < max(rows, cols))
         variants=({}, {"rows": 3, "cols": 5, "d_head": 2}),
     ),
@@ -70,6 +73,7 @@ BLOCKS = {
         config_cls=ScoreConfig,
         build=Score,
         module="damf_score",
+        testbench="damf.sim.tb_score",
         # one score per beat, and a partial last beat (seq_len not a multiple of parallel)
         variants=({}, {"parallel": 1}, {"parallel": 3}),
     ),
@@ -80,6 +84,7 @@ BLOCKS = {
         config_cls=RowStatsConfig,
         build=RowStats,
         module="damf_row_stats",
+        testbench="damf.sim.tb_row_stats",
         variants=({}, {"mode": "maclaurin-abs"}, {"parallel": 3}, {"mode": "base2"}),
     ),
     "shift-accumulate": Block(
@@ -89,6 +94,7 @@ BLOCKS = {
         config_cls=ShiftAccumulateConfig,
         build=ShiftAccumulate,
         module="damf_shift_accumulate",
+        testbench="damf.sim.tb_shift_accumulate",
         # one key per beat; an odd tree and one end-of-row unit per lane
         variants=({}, {"mode": "base2"}, {"parallel": 1}, {"parallel": 3, "round_lanes": 3}),
     ),
@@ -100,6 +106,7 @@ BLOCKS = {
         config_cls=DamfHeadBlockConfig,
         build=DamfHead,
         module="damf_head",
+        testbench="damf.sim.tb_damf_head",
         # fixed weights; one score per beat; partial beats (seq_len not a multiple of parallel);
         # causal; cross-attention (the y stream)
         variants=({}, {"weights": "fixed"}, {"parallel": 1}, {"parallel": 3, "mode": "maclaurin-abs"},
@@ -113,6 +120,7 @@ BLOCKS = {
         config_cls=SoftmaxConfig,
         build=Softmax,
         module="damf_softmax",
+        testbench="damf.sim.tb_softmax",
         # exp_shift < exp_frac (a left shift of the fraction) with one score per beat and a
         # single-score row; a partial last beat (seq_len not a multiple of parallel)
         variants=({}, {"scale": 3, "scale_frac": 0, "seq_len": 1, "parallel": 1}, {"parallel": 3}),
@@ -123,6 +131,7 @@ BLOCKS = {
         config_cls=SystolicAVConfig,
         build=SystolicQK,
         module="damf_systolic_av",
+        testbench="damf.sim.tb_systolic_av",
         # padding rows and columns (L and d_head multiples of neither), i.ready held (L < cols)
         variants=({}, {"rows": 3, "cols": 5, "seq_len": 4, "d_head": 11}),
     ),
@@ -133,6 +142,7 @@ BLOCKS = {
         config_cls=BaselineHeadConfig,
         build=BaselineHead,
         module="damf_baseline_head",
+        testbench="damf.sim.tb_baseline_head",
         # padding rows and columns in both arrays, a 1 x 1 array; inputs=x (the Q/K projection:
         # runtime weights on w, and fixed weights); two banks of Q, K, V
         variants=({}, {"rows": 3, "cols": 2, "seq_len": 7, "d_head": 5}, {"rows": 1, "cols": 1},

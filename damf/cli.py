@@ -203,7 +203,7 @@ def cmd_sim(args):
     logging.getLogger("cocotb").addFilter(log)
     try:
         with Heartbeat(f"sim: {cfg.block} on {args.sim}"):
-            run_testbench(cfg, simulator=args.sim, module=f"damf.sim.tb_{cfg.block.replace('-', '_')}",
+            run_testbench(cfg, simulator=args.sim, module=get_block(cfg.block).testbench,
                           build_dir=build / args.sim, testcase="vectors_file",
                           env={"DAMF_VECTORS": str(Path(args.vectors).resolve()), "DAMF_RESULTS": str(results)})
     except SimFailed as e:

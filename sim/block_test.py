@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ..blocks import get_block
 from ..golden import vectors
 from .runner import SimFailed, run_testbench
 
@@ -37,11 +38,6 @@ def committed_vectors(cfg):
     return path if file_cfg == cfg else None
 
 
-def testbench_module(block):
-    """``damf.sim.tb_BLOCK`` (dashes to underscores)."""
-    return f"damf.sim.tb_{block.replace('-', '_')}"
-
-
 def run_block(cfg, *, name, simulator, request, env=None):
     """Run ``cfg``'s testbench on ``simulator`` (a pytest failure names the configuration,
     simulator, seed and build folder); replay the committed vector file when ``cfg`` is its
@@ -57,7 +53,7 @@ def run_block(cfg, *, name, simulator, request, env=None):
         env.update(DAMF_VECTORS=str(replay), DAMF_RESULTS=str(results))
     where = f"config {name}, {simulator}, seed {seed}: rerun with DAMF_SEED={seed}; build folder {build}"
     try:
-        run_testbench(cfg, simulator=simulator, module=testbench_module(cfg.block), build_dir=build, env=env)
+        run_testbench(cfg, simulator=simulator, module=get_block(cfg.block).testbench, build_dir=build, env=env)
     except SimFailed as e:
         pytest.fail(f"{e} -- {where}", pytrace=False)
     if replay is not None:

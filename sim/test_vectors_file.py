@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from damf.blocks import BLOCKS
 from damf.golden.vectors import BLOCK_VECTORS
 from damf.sim.block_test import committed_vectors
 
@@ -55,3 +56,11 @@ def test_every_block_replays_its_committed_file():
         if not any(committed_vectors(cfg) for cfg in module.CONFIGS.values()):
             missing.append(block)
     assert not missing, f"no sim configuration replays the committed vector file of {missing}"
+
+
+def test_every_block_names_its_testbench():
+    """``damf.blocks`` names each block's testbench; it exists and can replay a vector file."""
+    for block in BLOCKS.values():
+        spec = importlib.util.find_spec(block.testbench)
+        assert spec is not None, f"{block.name}: no module {block.testbench}"
+        assert "async def vectors_file(dut)" in Path(spec.origin).read_text(), f"{block.testbench} has no vectors_file test"
