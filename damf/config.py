@@ -89,6 +89,14 @@ class BlockConfig:
 
     block = None  # the block name, e.g. "inner-product"
 
+    def __repr__(self):
+        """``Name(field=value, ...)`` of the fields that differ from their defaults, in
+        declaration order (the subclasses are declared with ``repr=False`` to use it), so two
+        configurations that print alike are equal."""
+        changed = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)
+                            if f.default is dataclasses.MISSING or getattr(self, f.name) != f.default)
+        return f"{type(self).__name__}({changed})"
+
     # ---- construction ---------------------------------------------------------------------
 
     def __post_init__(self):
@@ -246,7 +254,7 @@ def _check_vectors(name, vectors, *, rows, cols, width, what="one per rank"):
                     f"not {_describe(value)}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class InnerProductConfig(BlockConfig):
     """Configuration of the singular-vector inner-product unit (``inner-product``).
 
@@ -368,12 +376,9 @@ class InnerProductConfig(BlockConfig):
             },
         }
 
-    def __repr__(self):
-        return (f"InnerProductConfig(d_model={self.d_model}, lanes={self.lanes}, rank={self.rank}, "
-                f"x_width={self.x_width}, w_width={self.w_width}, weights={self.weights})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SystolicQKConfig(BlockConfig):
     """Configuration of the baseline systolic score engine (``systolic-qk``).
 
@@ -528,9 +533,6 @@ class SystolicQKConfig(BlockConfig):
             },
         }
 
-    def __repr__(self):
-        return (f"SystolicQKConfig(rows={self.rows}, cols={self.cols}, d_head={self.d_head}, "
-                f"seq_len={self.seq_len}, q_width={self.q_width}, k_width={self.k_width})")
 
 
 # Coefficients of the integer exponential of the softmax unit: 2**-x on [0, 1) is
@@ -542,7 +544,7 @@ SOFTMAX_POLY_A2 = 11281                                   # round(0.17214 * 2**1
 SOFTMAX_POLY_A1 = -(1 << (SOFTMAX_POLY_FRAC - 1)) - SOFTMAX_POLY_A2  # p(1) = 1/2 exactly
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SoftmaxConfig(BlockConfig):
     """Configuration of the baseline integer softmax unit (``softmax``).
 
@@ -769,13 +771,9 @@ class SoftmaxConfig(BlockConfig):
             },
         }
 
-    def __repr__(self):
-        return (f"SoftmaxConfig(seq_len={self.seq_len}, parallel={self.parallel}, in_width={self.in_width}, "
-                f"scale={self.scale}, scale_frac={self.scale_frac}, prob_width={self.prob_width}, "
-                f"exp_frac={self.exp_frac})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SystolicAVConfig(SystolicQKConfig):
     """Configuration of the baseline ``A' x V`` engine (``systolic-av``).
 
@@ -867,9 +865,6 @@ class SystolicAVConfig(SystolicQKConfig):
         out["input_beats"] = self.tiles * self.steps
         return out
 
-    def __repr__(self):
-        return (f"SystolicAVConfig(rows={self.rows}, cols={self.cols}, d_head={self.d_head}, "
-                f"seq_len={self.seq_len}, q_width={self.q_width}, k_width={self.k_width})")
 
 
 def _projection_field(name, doc):
@@ -895,7 +890,7 @@ def typical_shift(d_model, x_width, w_width, width):
     return min(shift, max(0, out_width - width))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BaselineHeadConfig(BlockConfig):
     """Configuration of the conventional attention head (``baseline-head``).
 
@@ -1253,15 +1248,3 @@ class BaselineHeadConfig(BlockConfig):
             out["wq"] = [list(r) for r in wq]
             out["wk"] = [list(r) for r in wk]
         return out
-
-    def __repr__(self):
-        text = (f"BaselineHeadConfig(rows={self.rows}, cols={self.cols}, d_head={self.d_head}, "
-                f"seq_len={self.seq_len}, q_width={self.q_width}, k_width={self.k_width}, "
-                f"v_width={self.v_width}, scale={self.scale}, scale_frac={self.scale_frac}, "
-                f"prob_width={self.prob_width}, exp_frac={self.exp_frac}")
-        if self.inputs == "x":
-            text += (f", inputs=x, d_model={self.d_model}, lanes={self.lanes}, x_width={self.x_width}, "
-                     f"w_width={self.w_width}, weights={self.weights}, qk_shift={self.qk_shift}")
-        if self.banks != 1:
-            text += f", banks={self.banks}"
-        return text + ")"

@@ -26,7 +26,7 @@ def _ceil_div(a, b):
     return -(-a // b)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ScoreConfig(DamfHeadConfig):
     """``score``: two banks of ``seq_len`` keys ``q_n`` and ``parallel`` score lanes of ``rank``
     multipliers each.
@@ -113,7 +113,7 @@ class ScoreConfig(DamfHeadConfig):
                 "latency": self.latency, "cycles_full": self.cycles(self.seq_len, self.seq_len)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RowStatsConfig(DamfHeadConfig):
     """``row-stats``: consumes score rows (``parallel`` per beat) and sets up each row."""
 
@@ -177,7 +177,7 @@ class RowStatsConfig(DamfHeadConfig):
                 "row_cycles_full": self.row_cycles(self.seq_len)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ShiftAccumulateConfig(DamfHeadConfig):
     """``shift-accumulate``: the ``A' x V`` unit of shifts and adds, ``d_head`` lanes,
     ``parallel`` keys per input beat and ``rounders`` shared end-of-row units.
@@ -271,7 +271,7 @@ class ShiftAccumulateConfig(DamfHeadConfig):
                 "cycles_full": self.cycles([self.row_beats(self.seq_len)] * self.seq_len)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DamfHeadBlockConfig(DamfHeadConfig):
     """``damf-head``: the whole head, ``X`` and ``V`` in, ``Z`` out (``hdl/damf_head.py``).
 

@@ -84,7 +84,7 @@ def _ubits(x):
     return max(1, int(x).bit_length())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DamfHeadConfig(BlockConfig):
     """Numerics of one DAMF attention head (``damf-head``); see ``docs/numerics.md``.
 

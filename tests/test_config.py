@@ -101,3 +101,17 @@ def test_out_width_is_exact(x_width, w_width, d_model):
     lo, hi = d_model * min(products), d_model * max(products)
     assert -(1 << (cfg.out_width - 1)) <= lo and hi < (1 << (cfg.out_width - 1))
     assert lo < -(1 << (cfg.out_width - 2)) or hi >= (1 << (cfg.out_width - 2))
+
+
+def test_repr_names_every_changed_field():
+    """One ``__repr__`` for every configuration (``BlockConfig``): the fields that differ from
+    their defaults, so it cannot drift from the fields."""
+    from damf.head_config import DamfHeadBlockConfig, ScoreConfig
+    assert repr(InnerProductConfig()) == "InnerProductConfig()"
+    assert repr(InnerProductConfig(d_model=5, weights="fixed", weight_seed=3)) == \
+        "InnerProductConfig(d_model=5, weights='fixed', weight_seed=3)"
+    assert repr(ScoreConfig(seq_len=7, parallel=3)) == "ScoreConfig(seq_len=7, parallel=3)"
+    head = DamfHeadBlockConfig(mode="base2", causal=True)
+    assert repr(head) == "DamfHeadBlockConfig(mode='base2', causal=True)"
+    for cfg in (InnerProductConfig(d_model=5, lanes=2), ScoreConfig(seq_len=7, parallel=3), head):
+        assert eval(repr(cfg), {type(cfg).__name__: type(cfg)}) == cfg
