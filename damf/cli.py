@@ -16,6 +16,7 @@ from .blocks import BLOCKS, DEFAULT_PREFIX, check_prefix, generate, get_block, m
 from .config import PRESETS, ConfigError, InnerProductConfig
 from .describe import describe
 from .files import check_out_dir, write_atomically
+from .toolchain import SIMULATORS
 from .limits import GENERATE_BUDGET_S, MAX_FINETUNE_STEPS, MAX_LOGIT_GAIN, Heartbeat, check_accuracy, check_generate, check_golden_count, human_seconds
 from .golden import vectors
 from .golden.damf_head import DEFAULT_PQ_WIDTH, MODES, DamfHeadConfig, accuracy_report, format_accuracy
@@ -25,6 +26,9 @@ from .models.eval import EvalOptions
 from .models.minilm import model_dir
 
 __all__ = ["main"]
+
+#: ``--weights`` of import and minilm-head: the inner-product unit's weight modes
+WEIGHT_MODES = InnerProductConfig.__dataclass_fields__["weights"].metadata["choices"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -381,7 +385,7 @@ def cmd_bench(args):
     from .bench import run      # lazy (sim.runner, as lint)
     if args.repeat < 1:
         raise ConfigError(f"--repeat must be at least 1, not {args.repeat}")
-    return run(repeat=args.repeat, sims=args.sim or ("icarus", "verilator"))
+    return run(repeat=args.repeat, sims=args.sim or SIMULATORS)
 
 
 def _add_head_args(p, *, minilm):
@@ -393,9 +397,9 @@ def _add_head_args(p, *, minilm):
     p.add_argument("--rank", type=int, default=32 if minilm else None,
                    help="singular pairs kept, 1..32 (default: 32, full)" if minilm else
                    "singular pairs kept, 1 .. d_head (default: d_head, full)")
-    p.add_argument("--mode", default="base2", choices=("maclaurin", "maclaurin-abs", "base2"),
+    p.add_argument("--mode", default="base2", choices=MODES,
                    help="softmax approximation (default: base2)")
-    p.add_argument("--weights", default="fixed", choices=("fixed", "runtime"),
+    p.add_argument("--weights", default="fixed", choices=WEIGHT_MODES,
                    help="fixed: u, v are constants of the Verilog; runtime: loaded over the w stream, words in "
                         "NAME-weights.hex (default: fixed)")
     p.add_argument("--x-width", type=int, default=8, help="bits of X' (default: 8)")
@@ -506,7 +510,7 @@ def main(argv=None):
     p.add_argument("block", metavar="BLOCK", nargs="?", help="block name (default: the file's)")
     p.add_argument("--vectors", required=True, metavar="FILE",
                    help="vector file (format in golden/vectors.py; UTF-8 JSON, at most 1 GiB, at least one vector)")
-    p.add_argument("--sim", default="icarus", choices=("icarus", "verilator"), help="simulator (default: icarus)")
+    p.add_argument("--sim", default="icarus", choices=SIMULATORS, help="simulator (default: icarus)")
     p.add_argument("--build", default="build/vectors", metavar="DIR", help="build folder (default: build/vectors)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the simulator's log (default: only on failure)")
     p.set_defaults(func=cmd_sim)
@@ -591,7 +595,7 @@ def main(argv=None):
                                    "and attention-argmax agreement against float DAMF, exact softmax and the "
                                    "softmax each mode approximates (docs/numerics.md section 12).")
     _add_config_args(p)
-    p.add_argument("--mode", action="append", choices=("maclaurin", "maclaurin-abs", "base2"),
+    p.add_argument("--mode", action="append", choices=MODES,
                    help="mode to evaluate (repeatable; default: all three)")
     p.add_argument("--length", type=int, metavar="L", help="tokens per head (default: seq_len)")
     p.add_argument("--d-model", type=int, metavar="N", help="d_model of the random layer (default: 4 d_head)")
@@ -638,7 +642,7 @@ def main(argv=None):
                        description="Benchmarks that print figures (Verilog generation time per preset, "
                                    "simulator cycles per second, cost-model and synthesis ratios).")
     p.add_argument("--repeat", type=int, default=3, help="generation runs per block, best kept (default: 3)")
-    p.add_argument("--sim", action="append", choices=("icarus", "verilator"),
+    p.add_argument("--sim", action="append", choices=SIMULATORS,
                    help="simulator to measure (repeatable; default: both)")
     p.set_defaults(func=cmd_bench)
 

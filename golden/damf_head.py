@@ -25,9 +25,10 @@ integers, with the same code and the same results; no width is limited by the mo
 float helpers at the end (:func:`damf_attention_float`, :func:`softmax_attention`,
 :func:`accuracy_summary`) are for accuracy studies only.
 
-:class:`DamfHeadConfig` lives here until the RTL block exists; it is a
-:class:`damf.config.BlockConfig` (presets, JSON, validation) so it can move to
-``damf/config.py`` unchanged.
+:class:`DamfHeadConfig` (the head's numerics: widths, mode, window, rounding) is a
+:class:`damf.config.BlockConfig` (presets, JSON, validation); the configurations of the RTL
+blocks built on it (``score``, ``row-stats``, ``shift-accumulate``, ``damf-head``) are in
+``damf/head_config.py``.
 """
 
 import math
