@@ -30,7 +30,7 @@ from ..golden.damf_head_block import damf_head_block, heads, weight_vectors
 from ..golden.inner_product import inner_product
 from ..hdl.damf_head import unpack_output, v_words, x_beats
 from ..hdl.inner_product import pack_weight_words
-from .streams import cocotb_timeout, random_pattern, unpack
+from .streams import STALLS, cocotb_timeout, random_pattern, stall_probabilities, unpack
 
 TIMEOUT = cocotb_timeout(40)
 
@@ -199,24 +199,8 @@ async def run(dut, idle, backpressure):
 
 
 @cocotb.test(**TIMEOUT)
-async def no_pauses(dut):
-    """Every source valid, the sink always ready."""
-    await run(dut, 0.0, 0.0)
-
-
-@cocotb.test(**TIMEOUT)
-async def source_pauses(dut):
-    """Random pauses on every source (cocotbext-axi pause generators), the sink always ready."""
-    await run(dut, 0.3, 0.0)
-
-
-@cocotb.test(**TIMEOUT)
-async def sink_pauses(dut):
-    """The sink pauses at random (tready low), the sources always valid."""
-    await run(dut, 0.0, 0.3)
-
-
-@cocotb.test(**TIMEOUT)
-async def both_pauses(dut):
-    """Random pauses on both sides."""
-    await run(dut, 0.3, 0.3)
+@cocotb.parametrize(stalls=STALLS)
+async def random_vectors(dut, stalls):
+    """Under each mix of random pauses on every source (cocotbext-axi pause generators) and on
+    the sink (tready low): none, sources only, sink only, both."""
+    await run(dut, *stall_probabilities(stalls))

@@ -20,7 +20,7 @@ from ..golden.damf_head_block import damf_head_block, heads, weight_vectors
 from ..head_config import DamfHeadBlockConfig
 from ..hdl.damf_head import unpack_output, v_words, x_beats
 from ..hdl.inner_product import pack_weight_words
-from .streams import StreamDriver, StreamMonitor, cocotb_timeout, random_pattern
+from .streams import STALLS, StreamDriver, StreamMonitor, cocotb_timeout, random_pattern, stall_probabilities
 
 TIMEOUT = cocotb_timeout(20)
 
@@ -96,12 +96,7 @@ async def run(dut, idle, backpressure):
 
 
 @cocotb.test(**TIMEOUT)
-async def both_heads(dut):
-    """Both heads at once, every source valid and every sink ready."""
-    await run(dut, 0.0, 0.0)
-
-
-@cocotb.test(**TIMEOUT)
-async def both_heads_stalled(dut):
-    """Both heads at once under random source gaps and sink backpressure."""
-    await run(dut, 0.3, 0.3)
+@cocotb.parametrize(stalls=STALLS)
+async def both_heads(dut, stalls):
+    """Both heads at once under each mix of source gaps and sink backpressure."""
+    await run(dut, *stall_probabilities(stalls))
