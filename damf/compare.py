@@ -38,7 +38,6 @@ from .blocks import BLOCKS
 from .config import BaselineHeadConfig
 from .golden.damf_head_block import calibrated_base2
 from .head_config import DamfHeadBlockConfig
-from .iso import LABELS
 from .synth import SynthError
 
 __all__ = [
@@ -492,7 +491,7 @@ def _knobs_text(cfg):
 def _iso_table(point):
     lines = ["| design | " + " | ".join(c[0] for c in ISO_COLUMNS) + " |", "|---|---|" + "---:|" * (len(ISO_COLUMNS) - 1)]
     notes = []
-    for d, label in LABELS.items():
+    for d, label in iso.LABELS.items():
         side = point.get(d)
         if side is None:
             continue
@@ -507,7 +506,7 @@ def _iso_table(point):
             if note:
                 notes.append(f"- {label}: {note}.")
     for d, r in point.get("ratios", {}).items():
-        lines.append(f"| {LABELS[d]} / baseline | | {_fmt(r['cycles'], 2)} | | {_fmt(r['time_per_head_us'], 2)} | "
+        lines.append(f"| {iso.LABELS[d]} / baseline | | {_fmt(r['cycles'], 2)} | | {_fmt(r['time_per_head_us'], 2)} | "
                      f"{_fmt(r['logic_transistors'], 2)} | {_fmt(r['memory_bits'], 2)} | | | | | "
                      f"{_fmt(r['area_x_time'], 2)} | | {_fmt(r.get('time_per_head_gate_delays'), 2)} | "
                      f"{_fmt(r.get('area_x_gate_delays'), 2)} |")
@@ -563,14 +562,14 @@ def plot_iso(out_dir):
         rows = [(key, label) for key, label in (
             ("time_per_head_us", "time per head (us, ECP5 fmax; designs placed)"),
             ("time_per_head_gate_delays", "time per head (gate delays: cycles x critical path)"))
-            if any(p.get(d, {}).get(key) for doc in panels for p in doc["iso_throughput"] for d in LABELS)]
+            if any(p.get(d, {}).get(key) for doc in panels for p in doc["iso_throughput"] for d in iso.LABELS)]
         if not rows:
             continue
         fig, axes = plt.subplots(len(rows), len(panels), figsize=(5.5 * len(panels), 4.2 * len(rows) + 0.4),
                                  squeeze=False)
         for row, (key, xlabel) in enumerate(rows):
             for ax, doc in zip(axes[row], panels):
-                for d, label in LABELS.items():
+                for d, label in iso.LABELS.items():
                     pts = [(p[d][key], p[d]["logic_transistors"]) for p in doc["iso_throughput"]
                            if p.get(d, {}).get(key) and p[d].get("logic_transistors")]
                     if pts:
