@@ -575,15 +575,19 @@ def dumps(doc):
     return emit(doc, 0) + "\n"
 
 
+#: each block's configuration class, in BLOCK_VECTORS order (found without importing Amaranth,
+#: as ``damf.blocks`` would)
+CONFIG_CLASSES = {cls.block: cls for cls in (InnerProductConfig, SystolicQKConfig, ScoreConfig, RowStatsConfig,
+                                             ShiftAccumulateConfig, DamfHeadBlockConfig, SoftmaxConfig,
+                                             SystolicAVConfig, BaselineHeadConfig)}
+assert list(CONFIG_CLASSES) == list(BLOCK_VECTORS)
+
+
 def config_class(name):
-    """The configuration class of block ``name`` (without importing Amaranth, as
-    ``damf.blocks`` would); :class:`ConfigError` for a name that is not a block."""
-    classes = {cls.block: cls for cls in (InnerProductConfig, SystolicQKConfig, ScoreConfig, RowStatsConfig,
-                                          ShiftAccumulateConfig, DamfHeadBlockConfig, SoftmaxConfig,
-                                          SystolicAVConfig, BaselineHeadConfig)}
-    assert list(classes) == list(BLOCK_VECTORS)
+    """The configuration class of block ``name``; :class:`ConfigError` for a name that is not
+    a block."""
     try:
-        return classes[name]
+        return CONFIG_CLASSES[name]
     except KeyError:
         raise ConfigError(f"unknown block '{name}'; expected one of: {', '.join(BLOCK_VECTORS)}") from None
 
