@@ -11,8 +11,8 @@ from .config import SystolicQKConfig
 from .config import SoftmaxConfig
 from .config import SystolicAVConfig
 from .config import BaselineHeadConfig
-from .head_config import RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
-from .head_config import DamfHeadBlockConfig
+from .config import RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
+from .config import DamfHeadBlockConfig
 from .hdl.axis import AxisWrapper
 from .hdl.baseline_head import BaselineHead
 from .hdl.damf_head import DamfHead

@@ -19,7 +19,8 @@ from .files import check_out_dir, write_atomically
 from .toolchain import SIMULATORS
 from .limits import GENERATE_BUDGET_S, MAX_FINETUNE_STEPS, MAX_LOGIT_GAIN, Heartbeat, check_accuracy, check_generate, check_golden_count, human_seconds
 from .golden import vectors
-from .golden.damf_head import DEFAULT_PQ_WIDTH, MODES, DamfHeadConfig, accuracy_report, format_accuracy
+from .config import DEFAULT_PQ_WIDTH, MODES, DamfHeadConfig
+from .golden.damf_head import accuracy_report, format_accuracy
 from .importer import MAX_COUNT, ImportOptions, import_head, minilm_options, plan
 from .models import eval as ev, finetune as ft
 from .models.eval import EvalOptions

@@ -12,7 +12,7 @@ same job for one attention head of ``L = seq_len`` queries and keys:
 * **head**: ``damf-head`` against ``baseline-head``, when both blocks are registered.
 
 Configurations come from one preset through the two head configurations
-(:class:`~damf.head_config.DamfHeadBlockConfig`, :class:`~damf.config.BaselineHeadConfig`),
+(:class:`~damf.config.DamfHeadBlockConfig`, :class:`~damf.config.BaselineHeadConfig`),
 whose sub-configurations are the parts, so both sides share ``seq_len``, ``d_head`` and the
 8-bit inputs (``X``, ``u``, ``v`` / ``Q``, ``K``; ``V`` on both sides).
 
@@ -37,7 +37,7 @@ from . import iso, synth
 from .blocks import BLOCKS
 from .config import BaselineHeadConfig
 from .golden.damf_head_block import calibrated_base2
-from .head_config import DamfHeadBlockConfig
+from .config import DamfHeadBlockConfig
 from .synth import SynthError
 
 __all__ = [

@@ -47,7 +47,7 @@ Everything is exact Python integer arithmetic; nothing here imports Amaranth or 
 import json
 from dataclasses import dataclass, field, fields
 
-from .config import PRESETS, ConfigError
+from .config import ConfigError, get_preset
 
 __all__ = [
     "AttentionShape", "Tensor", "Stage", "CATEGORIES", "Cost", "stages", "memory_words",
@@ -96,9 +96,8 @@ class AttentionShape:
     def from_preset(cls, name="default", **overrides):
         """The preset's ``d_model``, ``n_heads``, ``seq_len`` and ``rank``; overrides that are not
         ``None`` replace them (``d_head`` is always ``d_model / n_heads``)."""
-        if name not in PRESETS:
-            raise ConfigError(f"unknown preset '{name}'; expected one of: {', '.join(PRESETS)}")
-        values = {f.name: PRESETS[name][f.name] for f in fields(cls)}
+        preset = get_preset(name)
+        values = {f.name: getattr(preset, f.name) for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

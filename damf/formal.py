@@ -36,7 +36,7 @@ from .blocks import BLOCKS, get_block
 from .errors import ConfigError
 from .files import check_out_dir
 from .config import BaselineHeadConfig, InnerProductConfig, SoftmaxConfig, SystolicAVConfig, SystolicQKConfig
-from .head_config import DamfHeadBlockConfig, RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
+from .config import DamfHeadBlockConfig, RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
 from .hdl.formal import SPECS, Harness, stream_ports
 
 __all__ = ["CONFIGS", "DEPTHS", "ENGINES", "Result", "run_check", "run_block", "main"]

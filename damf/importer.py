@@ -28,12 +28,12 @@ from .blocks import DEFAULT_PREFIX, check_prefix, to_verilog
 from .config import InnerProductConfig
 from .describe import describe
 from .errors import ConfigError
-from .golden.damf_head import DEFAULT_PQ_WIDTH
+from .config import DEFAULT_PQ_WIDTH
 from .models.eval import DEFAULT_SENTENCES, read_sentences
 from .models.minilm import MiniLM, check_checkpoint
 from .models.real_head import fidelity, head_vectors, pick_sequences, random_hidden, real_head
 from .golden.vectors import FORMAT, dumps
-from .head_config import DamfHeadBlockConfig
+from .config import DamfHeadBlockConfig
 from .hdl.inner_product import pack_weight_words
 from .limits import Heartbeat, check_generate
 

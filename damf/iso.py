@@ -27,7 +27,7 @@ import functools
 
 from .config import BaselineHeadConfig
 from .golden.damf_head_block import calibrated_base2
-from .head_config import DamfHeadBlockConfig
+from .config import DamfHeadBlockConfig
 
 __all__ = ["DESIGNS", "TARGETS", "targets", "proxy_area", "choose", "iso_configs", "iso_area_configs",
            "side_report", "point_report"]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from . import toolchain
 from .blocks import BLOCKS
-from .config import PRESETS
 from .sim.runner import write_block
 
 __all__ = ["lint", "WAIVERS"]

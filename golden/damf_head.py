@@ -25,26 +25,24 @@ integers, with the same code and the same results; no width is limited by the mo
 float helpers at the end (:func:`damf_attention_float`, :func:`softmax_attention`,
 :func:`accuracy_summary`) are for accuracy studies only.
 
-:class:`DamfHeadConfig` (the head's numerics: widths, mode, window, rounding) is a
-:class:`damf.config.BlockConfig` (presets, JSON, validation); the configurations of the RTL
-blocks built on it (``score``, ``row-stats``, ``shift-accumulate``, ``damf-head``) are in
-``damf/head_config.py``.
+The head's numerics (widths, mode, window, rounding) are a configuration,
+:class:`damf.config.DamfHeadConfig`, beside the configurations of the RTL blocks built on it
+(``score``, ``row-stats``, ``shift-accumulate``, ``damf-head``) in ``damf/config/damf_head.py``.
 """
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..config import BlockConfig, InnerProductConfig, product_range, signed_range_width
+from ..config.damf_head import C_FRAC_MAX, MODES, DamfHeadConfig
 from .inner_product import check_range
 from .damf_float import augment, fused_matrix, singular_vectors
 from .quant import choose_frac, choose_shift, int_range, quantize, requantize
 from .reference import random_weights
 
 __all__ = [
-    "MODES", "DamfHeadConfig", "pow2_exp", "base2_constant", "exact_ints",
-    "DEFAULT_PQ_WIDTH", "default_pq_width", "typical_pq_shift",
+    "base2_constant", "exact_ints",
     "attention_mask", "scores", "RowStats", "row_stats", "value_sums", "count_times",
     "pow2_round", "maclaurin_normaliser", "base2_exponents", "shift_accumulate",
     "round_shift", "damf_head",
@@ -53,271 +51,8 @@ __all__ = [
     "realistic_head", "realistic_inputs",
 ]
 
-MODES = ("maclaurin", "maclaurin-abs", "base2")
-
-# Width of p and q after the head's requantization (docs/numerics.md section 3a) that the
-# presets and for_inner_product choose, from the fidelity measurements of docs/eval.md and
-# section 12 (the smallest width whose cost is negligible).
-DEFAULT_PQ_WIDTH = 8
-
 # int64 holds every intermediate exactly when all derived widths are at most this.
 _INT64_WIDTH = 62
-
-# Largest base2 c_frac: c = c_int 2^-c_frac then reaches down to one score LSB of the widest
-# scores (pq_width 32, rank 64: 70 bits) with a 24-bit c_int and weight_frac 30.
-C_FRAC_MAX = 126
-
-
-def pow2_exp(x):
-    """``P(x)`` for a Python integer ``x >= 1``: exponent of the nearest power of two.
-
-    Nearest in the linear domain, ties (``x = 3 * 2^(k-1)``) to the larger power:
-    ``k + bit[k-1](x)`` where ``k = x.bit_length() - 1``.
-    """
-    if not isinstance(x, int) or x < 1:
-        raise ValueError(f"pow2_exp needs an integer of at least 1, not {x!r}")
-    k = x.bit_length() - 1
-    return k + ((x >> (k - 1)) & 1 if k >= 1 else 0)
-
-
-def _ubits(x):
-    """Bits of an unsigned integer holding ``x >= 0``."""
-    return max(1, int(x).bit_length())
-
-
-@dataclass(frozen=True, repr=False)
-class DamfHeadConfig(BlockConfig):
-    """Numerics of one DAMF attention head (``damf-head``); see ``docs/numerics.md``.
-
-    Inputs: ``p`` (``Lq x rank``) and ``q`` (``Lk x rank``) of ``pq_width`` bits (the
-    inner-product units' outputs after the requantization of ``docs/numerics.md`` section 3a),
-    ``V`` (``Lk x d_head``) of ``v_width`` bits; ``1 <= Lq, Lk <= seq_len`` at run time.
-    Output ``Z`` (``Lq x d_head``) of ``out_width`` bits with ``out_frac`` fraction bits, in
-    units of one LSB of ``V``.
-    """
-
-    block = "damf-head"
-
-    seq_len:     "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
-                               "doc": "largest number of queries and of keys of one head (run-time lengths may be smaller)"})
-    d_head:      "int" = field(default=8, metadata={"min": 1, "max": 1 << 12,
-                               "doc": "elements of each value vector V_n and output vector Z_m"})
-    rank:        "int" = field(default=1, metadata={"min": 1, "max": 64,
-                               "doc": "number of (p_k, q_k) pairs summed into a score"})
-    pq_width:    "int" = field(default=DEFAULT_PQ_WIDTH, metadata={"min": 2, "max": 32,
-                               "doc": "bits of each signed p and q entering the scores (after the requantization "
-                                      f"of the inner product's outputs; presets: min({DEFAULT_PQ_WIDTH}, out_width))"})
-    v_width:     "int" = field(default=8, metadata={"min": 2, "max": 32,
-                               "doc": "bits of each signed element of V"})
-    mode:        "str" = field(default="maclaurin", metadata={"choices": MODES,
-                               "doc": "softmax approximation: maclaurin (paper eq. 13-17), maclaurin-abs "
-                                      "(normalise by max |A|) or base2 (2^-round(c (A_max - A)))"})
-    weight_frac: "int" = field(default=12, metadata={"min": 0, "max": 30,
-                               "doc": "fraction bits of a weight relative to the row's largest: terms are "
-                                      "shifted left by 0..weight_frac; smaller weights are dropped"})
-    c_int:       "int" = field(default=1477, metadata={"min": 1, "max": (1 << 24) - 1,
-                               "doc": "base2: c = c_int * 2^-c_frac = log2(e) * (real logit per score LSB)"})
-    c_frac:      "int" = field(default=10, metadata={"min": 0, "max": C_FRAC_MAX,
-                               "doc": "base2: fraction bits of c (see c_int)"})
-    out_frac:    "int" = field(default=4, metadata={"min": 0, "max": 16,
-                               "doc": "fraction bits of the output Z (units of one LSB of V)"})
-    out_guard:   "int" = field(default=2, metadata={"min": 0, "max": 16,
-                               "doc": "integer bits of Z above V's range (rounded weights may sum to more than 1)"})
-
-    @classmethod
-    def from_preset(cls, name="default"):
-        """The preset's head, with the ``rank`` of the preset's inner-product unit and
-        ``pq_width = default_pq_width(ip)`` (``min(DEFAULT_PQ_WIDTH, out_width)``)."""
-        ip = InnerProductConfig.from_preset(name)
-        return replace(super().from_preset(name), pq_width=default_pq_width(ip), rank=ip.rank)
-
-    @classmethod
-    def for_inner_product(cls, ip_cfg, **overrides):
-        """A head fed by inner-product units configured as ``ip_cfg``: its ``rank`` and
-        ``pq_width = default_pq_width(ip_cfg)``, then ``overrides``."""
-        values = {"pq_width": default_pq_width(ip_cfg), "rank": ip_cfg.rank}
-        values.update(overrides)
-        return cls(**values)
-
-    # ---- derived: scores and row statistics ------------------------------------------------
-
-    @property
-    def pq_range(self):
-        return -(1 << (self.pq_width - 1)), (1 << (self.pq_width - 1)) - 1
-
-    @property
-    def v_range(self):
-        return -(1 << (self.v_width - 1)), (1 << (self.v_width - 1)) - 1
-
-    @property
-    def score_range(self):
-        """Exact ``(min, max)`` of a score ``sum_k p_k q_k``."""
-        lo, hi = product_range(self.pq_width, self.pq_width)
-        return self.rank * lo, self.rank * hi
-
-    @property
-    def score_width(self):
-        return signed_range_width(*self.score_range)
-
-    @property
-    def score_abs_max(self):
-        """Largest ``|A|`` (also the largest ``M`` and ``C``): ``rank * 2^(2 pq_width - 2)``."""
-        lo, hi = self.score_range
-        return max(-lo, hi)
-
-    @property
-    def score_exp_max(self):
-        """Largest score exponent ``P(|A|)`` (also of ``C``, ``M`` and the row reference ``R``)."""
-        return pow2_exp(self.score_abs_max)
-
-    @property
-    def count_width(self):
-        """Unsigned bits of the key count ``N`` in ``[1, seq_len]``."""
-        return _ubits(self.seq_len)
-
-    @property
-    def sum_width(self):
-        """Signed bits of ``S = sum_n A_mn``."""
-        lo, hi = self.score_range
-        return signed_range_width(self.seq_len * lo, self.seq_len * hi)
-
-    @property
-    def den_range(self):
-        """Bound of ``D = N C + S`` for ``0 <= C <= score_abs_max`` (maclaurin modes)."""
-        lo, hi = self.score_range
-        return self.seq_len * lo, self.seq_len * (self.score_abs_max + hi)
-
-    @property
-    def den_width(self):
-        return signed_range_width(*self.den_range)
-
-    @property
-    def den_exp_max(self):
-        return pow2_exp(self.den_range[1])
-
-    @property
-    def vsum_width(self):
-        """Signed bits of ``SV = sum_n V_n`` (per element)."""
-        lo, hi = self.v_range
-        return signed_range_width(self.seq_len * lo, self.seq_len * hi)
-
-    # ---- derived: accumulation and output --------------------------------------------------
-
-    @property
-    def weight_range(self):
-        """Range of a per-key weight numerator: maclaurin modes ``[-2^F, 2^(F+1)]`` (the
-        ``SV`` term's ``2^t_C`` plus a signed key term), base2 ``[0, 2^F]``."""
-        if self.mode == "base2":
-            return 0, 1 << self.weight_frac
-        return -(1 << self.weight_frac), 1 << (self.weight_frac + 1)
-
-    @property
-    def weight_width(self):
-        return signed_range_width(*self.weight_range)
-
-    @property
-    def acc_range(self):
-        wl, wh = self.weight_range
-        vl, vh = self.v_range
-        corners = [w * v for w in (wl, wh) for v in (vl, vh)]
-        return self.seq_len * min(corners), self.seq_len * max(corners)
-
-    @property
-    def acc_width(self):
-        """Signed bits of the accumulator of one output element."""
-        return signed_range_width(*self.acc_range)
-
-    @property
-    def out_width(self):
-        """Signed bits of ``Z``: ``v_width + out_guard + out_frac``."""
-        return self.v_width + self.out_guard + self.out_frac
-
-    @property
-    def out_range(self):
-        return -(1 << (self.out_width - 1)), (1 << (self.out_width - 1)) - 1
-
-    # ---- derived: base2 --------------------------------------------------------------------
-
-    @property
-    def delta_width(self):
-        """Unsigned bits of ``A_max - A`` (base2)."""
-        lo, hi = self.score_range
-        return _ubits(hi - lo)
-
-    @property
-    def base2_thresholds(self):
-        """``theta_k = ceil((2k - 1) 2^c_frac / (2 c_int))`` for ``k = 1 .. weight_frac + 1``.
-
-        ``theta_k`` is the smallest ``A_max - A`` whose base2 exponent ``round(c (A_max - A))``
-        is at least ``k``, so the exponent is the number of thresholds it reaches.
-        """
-        return tuple(-(-((2 * k - 1) << self.c_frac) // (2 * self.c_int))
-                     for k in range(1, self.weight_frac + 2))
-
-    @property
-    def delta_limit(self):
-        """``theta_(F+1)``: the smallest ``A_max - A`` whose weight is dropped (exponent > F)."""
-        return self.base2_thresholds[-1]
-
-    @property
-    def wsum_width(self):
-        """Unsigned bits of the base2 weight sum ``W`` in ``[2^F, seq_len 2^F]``."""
-        return _ubits(self.seq_len << self.weight_frac)
-
-    @property
-    def wsum_exp_max(self):
-        return pow2_exp(self.seq_len << self.weight_frac)
-
-    @property
-    def shift_range(self):
-        """``(min, max)`` of the final shift ``sh`` (positive: right) for this mode."""
-        F, of = self.weight_frac, self.out_frac
-        if self.mode == "base2":
-            return F - of, self.wsum_exp_max - of
-        return F - of - self.score_exp_max, max(self.den_exp_max, pow2_exp(self.seq_len)) + F - of
-
-    def derived(self):
-        return {
-            "score_width": self.score_width,
-            "score_exp_max": self.score_exp_max,
-            "count_width": self.count_width,
-            "sum_width": self.sum_width,
-            "den_width": self.den_width,
-            "den_exp_max": self.den_exp_max,
-            "vsum_width": self.vsum_width,
-            "weight_width": self.weight_width,
-            "acc_width": self.acc_width,
-            "out_width": self.out_width,
-            "delta_width": self.delta_width,
-            "delta_limit": self.delta_limit,
-            "base2_thresholds": list(self.base2_thresholds),
-            "wsum_width": self.wsum_width,
-            "wsum_exp_max": self.wsum_exp_max,
-            "shift_range": list(self.shift_range),
-        }
-
-
-def default_pq_width(ip_cfg):
-    """``pq_width`` of a head fed by the inner-product unit ``ip_cfg``: ``min(DEFAULT_PQ_WIDTH,
-    out_width)`` (a unit whose exact outputs are narrower keeps them exact)."""
-    return min(DEFAULT_PQ_WIDTH, ip_cfg.out_width)
-
-
-def typical_pq_shift(ip_cfg, pq_width):
-    """``pq_shift`` for the presets' random inputs (``docs/numerics.md`` section 3a).
-
-    ``X``, ``u`` and ``v`` uniform over their signed ranges (the golden vectors and testbenches)
-    make ``p`` and ``q`` sums of ``d_model`` independent products with standard deviation
-    ``sigma = sqrt(d_model) s_x s_w``, ``s_b = sqrt((4^b - 1) / 12)`` for ``b`` bits.  The shift
-    is the smallest ``s >= 0`` with ``4 sigma <= 2^(s + pq_width - 1)``, so ``|p| <= 4 sigma``
-    (all but about 6e-5 of the values) never saturates, at most ``out_width - pq_width`` (beyond
-    that no value can saturate).
-    """
-    def spread(bits):
-        return math.sqrt(((1 << (2 * bits)) - 1) / 12)
-    sigma = math.sqrt(ip_cfg.d_model) * spread(ip_cfg.x_width) * spread(ip_cfg.w_width)
-    shift = max(0, math.ceil(math.log2(4 * sigma) - (pq_width - 1)))
-    return min(shift, max(0, ip_cfg.out_width - pq_width))
 
 
 def exact_ints(cfg):

@@ -84,7 +84,7 @@ import numpy as np
 from ..config import (BaselineHeadConfig, ConfigError, InnerProductConfig, SoftmaxConfig, SystolicAVConfig,
                       SystolicQKConfig)
 from ..files import loads, read_text
-from ..head_config import DamfHeadBlockConfig, RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
+from ..config import DamfHeadBlockConfig, RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
 from ..validate import check
 from . import baseline_head, damf_head_block, row_stats
 from .inner_product import inner_product

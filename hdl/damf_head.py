@@ -113,8 +113,8 @@ Timing (sources always valid, ``o`` always ready; ``beats = ceil(d_model / lanes
     cycles_per_head(Lq, Lk) = beats Ld + 2 B - 1 + latency + (Lq - 1) max(B, G)
 
 from its first ``x`` handshake to its last ``Z`` handshake (``Ld = Lq``, cross ``Lq + Lk``;
-causal rows keep fewer beats: :meth:`~damf.head_config.DamfHeadBlockConfig.schedule`).  Heads
-queued back to back: :meth:`~damf.head_config.DamfHeadBlockConfig.schedule` gives every
+causal rows keep fewer beats: :meth:`~damf.config.DamfHeadBlockConfig.schedule`).  Heads
+queued back to back: :meth:`~damf.config.DamfHeadBlockConfig.schedule` gives every
 ``Z``; steady state ``row_period = max(B, G)`` between rows and ``head_interval`` between
 heads.  The tests check all of them cycle-exactly.
 Multi-head attention: one instance per head (the heads share only ``X``).
@@ -126,7 +126,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..head_config import DamfHeadBlockConfig
+from ..config import DamfHeadBlockConfig
 from .inner_product import InnerProduct, weight_word_layout
 from .row_stats import RowStats, pow2_exp
 from .score import Score
@@ -155,7 +155,7 @@ class DamfHead(wiring.Component):
 
     Parameters
     ----------
-    config : :class:`~damf.head_config.DamfHeadBlockConfig`
+    config : :class:`~damf.config.DamfHeadBlockConfig`
 
     Ports, protocol and timing: module docstring (``hdl/damf_head.py``).
     """

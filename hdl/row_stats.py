@@ -52,7 +52,7 @@ Contract
   pipeline stalls while a result waits).  A row of ``lk`` scores takes ``row_cycles(lk) =
   ceil(lk / parallel)`` cycles; rows of ``lengths`` scores sent back to back take
   ``cycles(lengths) = sum(row_cycles) + setup_cycles`` from the first beat's handshake to the
-  last result's (:class:`~damf.head_config.RowStatsConfig`).
+  last result's (:class:`~damf.config.RowStatsConfig`).
 * Latency: ``o.valid`` rises a fixed ``setup_cycles`` cycles after the handshake of a row's
   last beat (sink ready), the stages of the pipeline below:
 
@@ -99,7 +99,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import signed_range_width
-from ..head_config import RowStatsConfig
+from ..config import RowStatsConfig
 from .score import output_layout as score_layout
 
 __all__ = ["RowStats", "output_layout", "pow2_exp", "pow2_exp_latency", "count_times", "adder_tree",
@@ -259,7 +259,7 @@ class RowStats(wiring.Component):
 
     Parameters
     ----------
-    config : :class:`~damf.head_config.RowStatsConfig`
+    config : :class:`~damf.config.RowStatsConfig`
     """
 
     def __init__(self, config):

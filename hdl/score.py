@@ -99,7 +99,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..head_config import ScoreConfig
+from ..config import ScoreConfig
 
 __all__ = ["Score", "key_layout", "query_layout", "output_layout",
            "pack_key", "pack_query", "unpack_output", "pack_output"]
@@ -129,7 +129,7 @@ class Score(wiring.Component):
 
     Parameters
     ----------
-    config : :class:`~damf.head_config.ScoreConfig`
+    config : :class:`~damf.config.ScoreConfig`
 
     The stream protocol, payload layouts, latency and throughput are in the module
     docstring (``hdl/score.py``).

@@ -80,7 +80,7 @@ Contract
   the input, see above, while that beat is in the front); for rows of
   ``b_0, b_1, ...`` beats, source always valid and sink always ready, the first beat's
   handshake to the last ``Z``'s is ``cycles = b_0 + sum_{m >= 1} max(b_m, round_cycles) +
-  latency`` (:meth:`~damf.head_config.ShiftAccumulateConfig.cycles`).
+  latency`` (:meth:`~damf.config.ShiftAccumulateConfig.cycles`).
 * Backpressure: a ``Z`` not taken stalls the end-of-row units when their next lane is ready
   to be written; the capture register then stays full, and the front stalls when the next
   row's last beat reaches it.  ``i.ready`` depends combinationally on ``o.ready`` (never on
@@ -110,7 +110,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import signed_range_width
 from ..golden.shift_accumulate import beats_of_row
-from ..head_config import ShiftAccumulateConfig
+from ..config import ShiftAccumulateConfig
 
 __all__ = ["ShiftAccumulate", "input_layout", "output_layout", "pack_input", "pack_row", "unpack_output"]
 
@@ -140,7 +140,7 @@ class ShiftAccumulate(wiring.Component):
 
     Parameters
     ----------
-    config : :class:`~damf.head_config.ShiftAccumulateConfig`
+    config : :class:`~damf.config.ShiftAccumulateConfig`
     """
 
     def __init__(self, config):

@@ -16,7 +16,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from ..golden import vectors as golden_vectors
 from ..golden.damf_head_block import (cross_heads, damf_head_block, head_lengths, heads, row_lasts, split_heads,
                                       weight_vectors)
-from ..head_config import DamfHeadBlockConfig
+from ..config import DamfHeadBlockConfig
 from ..hdl.damf_head import unpack_last, unpack_output, v_words, x_beats
 from ..hdl.inner_product import pack_weight_words
 from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities

@@ -17,7 +17,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout
 
 from ..golden.damf_head_block import damf_head_block, heads, weight_vectors
-from ..head_config import DamfHeadBlockConfig
+from ..config import DamfHeadBlockConfig
 from ..hdl.damf_head import unpack_output, v_words, x_beats
 from ..hdl.inner_product import pack_weight_words
 from .streams import STALLS, StreamDriver, StreamMonitor, cocotb_timeout, random_pattern, stall_probabilities

@@ -13,7 +13,7 @@ from cocotb.triggers import ClockCycles
 
 from ..golden import vectors as golden_vectors
 from ..golden.row_stats import fields, row_setup
-from ..head_config import RowStatsConfig
+from ..config import RowStatsConfig
 from ..hdl.row_stats import unpack_output
 from ..hdl.score import pack_output
 from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities

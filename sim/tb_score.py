@@ -14,7 +14,7 @@ from cocotb.triggers import ClockCycles
 
 from ..golden import vectors as golden_vectors
 from ..golden.score import row_beats, score_matrix
-from ..head_config import ScoreConfig
+from ..config import ScoreConfig
 from ..hdl.score import pack_key, pack_query, unpack_output
 from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
 

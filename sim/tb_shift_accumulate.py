@@ -18,7 +18,7 @@ from cocotb.triggers import ClockCycles
 
 from ..golden import vectors as golden_vectors
 from ..golden.shift_accumulate import shift_accumulate_row
-from ..head_config import ShiftAccumulateConfig
+from ..config import ShiftAccumulateConfig
 from ..hdl.shift_accumulate import pack_input, pack_row, unpack_output
 from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from damf.config import InnerProductConfig
-from damf.head_config import DamfHeadBlockConfig
+from damf.config import DamfHeadBlockConfig
 from damf.sim.runner import SimFailed, run_testbench
 
 CONFIGS = {

@@ -4,7 +4,7 @@ import pytest
 
 from damf.config import InnerProductConfig
 from damf.golden.damf_head_block import calibrated_base2
-from damf.head_config import DamfHeadBlockConfig
+from damf.config import DamfHeadBlockConfig
 from damf.sim.block_test import run_block
 
 

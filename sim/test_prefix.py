@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from damf import toolchain
-from damf.head_config import DamfHeadBlockConfig
+from damf.config import DamfHeadBlockConfig
 from damf.lint import WAIVERS
 from damf.sim.runner import SimFailed, run_testbench, write_block
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from damf.head_config import RowStatsConfig
+from damf.config import RowStatsConfig
 from damf.sim.block_test import run_block
 
 CONFIGS = {

@@ -2,7 +2,7 @@
 
 import pytest
 
-from damf.head_config import ScoreConfig
+from damf.config import ScoreConfig
 from damf.sim.block_test import run_block
 
 CONFIGS = {

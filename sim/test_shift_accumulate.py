@@ -2,7 +2,7 @@
 
 import pytest
 
-from damf.head_config import ShiftAccumulateConfig
+from damf.config import ShiftAccumulateConfig
 from damf.sim.block_test import run_block
 
 CONFIGS = {

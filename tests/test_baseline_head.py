@@ -12,11 +12,10 @@ from damf.config import BaselineHeadConfig, ConfigError, typical_shift
 from damf.golden import vectors
 from damf.golden.baseline_head import (head, head_x, probabilities, projection, random_x_head, weights,
                                        x_edge_problems, z_beats, z_from_beats)
-from damf.golden.damf_head import typical_pq_shift
+from damf.config import typical_pq_shift
 from damf.golden.softmax import softmax_row
-from damf.hdl.baseline_head import BaselineHead, v_words, w_words, x_words
+from damf.hdl.baseline_head import BaselineHead, qkv_words, unpack_output, v_words, w_words, x_words
 from damf.sim.amaranth_bench import run_streams
-from damf.sim.streams import pack, unpack
 
 SHAPES = {
     "default": BaselineHeadConfig(),
@@ -114,17 +113,14 @@ def test_vector_file_rejects_bad_v(tmp_path):
 # ---- the RTL in Amaranth's simulator --------------------------------------------------------
 
 def _words(cfg, problems):
-    D = cfg.d_head
-    return [pack(q[t], cfg.q_width) | pack(k[t], cfg.k_width) << (D * cfg.q_width)
-            | pack(v[t], cfg.v_width) << (D * (cfg.q_width + cfg.k_width))
-            for q, k, v in problems for t in range(cfg.seq_len)]
+    return [w for q, k, v in problems for w in qkv_words(cfg, q, k, v)]
 
 
 def _run(cfg, problems, **kw):
     want = [beat for q, k, v in problems for beat in z_beats(cfg, head(cfg, q, k, v))]
     log = run_streams(BaselineHead(cfg), {"i": _words(cfg, problems)}, ["o"], expect={"o": len(want)},
                       max_cycles=50 * cfg.cycles * len(problems), **kw)
-    got = [unpack(p, cfg.out_width, cfg.cols) for _, p in log["o"]]
+    got = [unpack_output(cfg, p) for _, p in log["o"]]
     return log, got, want
 
 
@@ -322,7 +318,7 @@ def _run_x(cfg, heads, *, seed=0, idle=0.3, backpressure=0.3, reload=None, order
     want = [b for X, V, wq, wk in heads for b in z_beats(cfg, head_x(cfg, X, V, wq, wk))]
     log = run_streams(BaselineHead(cfg), inputs, ["o"], expect={"o": len(want)}, seed=seed, idle=idle,
                       backpressure=backpressure, hold=hold, max_cycles=50 * cfg.cycles * len(heads))
-    return log, [unpack(p, cfg.out_width, cfg.cols) for _, p in log["o"]], want
+    return log, [unpack_output(cfg, p) for _, p in log["o"]], want
 
 
 @pytest.mark.parametrize("name", X_SHAPES)

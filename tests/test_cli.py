@@ -8,7 +8,7 @@ import pytest
 
 from damf.blocks import BLOCKS
 from damf.config import PRESETS
-from damf.golden.damf_head import DEFAULT_PQ_WIDTH
+from damf.config import DEFAULT_PQ_WIDTH
 
 
 def damf(*args, cwd=None):

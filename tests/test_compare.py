@@ -8,12 +8,13 @@ import json
 import pytest
 
 from damf import compare
-from damf.config import PRESETS
-from damf.golden.damf_head import DEFAULT_PQ_WIDTH
+from damf.config import PRESETS, Preset
+from damf.config import DEFAULT_PQ_WIDTH
 
-TINY = {"d_model": 4, "n_heads": 1, "d_head": 4, "seq_len": 4, "rank": 1, "lanes": 2,
-        "x_width": 4, "w_width": 4, "q_width": 4, "k_width": 4, "v_width": 4, "prob_width": 4,
-        "rows": 2, "cols": 2, "parallel": 2}
+TINY = Preset(name="tiny", description="a tiny shape for the tool runs", d_model=4, n_heads=1, d_head=4,
+              seq_len=4, rank=1, lanes=2, x_width=4, w_width=4,
+              extra={"q_width": 4, "k_width": 4, "v_width": 4, "prob_width": 4, "rows": 2, "cols": 2,
+                     "parallel": 2})
 
 
 def test_cycle_composition_default():

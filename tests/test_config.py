@@ -11,7 +11,7 @@ from damf.config import ConfigError, InnerProductConfig, PRESETS, product_range,
 def test_presets():
     for name in PRESETS:
         cfg = InnerProductConfig.from_preset(name)
-        assert cfg.d_model == PRESETS[name]["d_model"]
+        assert cfg.d_model == PRESETS[name].d_model
     bert = InnerProductConfig.from_preset("bert-base")
     assert (bert.d_model, bert.rank) == (768, 1)
 
@@ -106,7 +106,7 @@ def test_out_width_is_exact(x_width, w_width, d_model):
 def test_repr_names_every_changed_field():
     """One ``__repr__`` for every configuration (``BlockConfig``): the fields that differ from
     their defaults, so it cannot drift from the fields."""
-    from damf.head_config import DamfHeadBlockConfig, ScoreConfig
+    from damf.config import DamfHeadBlockConfig, ScoreConfig
     assert repr(InnerProductConfig()) == "InnerProductConfig()"
     assert repr(InnerProductConfig(d_model=5, weights="fixed", weight_seed=3)) == \
         "InnerProductConfig(d_model=5, weights='fixed', weight_seed=3)"

@@ -9,7 +9,7 @@ import pytest
 from damf.config import ConfigError, InnerProductConfig
 from damf.golden.damf_head_block import calibrated_base2, damf_head_block, weight_vectors
 from damf.golden.damf_head_block import cross_heads, heads as golden_heads
-from damf.head_config import DamfHeadBlockConfig
+from damf.config import DamfHeadBlockConfig
 from damf.hdl.damf_head import DamfHead, unpack_output, v_words, x_beats
 from damf.hdl.inner_product import pack_weight_words
 from damf.sim.amaranth_bench import run_streams

@@ -13,15 +13,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from damf.config import ConfigError, InnerProductConfig
+from damf.config import (DEFAULT_PQ_WIDTH, MODES, ConfigError, DamfHeadBlockConfig, DamfHeadConfig,
+                         InnerProductConfig, pow2_exp, typical_pq_shift)
 from damf.golden import damf_head as damf_head_module
 from damf.golden.damf_head import (
-    DEFAULT_PQ_WIDTH, MODES, DamfHeadConfig, accuracy_summary, attention_mask, base2_constant,
-    base2_exponents, count_times, damf_attention_float, damf_head, exact_ints, pow2_exp, pow2_round,
-    pow2_round_float, realistic_head, realistic_inputs, round_shift, row_stats, scores, softmax_attention,
-    typical_pq_shift)
+    accuracy_summary, attention_mask, base2_constant, base2_exponents, count_times, damf_attention_float,
+    damf_head, exact_ints, pow2_round, pow2_round_float, realistic_head, realistic_inputs, round_shift,
+    row_stats, scores, softmax_attention)
 from damf.golden.damf_head_block import damf_head_block
-from damf.head_config import DamfHeadBlockConfig
 
 # A small head: windows, drops, fallbacks and saturation all happen on random inputs.
 SMALL = DamfHeadConfig(seq_len=7, d_head=3, rank=2, pq_width=6, v_width=5, weight_frac=4,

@@ -128,7 +128,7 @@ def test_report_files_on_a_small_subset(small_run):
 def test_pq_width_sweep_on_a_small_subset(small_run):
     """The requantized width is swept (exact last, shift 0) with its end-to-end cosine, and the
     recommendation names a pq_width."""
-    from damf.golden.damf_head import DEFAULT_PQ_WIDTH
+    from damf.config import DEFAULT_PQ_WIDTH
     _, doc = small_run
     rows = doc["width_sweeps"]["pq_width"]
     assert [r["value"] for r in rows] == sorted({6, 10, DEFAULT_PQ_WIDTH}) + ["exact"]

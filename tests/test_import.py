@@ -19,7 +19,7 @@ from damf.cli import main
 from damf.golden.damf_float import augment
 from damf.golden.quant import quantize
 from damf.hdl.inner_product import pack_weight_words
-from damf.head_config import DamfHeadBlockConfig
+from damf.config import DamfHeadBlockConfig
 
 HIDDEN, HEADS, LAYERS, VOCAB, INTER, POSITIONS = 32, 2, 2, 50, 64, 40
 D_HEAD = HIDDEN // HEADS

@@ -6,7 +6,7 @@ import pytest
 
 from damf import iso
 from damf.compare import iso_lines
-from damf.head_config import DamfHeadBlockConfig
+from damf.config import DamfHeadBlockConfig
 
 
 def _damf(preset="default", **kw):

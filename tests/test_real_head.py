@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("tokenizers", reason="the eval extra (make env) provides the model and tokenizer")
 
-from damf.golden.damf_head import DEFAULT_PQ_WIDTH  # noqa: E402
+from damf.config import DEFAULT_PQ_WIDTH  # noqa: E402
 from damf.golden.damf_head_block import damf_head_block  # noqa: E402
 from damf.models.real_head import minilm_head, real_head_vectors  # noqa: E402
 
@@ -59,7 +59,7 @@ def test_vectors_use_the_same_configuration():
     """The RTL test's vector file (sim/test_real_data.py) holds minilm_head's configuration
     (calibrated on the file's sentences, seq_len 16, run-time weights) and the golden Z."""
     from damf.models.minilm import MiniLM
-    from damf.head_config import DamfHeadBlockConfig
+    from damf.config import DamfHeadBlockConfig
     model = MiniLM()
     doc = real_head_vectors(layer=0, head=0, rank=32, mode="base2", count=2, weight_frac=8, model=model)
     hidden = model.encode(doc["source"]["sentences"], keep_hidden=True).hidden[0]

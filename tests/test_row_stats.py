@@ -9,9 +9,9 @@ from amaranth.sim import Simulator
 
 from damf.config import ConfigError
 from damf.golden.damf_head import damf_head
-from damf.golden.damf_head import pow2_exp as golden_pow2_exp
+from damf.config import pow2_exp as golden_pow2_exp
 from damf.golden.row_stats import BASE2_FIELDS, FIELDS, fields, row_setup
-from damf.head_config import RowStatsConfig
+from damf.config import RowStatsConfig
 from damf.hdl.row_stats import RowStats, output_layout, pow2_exp, pow2_exp_latency, unpack_output
 from damf.hdl.score import pack_output
 from damf.sim.amaranth_bench import run_streams
@@ -53,11 +53,7 @@ def beats(cfg, row, rng, full=False):
         chunk = row[i:i + c]
         i += len(chunk)
         pad = rng.integers(cfg.score_range[0], cfg.score_range[1], cfg.parallel - len(chunk), endpoint=True)
-        word = pack_output(cfg, chunk + pad.tolist(), i >= len(row))
-        # count = len(chunk): rewrite the count field (pack_output counted the padding)
-        w, P = cfg.score_width, cfg.parallel
-        word &= ~(((1 << P.bit_length()) - 1) << (P * w))
-        out.append(word | (len(chunk) << (P * w)))
+        out.append(pack_output(cfg, chunk, i >= len(row), pad=pad.tolist()))
     return out
 
 

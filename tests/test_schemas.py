@@ -130,7 +130,7 @@ def test_broken_block_json_as_config(tmp_path, edit, message):
     edit(doc)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(doc))
-    from damf.head_config import DamfHeadBlockConfig
+    from damf.config import DamfHeadBlockConfig
     with pytest.raises(ConfigError) as e:
         DamfHeadBlockConfig.build(config_file=path)
     assert str(e.value).startswith(f"config file '{path}': {message}")

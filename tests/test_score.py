@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 
 from damf.config import ConfigError
 from damf.golden.score import row_beats, score_matrix
-from damf.head_config import ScoreConfig
+from damf.config import ScoreConfig
 from damf.hdl.score import Score, pack_key, pack_query, unpack_output
 from damf.sim.amaranth_bench import run_streams
 

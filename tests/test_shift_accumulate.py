@@ -13,7 +13,7 @@ from damf.blocks import to_verilog
 from damf.config import ConfigError
 from damf.golden.damf_head import damf_head
 from damf.golden.shift_accumulate import beats_of_row, rows_from_trace, shift_accumulate_row
-from damf.head_config import ShiftAccumulateConfig
+from damf.config import ShiftAccumulateConfig
 from damf.hdl.shift_accumulate import (ShiftAccumulate, input_layout, pack_input, pack_row,
                                        unpack_output)
 from damf.sim.amaranth_bench import run_streams
@@ -275,5 +275,5 @@ def test_no_multiplier():
         assert "$mul" not in verilog and not re.search(binary_star, verilog), \
             "a multiplication in the generated Verilog"
     # the check itself finds a multiplier where there is one
-    from damf.head_config import ScoreConfig
+    from damf.config import ScoreConfig
     assert re.search(binary_star, re.sub(r"\(\*.*?\*\)", "", to_verilog(ScoreConfig())))

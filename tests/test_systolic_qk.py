@@ -10,14 +10,13 @@ from amaranth.sim import Simulator
 from damf.config import PRESETS, ConfigError, SystolicQKConfig
 from damf.golden import vectors
 from damf.golden.systolic_qk import score_rows, scores, scores_from_rows
-from damf.hdl.systolic_qk import SystolicQK, pack_input_beats
-from damf.sim.streams import unpack
+from damf.hdl.systolic_qk import SystolicQK, pack_input_beats, unpack_output
 
 
 def test_presets():
     for name in PRESETS:
         cfg = SystolicQKConfig.from_preset(name)
-        assert (cfg.d_head, cfg.seq_len) == (PRESETS[name]["d_head"], PRESETS[name]["seq_len"])
+        assert (cfg.d_head, cfg.seq_len) == (PRESETS[name].d_head, PRESETS[name].seq_len)
         assert (cfg.rows, cfg.cols, cfg.q_width, cfg.k_width) == (4, 4, 8, 8)
     bert = SystolicQKConfig.from_preset("bert-base")
     assert (bert.tiles, bert.acc_width, bert.cycles_per_tile) == (32 * 32, 22, 64)
@@ -135,7 +134,7 @@ def simulate(cfg, problems, *, seed=0, stall=0.3):
             if offer and i_ready:
                 beats.pop(0)
             if o_valid and o_ready:
-                results.append(unpack(payload, cfg.acc_width, cfg.cols))
+                results.append(unpack_output(cfg, payload))
             cycles += 1
             assert cycles < 20 * (len(problems) * cfg.tiles * cfg.cycles_per_tile + cfg.tile_cycles), "stalled"
 

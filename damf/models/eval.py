@@ -44,7 +44,8 @@ import numpy as np
 
 from ..config import ConfigError, InnerProductConfig
 from ..golden.damf_float import augment, concentration, fused_matrix, singular_vectors
-from ..golden.damf_head import DEFAULT_PQ_WIDTH, DamfHeadConfig, base2_constant, damf_attention_float, damf_head
+from ..config import DEFAULT_PQ_WIDTH, DamfHeadConfig
+from ..golden.damf_head import base2_constant, damf_attention_float, damf_head
 from ..golden.inner_product import inner_product
 from ..golden.quant import choose_frac, choose_shift, quantize, requantize
 from .minilm import MiniLM, exact_head

@@ -31,10 +31,11 @@ import math
 
 import numpy as np
 
-from ..head_config import DamfHeadBlockConfig
+from ..config import DamfHeadBlockConfig
 from ..config import ConfigError, InnerProductConfig
 from ..golden.damf_float import augment, fused_matrix, singular_vectors
-from ..golden.damf_head import DEFAULT_PQ_WIDTH, base2_constant
+from ..config import DEFAULT_PQ_WIDTH
+from ..golden.damf_head import base2_constant
 from ..golden.damf_head_block import damf_head_block, vectors_expected
 from .eval import DEFAULT_SENTENCES, read_sentences
 from .minilm import MiniLM

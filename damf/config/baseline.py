@@ -1,381 +1,15 @@
-"""Generator configurations: one frozen, validated object per generator.
-
-Every block generator takes exactly one configuration object.  The same object
-feeds the RTL generator (``damf.hdl``), the bit-exact golden model
-(``damf.golden``) and the cocotb testbenches (``damf.sim``), and is written as
-JSON next to every generated Verilog file, so software and hardware cannot
-drift apart on a width or a rounding rule.
-
-A configuration is built from, in increasing priority:
-
-1. a named preset (:data:`PRESETS`), of which each generator takes the keys it
-   knows;
-2. a JSON file (either a flat ``{"key": value}`` object, or the ``BLOCK.json``
-   written by ``damf generate``, whose ``"config"`` member is used);
-3. ``key=value`` overrides from the command line.
-
-All validation happens in :meth:`BlockConfig.__post_init__`; invalid values raise
-:class:`ConfigError` with a message naming what was expected and what was given.
-"""
+"""Configurations of the baseline blocks: ``systolic-qk``, ``softmax``, ``systolic-av`` and
+``baseline-head`` (the conventional head DAMF is measured against)."""
 
 import dataclasses
-import json
 import math
-import random
 from dataclasses import dataclass, field
-from pathlib import Path
 
-__all__ = [
-    "ConfigError", "PRESETS", "BlockConfig", "InnerProductConfig",
-    "signed_range_width", "product_range", "SystolicQKConfig",
-    "SoftmaxConfig", "SystolicAVConfig", "BaselineHeadConfig", "typical_shift",
-]
+from .base import MAX_DERIVED_WIDTH, BlockConfig, ConfigError, check_vectors, product_range, signed_range_width
+from .inner_product import InnerProductConfig
 
-
-from . import __version__
-from .errors import ConfigError
-from .files import loads as _loads, read_text as _read_text
-from .validate import check as _check_schema
-
-
-# Model-level presets.  Each generator takes the keys it knows from these.
-#   default:   small and fast to simulate.
-#   bert-base: BERT-base attention (Devlin et al. 2019: d_model 768, 12 heads of
-#              64) at the sequence length of the DAMF paper's Table II (L = 128).
-PRESETS = {
-    "default": {
-        "d_model": 16, "n_heads": 2, "d_head": 8, "seq_len": 8,
-        "rank": 1, "lanes": 4, "x_width": 8, "w_width": 8,
-    },
-    "bert-base": {
-        "d_model": 768, "n_heads": 12, "d_head": 64, "seq_len": 128,
-        "rank": 1, "lanes": 16, "x_width": 8, "w_width": 8,
-    },
-}
-
-# Integer arithmetic in the golden model is done in int64; every derived width
-# is checked against this bound so the model stays exact.
-MAX_DERIVED_WIDTH = 62
-
-
-def signed_range_width(lo, hi):
-    """Smallest two's complement width holding every integer in ``[lo, hi]``."""
-    width = 1
-    while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
-        width += 1
-    return width
-
-
-def product_range(a_width, b_width):
-    """Exact ``(min, max)`` of the product of two signed integers of these widths."""
-    a = (-(1 << (a_width - 1)), (1 << (a_width - 1)) - 1)
-    b = (-(1 << (b_width - 1)), (1 << (b_width - 1)) - 1)
-    corners = [x * y for x in a for y in b]
-    return min(corners), max(corners)
-
-
-def _describe(value):
-    return repr(value) if not isinstance(value, str) else f"'{value}'"
-
-
-@dataclass(frozen=True)
-class BlockConfig:
-    """Base class of generator configurations.
-
-    Subclasses are frozen dataclasses; each field carries ``metadata["doc"]``
-    (shown by ``damf generate BLOCK --help``).  Subclasses implement
-    :meth:`_validate` and :meth:`derived`.
-    """
-
-    block = None  # the block name, e.g. "inner-product"
-
-    def __repr__(self):
-        """``Name(field=value, ...)`` of the fields that differ from their defaults, in
-        declaration order (the subclasses are declared with ``repr=False`` to use it), so two
-        configurations that print alike are equal."""
-        changed = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)
-                            if f.default is dataclasses.MISSING or getattr(self, f.name) != f.default)
-        return f"{type(self).__name__}({changed})"
-
-    # ---- construction ---------------------------------------------------------------------
-
-    def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.type == "int" and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ConfigError(f"{f.name} must be an integer, not {_describe(value)}")
-            if f.type == "str" and not isinstance(value, str):
-                raise ConfigError(f"{f.name} must be a string, not {_describe(value)}")
-            if f.type == "bool" and not isinstance(value, bool):
-                raise ConfigError(f"{f.name} must be true or false, not {_describe(value)}")
-            choices = f.metadata.get("choices")
-            if choices is not None and value not in choices:
-                raise ConfigError(f"{f.name} must be one of {', '.join(choices)}, not {_describe(value)}")
-            minimum = f.metadata.get("min")
-            if minimum is not None and value < minimum:
-                raise ConfigError(f"{f.name} must be at least {minimum}, not {value}")
-            maximum = f.metadata.get("max")
-            if maximum is not None and value > maximum:
-                raise ConfigError(f"{f.name} must be at most {maximum}, not {value}")
-        self._validate()
-
-    def _validate(self):
-        pass
-
-    @classmethod
-    def keys(cls):
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def _field(cls, name):
-        for f in dataclasses.fields(cls):
-            if f.name == name:
-                return f
-        raise ConfigError(
-            f"unknown key '{name}' for {cls.block}; expected one of: {', '.join(cls.keys())}")
-
-    @classmethod
-    def from_preset(cls, name="default"):
-        if name not in PRESETS:
-            raise ConfigError(f"unknown preset '{name}'; expected one of: {', '.join(PRESETS)}")
-        known = set(cls.keys())
-        return cls(**{k: v for k, v in PRESETS[name].items() if k in known})
-
-    @classmethod
-    def from_dict(cls, values, *, base=None):
-        """Build from a mapping of keys to (JSON) values, on top of ``base``."""
-        if not isinstance(values, dict):
-            raise ConfigError(f"a configuration must be a JSON object, not {type(values).__name__}")
-        for key in values:
-            cls._field(key)  # rejects unknown keys
-        values = {k: cls._from_json_value(k, v) for k, v in values.items()}
-        if base is None:
-            return cls(**values)
-        return dataclasses.replace(base, **values)
-
-    @classmethod
-    def _from_json_value(cls, key, value):
-        f = cls._field(key)
-        if f.type.startswith("tuple") and isinstance(value, list):
-            return tuple(tuple(row) if isinstance(row, list) else row for row in value)
-        return value
-
-    @classmethod
-    def from_file(cls, path, *, base=None):
-        path = Path(path)
-        values = _loads(_read_text(path, "config file"), f"config file '{path}'")
-        if isinstance(values, dict) and "config" in values and isinstance(values["config"], dict):
-            if values.get("block", cls.block) != cls.block:
-                raise ConfigError(
-                    f"config file '{path}' is for block '{values['block']}', not '{cls.block}'")
-            # a BLOCK.json: the whole document must be one (docs/schemas/block.schema.json)
-            _check_schema(values, "block", f"config file '{path}'")
-            values = values["config"]
-        return cls.from_dict(values, base=base)
-
-    @classmethod
-    def parse_assignment(cls, text):
-        """Parse one command-line ``key=value`` into ``(key, value)``."""
-        key, sep, raw = text.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set expects key=value, not '{text}'")
-        f = cls._field(key)
-        raw = raw.strip()
-        if f.type == "int":
-            try:
-                return key, int(raw, 0)
-            except ValueError:
-                raise ConfigError(f"{key} must be an integer, not '{raw}'") from None
-        if f.type == "bool":
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return key, True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return key, False
-            raise ConfigError(f"{key} must be true or false, not '{raw}'")
-        if f.type == "str":
-            return key, raw
-        try:
-            return key, cls._from_json_value(key, json.loads(raw))
-        except (json.JSONDecodeError, RecursionError):
-            raise ConfigError(f"{key} must be a JSON value, not '{raw[:40]}{'...' if len(raw) > 40 else ''}'") from None
-
-    @classmethod
-    def build(cls, *, preset="default", config_file=None, assignments=()):
-        """Preset, then file, then ``key=value`` assignments."""
-        cfg = cls.from_preset(preset)
-        if config_file is not None:
-            cfg = cls.from_file(config_file, base=cfg)
-        overrides = dict(cls.parse_assignment(a) for a in assignments)
-        if overrides:
-            cfg = dataclasses.replace(cfg, **overrides)
-        return cfg
-
-    # ---- description ----------------------------------------------------------------------
-
-    def derived(self):
-        """Derived quantities (widths, latency, ...) as a JSON-able dict."""
-        return {}
-
-    def to_dict(self):
-        out = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, tuple):
-                value = [list(row) if isinstance(row, tuple) else row for row in value]
-            out[f.name] = value
-        return out
-
-    def to_json(self):
-        """The ``BLOCK.json`` written next to the Verilog: block, config and derived values."""
-        doc = {
-            "block": self.block,
-            "generator": f"damf {__version__}",
-            "config": self.to_dict(),
-            "derived": self.derived(),
-        }
-        return json.dumps(doc, indent=1, sort_keys=True) + "\n"
-
-
-def _check_vectors(name, vectors, *, rows, cols, width, what="one per rank"):
-    if not isinstance(vectors, tuple) or len(vectors) != rows:
-        raise ConfigError(f"{name} must be a list of {rows} vectors ({what}), not {_describe(vectors)}"
-                          if not isinstance(vectors, tuple) else
-                          f"{name} must hold {rows} vectors ({what}), not {len(vectors)}")
-    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
-    for k, row in enumerate(vectors):
-        if not isinstance(row, tuple) or len(row) != cols:
-            given = len(row) if isinstance(row, tuple) else _describe(row)
-            raise ConfigError(f"{name}[{k}] must hold d_model = {cols} integers, not {given}")
-        for i, value in enumerate(row):
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ConfigError(
-                    f"{name}[{k}][{i}] must be an integer in [{lo}, {hi}] (w_width = {width}), "
-                    f"not {_describe(value)}")
-
-
-@dataclass(frozen=True, repr=False)
-class InnerProductConfig(BlockConfig):
-    """Configuration of the singular-vector inner-product unit (``inner-product``).
-
-    The unit computes ``p_k = X_m . u_k`` and ``q_k = X_m . v_k`` for ``k < rank``.
-    """
-
-    block = "inner-product"
-
-    d_model:  "int" = field(default=16, metadata={"min": 1, "max": 1 << 16,
-                            "doc": "elements per token vector X_m"})
-    lanes:    "int" = field(default=4, metadata={"min": 1, "max": 256,
-                            "doc": "elements of X_m accepted per beat"})
-    rank:     "int" = field(default=1, metadata={"min": 1, "max": 64,
-                            "doc": "number of singular-vector pairs (u_k, v_k)"})
-    x_width:  "int" = field(default=8, metadata={"min": 2, "max": 32,
-                            "doc": "bits of each signed element of X"})
-    w_width:  "int" = field(default=8, metadata={"min": 2, "max": 32,
-                            "doc": "bits of each signed element of u and v"})
-    weights:  "str" = field(default="runtime", metadata={"choices": ("runtime", "fixed"),
-                            "doc": "runtime: u, v loaded through the w stream; "
-                                   "fixed: u, v are constants of the generated Verilog"})
-    weight_seed: "int" = field(default=1, metadata={"min": 0,
-                               "doc": "seed of the random u, v used when weights=fixed and u, v are not given"})
-    u: "tuple | None" = field(default=None, metadata={
-        "doc": "weights=fixed: rank x d_model signed integers (JSON list of lists); default: random from weight_seed"})
-    v: "tuple | None" = field(default=None, metadata={
-        "doc": "weights=fixed: rank x d_model signed integers (JSON list of lists); default: random from weight_seed"})
-
-    def _validate(self):
-        if self.lanes > self.d_model:
-            raise ConfigError(f"lanes must be at most d_model = {self.d_model}, not {self.lanes}")
-        if self.rank > self.d_model:     # u and v are rank singular vectors of a d_model x d_model matrix
-            raise ConfigError(f"rank must be at most d_model = {self.d_model}, not {self.rank}")
-        if self.out_width > MAX_DERIVED_WIDTH:
-            raise ConfigError(
-                f"x_width + w_width + log2(d_model) must give at most {MAX_DERIVED_WIDTH} output bits, "
-                f"not {self.out_width} (x_width={self.x_width}, w_width={self.w_width}, d_model={self.d_model})")
-        for name in ("u", "v"):
-            vectors = getattr(self, name)
-            if vectors is None:
-                continue
-            if self.weights != "fixed":
-                raise ConfigError(f"{name} may only be given with weights=fixed, not weights={self.weights}")
-            _check_vectors(name, vectors, rows=self.rank, cols=self.d_model, width=self.w_width)
-
-    # ---- derived --------------------------------------------------------------------------
-
-    @property
-    def beats(self):
-        """Beats per token: ``ceil(d_model / lanes)``."""
-        return -(-self.d_model // self.lanes)
-
-    @property
-    def last_lanes(self):
-        """Valid lanes in the last beat of a token (the others are ignored)."""
-        return self.d_model - (self.beats - 1) * self.lanes
-
-    def sum_range(self, terms):
-        lo, hi = product_range(self.x_width, self.w_width)
-        return terms * lo, terms * hi
-
-    @property
-    def product_width(self):
-        return signed_range_width(*product_range(self.x_width, self.w_width))
-
-    @property
-    def lane_sum_width(self):
-        return signed_range_width(*self.sum_range(self.lanes))
-
-    @property
-    def out_width(self):
-        """Exact width of p and q: holds every sum of d_model products, no overflow."""
-        return signed_range_width(*self.sum_range(self.d_model))
-
-    @property
-    def word_width(self):
-        """Bits of one weight word (one beat of the w stream)."""
-        return 2 * self.rank * self.lanes * self.w_width
-
-    latency = 4
-    """Cycles from the handshake of a token's last beat to ``o.valid``, without backpressure."""
-
-    def fixed_vectors(self):
-        """``(u, v)`` as rank x d_model tuples, for weights=fixed."""
-        if self.weights != "fixed":
-            raise ConfigError("fixed_vectors() needs weights=fixed")
-        rng = random.Random(self.weight_seed)
-        lo, hi = -(1 << (self.w_width - 1)), (1 << (self.w_width - 1)) - 1
-
-        def draw():
-            return tuple(tuple(rng.randint(lo, hi) for _ in range(self.d_model)) for _ in range(self.rank))
-        u = self.u if self.u is not None else draw()
-        v = self.v if self.v is not None else draw()
-        return u, v
-
-    def to_dict(self):
-        out = super().to_dict()
-        if self.weights == "fixed":
-            # The JSON next to the Verilog carries the constants baked into it.
-            u, v = self.fixed_vectors()
-            out["u"] = [list(r) for r in u]
-            out["v"] = [list(r) for r in v]
-        return out
-
-    def derived(self):
-        return {
-            "beats": self.beats,
-            "last_lanes": self.last_lanes,
-            "product_width": self.product_width,
-            "lane_sum_width": self.lane_sum_width,
-            "out_width": self.out_width,
-            "word_width": self.word_width,
-            "latency": self.latency,
-            "cycles_per_token": self.beats,
-            "ports": {
-                "i__payload": self.lanes * self.x_width,
-                "o__payload": 2 * self.rank * self.out_width,
-                **({"w__payload": self.word_width} if self.weights == "runtime" else {}),
-            },
-        }
-
+__all__ = ["SystolicQKConfig", "SOFTMAX_POLY_FRAC", "SOFTMAX_POLY_A1", "SOFTMAX_POLY_A2", "SoftmaxConfig",
+           "SystolicAVConfig", "typical_shift", "BaselineHeadConfig"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -389,17 +23,17 @@ class SystolicQKConfig(BlockConfig):
 
     block = "systolic-qk"
 
-    rows:    "int" = field(default=4, metadata={"min": 1, "max": 64,
+    rows:    int = field(default=4, metadata={"min": 1, "max": 64,
                            "doc": "rows of the array R: rows of Q (and of S) per tile"})
-    cols:    "int" = field(default=4, metadata={"min": 1, "max": 64,
+    cols:    int = field(default=4, metadata={"min": 1, "max": 64,
                            "doc": "columns of the array C: rows of K (columns of S) per tile"})
-    d_head:  "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+    d_head:  int = field(default=8, metadata={"min": 1, "max": 1 << 16,
                            "doc": "elements per query/key vector (the accumulation length)"})
-    seq_len: "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+    seq_len: int = field(default=8, metadata={"min": 1, "max": 1 << 16,
                            "doc": "sequence length L: rows of Q and of K"})
-    q_width: "int" = field(default=8, metadata={"min": 2, "max": 32,
+    q_width: int = field(default=8, metadata={"min": 2, "max": 32,
                            "doc": "bits of each signed element of Q"})
-    k_width: "int" = field(default=8, metadata={"min": 2, "max": 32,
+    k_width: int = field(default=8, metadata={"min": 2, "max": 32,
                            "doc": "bits of each signed element of K"})
 
     def _validate(self):
@@ -563,20 +197,20 @@ class SoftmaxConfig(BlockConfig):
     # adder / comparator tree levels between two pipeline registers
     TREE_LEVELS = 1
 
-    seq_len:    "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+    seq_len:    int = field(default=8, metadata={"min": 1, "max": 1 << 16,
                               "doc": "longest row L (rows of any length 1 .. L at run time)"})
-    parallel:   "int" = field(default=4, metadata={"min": 1, "max": 1 << 16,
+    parallel:   int = field(default=4, metadata={"min": 1, "max": 1 << 16,
                               "doc": "scores per input beat and probabilities per output beat (1 .. seq_len)"})
-    in_width:   "int" = field(default=19, metadata={"min": 2, "max": 40,
+    in_width:   int = field(default=19, metadata={"min": 2, "max": 40,
                               "doc": "bits of a signed score (the systolic array's acc_width)"})
-    scale:      "int" = field(default=181, metadata={"min": 1, "max": (1 << 32) - 1,
+    scale:      int = field(default=181, metadata={"min": 1, "max": (1 << 32) - 1,
                               "doc": "alpha = scale * 2**-scale_frac multiplies the scores "
                                      "(default 2**-10/sqrt(8): 8-bit Q, K with 5 fraction bits, d_head 8)"})
-    scale_frac: "int" = field(default=19, metadata={"min": 0, "max": 48,
+    scale_frac: int = field(default=19, metadata={"min": 0, "max": 48,
                               "doc": "fraction bits of scale"})
-    prob_width: "int" = field(default=8, metadata={"min": 2, "max": 24,
+    prob_width: int = field(default=8, metadata={"min": 2, "max": 24,
                               "doc": "bits of an unsigned probability, all fraction bits (saturates at 1 - 2**-prob_width)"})
-    exp_frac:   "int" = field(default=15, metadata={"min": 4, "max": 24,
+    exp_frac:   int = field(default=15, metadata={"min": 4, "max": 24,
                               "doc": "fraction bits of the integer exponential (exp values are 0 .. 2**exp_frac)"})
 
     def _validate(self):
@@ -787,17 +421,17 @@ class SystolicAVConfig(SystolicQKConfig):
 
     block = "systolic-av"
 
-    rows:    "int" = field(default=4, metadata={"min": 1, "max": 64,
+    rows:    int = field(default=4, metadata={"min": 1, "max": 64,
                            "doc": "rows of the array R: rows of A' (and of Z) per tile"})
-    cols:    "int" = field(default=4, metadata={"min": 1, "max": 64,
+    cols:    int = field(default=4, metadata={"min": 1, "max": 64,
                            "doc": "columns of the array C: columns of V (and of Z) per tile"})
-    d_head:  "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+    d_head:  int = field(default=8, metadata={"min": 1, "max": 1 << 16,
                            "doc": "columns of V and of Z"})
-    seq_len: "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+    seq_len: int = field(default=8, metadata={"min": 1, "max": 1 << 16,
                            "doc": "sequence length L: rows and columns of A', rows of V (the accumulation length)"})
-    q_width: "int" = field(default=9, metadata={"min": 2, "max": 32,
+    q_width: int = field(default=9, metadata={"min": 2, "max": 32,
                            "doc": "bits of each signed element of A' (prob_width + 1 for softmax output)"})
-    k_width: "int" = field(default=8, metadata={"min": 2, "max": 32,
+    k_width: int = field(default=8, metadata={"min": 2, "max": 32,
                            "doc": "bits of each signed element of V"})
 
     def _validate(self):
@@ -917,50 +551,50 @@ class BaselineHeadConfig(BlockConfig):
 
     block = "baseline-head"
 
-    rows:       "int" = field(default=4, metadata={"min": 1, "max": 64,
+    rows:       int = field(default=4, metadata={"min": 1, "max": 64,
                               "doc": "rows R of both arrays: query rows per tile"})
-    cols:       "int" = field(default=4, metadata={"min": 1, "max": 64,
+    cols:       int = field(default=4, metadata={"min": 1, "max": 64,
                               "doc": "columns C of both arrays: keys (QK^T) / columns of V (A'V) per tile"})
-    d_head:     "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+    d_head:     int = field(default=8, metadata={"min": 1, "max": 1 << 16,
                               "doc": "elements per query, key and value vector (inputs=x: at most 64)"})
-    seq_len:    "int" = field(default=8, metadata={"min": 1, "max": 1 << 16,
+    seq_len:    int = field(default=8, metadata={"min": 1, "max": 1 << 16,
                               "doc": "sequence length L: rows of Q, K, V and Z"})
-    q_width:    "int" = field(default=8, metadata={"min": 2, "max": 32,
+    q_width:    int = field(default=8, metadata={"min": 2, "max": 32,
                               "doc": "bits of each signed element of Q"})
-    k_width:    "int" = field(default=8, metadata={"min": 2, "max": 32,
+    k_width:    int = field(default=8, metadata={"min": 2, "max": 32,
                               "doc": "bits of each signed element of K"})
-    v_width:    "int" = field(default=8, metadata={"min": 2, "max": 32,
+    v_width:    int = field(default=8, metadata={"min": 2, "max": 32,
                               "doc": "bits of each signed element of V"})
-    scale:      "int" = field(default=181, metadata={"min": 1, "max": (1 << 32) - 1,
+    scale:      int = field(default=181, metadata={"min": 1, "max": (1 << 32) - 1,
                               "doc": "softmax: alpha = scale * 2**-scale_frac multiplies the scores"})
-    scale_frac: "int" = field(default=19, metadata={"min": 0, "max": 48,
+    scale_frac: int = field(default=19, metadata={"min": 0, "max": 48,
                               "doc": "softmax: fraction bits of scale"})
-    prob_width: "int" = field(default=8, metadata={"min": 2, "max": 24,
+    prob_width: int = field(default=8, metadata={"min": 2, "max": 24,
                               "doc": "softmax: bits of an unsigned probability (A' element)"})
-    exp_frac:   "int" = field(default=15, metadata={"min": 4, "max": 24,
+    exp_frac:   int = field(default=15, metadata={"min": 4, "max": 24,
                               "doc": "softmax: fraction bits of the integer exponential"})
-    inputs:     "str" = field(default="qk", metadata={"choices": ("qk", "x"),
+    inputs:     str = field(default="qk", metadata={"choices": ("qk", "x"),
                               "doc": "qk: Q, K, V rows in (port i); x: tokens X (port x) and V rows (port v) in, "
                                      "Q = X W_Q and K = X W_K computed and requantized by the head"})
-    d_model:    "int" = _projection_field("d_model", "inputs=x: elements per token X[t]")
-    lanes:      "int" = _projection_field("lanes", "inputs=x: elements of X[t] per x beat")
-    x_width:    "int" = _projection_field("x_width", "inputs=x: bits of each signed element of X")
-    w_width:    "int" = _projection_field("w_width", "inputs=x: bits of each signed element of W_Q and W_K")
-    weights:    "str" = _projection_field("weights", "inputs=x: runtime: W_Q, W_K loaded through the w stream; "
+    d_model:    int = _projection_field("d_model", "inputs=x: elements per token X[t]")
+    lanes:      int = _projection_field("lanes", "inputs=x: elements of X[t] per x beat")
+    x_width:    int = _projection_field("x_width", "inputs=x: bits of each signed element of X")
+    w_width:    int = _projection_field("w_width", "inputs=x: bits of each signed element of W_Q and W_K")
+    weights:    str = _projection_field("weights", "inputs=x: runtime: W_Q, W_K loaded through the w stream; "
                                                      "fixed: constants of the generated Verilog")
-    weight_seed: "int" = _projection_field("weight_seed", "inputs=x, weights=fixed: seed of the random W_Q, W_K "
+    weight_seed: int = _projection_field("weight_seed", "inputs=x, weights=fixed: seed of the random W_Q, W_K "
                                                           "used when wq, wk are not given")
-    wq: "tuple | None" = field(default=None, metadata={
+    wq: tuple | None = field(default=None, metadata={
         "doc": "inputs=x, weights=fixed: W_Q^T, d_head x d_model signed integers (JSON list of lists; "
                "row e = column e of W_Q); default: random from weight_seed"})
-    wk: "tuple | None" = field(default=None, metadata={
+    wk: tuple | None = field(default=None, metadata={
         "doc": "inputs=x, weights=fixed: W_K^T, d_head x d_model signed integers; default: random from weight_seed"})
     # default: the default preset's, so that BaselineHeadConfig() is from_preset("default")
-    qk_shift:   "int" = field(default=typical_shift(16, 8, 8, 8), metadata={"min": 0, "max": 61,
+    qk_shift:   int = field(default=typical_shift(16, 8, 8, 8), metadata={"min": 0, "max": 61,
                               "doc": "inputs=x: rounding right shift (half away from zero) of X W_Q and X W_K "
                                      "before they are saturated to q_width / k_width bits; "
                                      "0 .. projection out_width - 1"})
-    banks:      "int" = field(default=1, metadata={"min": 1, "max": 2,
+    banks:      int = field(default=1, metadata={"min": 1, "max": 2,
                               "doc": "banks of the Q, K, V buffers: 1, or 2 so that the next head loads "
                                      "while this one computes (twice their memory)"})
 
@@ -990,7 +624,7 @@ class BaselineHeadConfig(BlockConfig):
             if vectors is not None:
                 if self.weights != "fixed":
                     raise ConfigError(f"{name} may only be given with weights=fixed, not weights={self.weights}")
-                _check_vectors(name, vectors, rows=self.d_head, cols=self.d_model, width=self.w_width,
+                check_vectors(name, vectors, rows=self.d_head, cols=self.d_model, width=self.w_width,
                                what="one per column of Q or K: d_head")
         ip = self.projection         # validates d_model, lanes and the widths
         if self.qk_shift >= ip.out_width:

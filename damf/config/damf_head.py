@@ -1,18 +1,284 @@
-"""Configurations of the DAMF head's blocks: ``score``, ``row-stats`` and ``shift-accumulate``.
+"""Configurations of the DAMF head: its numerics (:class:`DamfHeadConfig`, ``docs/numerics.md``)
+and the blocks built on them, ``score``, ``row-stats``, ``shift-accumulate`` and ``damf-head``.
 
-Each is a :class:`~damf.golden.damf_head.DamfHeadConfig` (the numerics of
-``docs/numerics.md``: widths, mode, window, rounding) plus the few fields that only shape
-its hardware, so one object feeds the block's RTL, its golden model and its testbench, and
-the composed head cannot disagree with its parts on a width.  Fields a block does not use
-(for example ``v_width`` in ``score``) are kept so a block's JSON can be read as a head's.
+Each block's configuration is a :class:`DamfHeadConfig` (widths, mode, window, rounding) plus
+the few fields that only shape its hardware, so one object feeds the block's RTL, its golden
+model and its testbench, and the composed head cannot disagree with its parts on a width.
+Fields a block does not use (for example ``v_width`` in ``score``) are kept so a block's JSON
+can be read as a head's.
 """
 
-from dataclasses import dataclass, field, fields
+import math
+from dataclasses import dataclass, field, fields, replace
 
-from .config import PRESETS, ConfigError, InnerProductConfig
-from .golden.damf_head import DamfHeadConfig, default_pq_width, pow2_exp, typical_pq_shift
+from .base import BlockConfig, ConfigError, get_preset, product_range, signed_range_width
+from .inner_product import InnerProductConfig
 
-__all__ = ["ScoreConfig", "RowStatsConfig", "ShiftAccumulateConfig", "DamfHeadBlockConfig"]
+__all__ = ["MODES", "DEFAULT_PQ_WIDTH", "C_FRAC_MAX", "pow2_exp", "DamfHeadConfig", "default_pq_width",
+           "typical_pq_shift", "ScoreConfig", "RowStatsConfig", "ShiftAccumulateConfig", "DamfHeadBlockConfig"]
+
+MODES = ("maclaurin", "maclaurin-abs", "base2")
+
+# Width of p and q after the head's requantization (docs/numerics.md section 3a) that the
+# presets and for_inner_product choose, from the fidelity measurements of docs/eval.md and
+# section 12 (the smallest width whose cost is negligible).
+DEFAULT_PQ_WIDTH = 8
+
+# Largest base2 c_frac: c = c_int 2^-c_frac then reaches down to one score LSB of the widest
+# scores (pq_width 32, rank 64: 70 bits) with a 24-bit c_int and weight_frac 30.
+C_FRAC_MAX = 126
+
+
+def pow2_exp(x):
+    """``P(x)`` for a Python integer ``x >= 1``: exponent of the nearest power of two.
+
+    Nearest in the linear domain, ties (``x = 3 * 2^(k-1)``) to the larger power:
+    ``k + bit[k-1](x)`` where ``k = x.bit_length() - 1``.
+    """
+    if not isinstance(x, int) or x < 1:
+        raise ValueError(f"pow2_exp needs an integer of at least 1, not {x!r}")
+    k = x.bit_length() - 1
+    return k + ((x >> (k - 1)) & 1 if k >= 1 else 0)
+
+
+def _ubits(x):
+    """Bits of an unsigned integer holding ``x >= 0``."""
+    return max(1, int(x).bit_length())
+
+
+@dataclass(frozen=True, repr=False)
+class DamfHeadConfig(BlockConfig):
+    """Numerics of one DAMF attention head (``damf-head``); see ``docs/numerics.md``.
+
+    Inputs: ``p`` (``Lq x rank``) and ``q`` (``Lk x rank``) of ``pq_width`` bits (the
+    inner-product units' outputs after the requantization of ``docs/numerics.md`` section 3a),
+    ``V`` (``Lk x d_head``) of ``v_width`` bits; ``1 <= Lq, Lk <= seq_len`` at run time.
+    Output ``Z`` (``Lq x d_head``) of ``out_width`` bits with ``out_frac`` fraction bits, in
+    units of one LSB of ``V``.
+    """
+
+    block = "damf-head"
+
+    seq_len:     int = field(default=8, metadata={"min": 1, "max": 1 << 16,
+                               "doc": "largest number of queries and of keys of one head (run-time lengths may be smaller)"})
+    d_head:      int = field(default=8, metadata={"min": 1, "max": 1 << 12,
+                               "doc": "elements of each value vector V_n and output vector Z_m"})
+    rank:        int = field(default=1, metadata={"min": 1, "max": 64,
+                               "doc": "number of (p_k, q_k) pairs summed into a score"})
+    pq_width:    int = field(default=DEFAULT_PQ_WIDTH, metadata={"min": 2, "max": 32,
+                               "doc": "bits of each signed p and q entering the scores (after the requantization "
+                                      f"of the inner product's outputs; presets: min({DEFAULT_PQ_WIDTH}, out_width))"})
+    v_width:     int = field(default=8, metadata={"min": 2, "max": 32,
+                               "doc": "bits of each signed element of V"})
+    mode:        str = field(default="maclaurin", metadata={"choices": MODES,
+                               "doc": "softmax approximation: maclaurin (paper eq. 13-17), maclaurin-abs "
+                                      "(normalise by max |A|) or base2 (2^-round(c (A_max - A)))"})
+    weight_frac: int = field(default=12, metadata={"min": 0, "max": 30,
+                               "doc": "fraction bits of a weight relative to the row's largest: terms are "
+                                      "shifted left by 0..weight_frac; smaller weights are dropped"})
+    c_int:       int = field(default=1477, metadata={"min": 1, "max": (1 << 24) - 1,
+                               "doc": "base2: c = c_int * 2^-c_frac = log2(e) * (real logit per score LSB)"})
+    c_frac:      int = field(default=10, metadata={"min": 0, "max": C_FRAC_MAX,
+                               "doc": "base2: fraction bits of c (see c_int)"})
+    out_frac:    int = field(default=4, metadata={"min": 0, "max": 16,
+                               "doc": "fraction bits of the output Z (units of one LSB of V)"})
+    out_guard:   int = field(default=2, metadata={"min": 0, "max": 16,
+                               "doc": "integer bits of Z above V's range (rounded weights may sum to more than 1)"})
+
+    @classmethod
+    def from_preset(cls, name="default"):
+        """The preset's head, with the ``rank`` of the preset's inner-product unit and
+        ``pq_width = default_pq_width(ip)`` (``min(DEFAULT_PQ_WIDTH, out_width)``)."""
+        ip = InnerProductConfig.from_preset(name)
+        return replace(super().from_preset(name), pq_width=default_pq_width(ip), rank=ip.rank)
+
+    @classmethod
+    def for_inner_product(cls, ip_cfg, **overrides):
+        """A head fed by inner-product units configured as ``ip_cfg``: its ``rank`` and
+        ``pq_width = default_pq_width(ip_cfg)``, then ``overrides``."""
+        values = {"pq_width": default_pq_width(ip_cfg), "rank": ip_cfg.rank}
+        values.update(overrides)
+        return cls(**values)
+
+    # ---- derived: scores and row statistics ------------------------------------------------
+
+    @property
+    def pq_range(self):
+        return -(1 << (self.pq_width - 1)), (1 << (self.pq_width - 1)) - 1
+
+    @property
+    def v_range(self):
+        return -(1 << (self.v_width - 1)), (1 << (self.v_width - 1)) - 1
+
+    @property
+    def score_range(self):
+        """Exact ``(min, max)`` of a score ``sum_k p_k q_k``."""
+        lo, hi = product_range(self.pq_width, self.pq_width)
+        return self.rank * lo, self.rank * hi
+
+    @property
+    def score_width(self):
+        return signed_range_width(*self.score_range)
+
+    @property
+    def score_abs_max(self):
+        """Largest ``|A|`` (also the largest ``M`` and ``C``): ``rank * 2^(2 pq_width - 2)``."""
+        lo, hi = self.score_range
+        return max(-lo, hi)
+
+    @property
+    def score_exp_max(self):
+        """Largest score exponent ``P(|A|)`` (also of ``C``, ``M`` and the row reference ``R``)."""
+        return pow2_exp(self.score_abs_max)
+
+    @property
+    def count_width(self):
+        """Unsigned bits of the key count ``N`` in ``[1, seq_len]``."""
+        return _ubits(self.seq_len)
+
+    @property
+    def sum_width(self):
+        """Signed bits of ``S = sum_n A_mn``."""
+        lo, hi = self.score_range
+        return signed_range_width(self.seq_len * lo, self.seq_len * hi)
+
+    @property
+    def den_range(self):
+        """Bound of ``D = N C + S`` for ``0 <= C <= score_abs_max`` (maclaurin modes)."""
+        lo, hi = self.score_range
+        return self.seq_len * lo, self.seq_len * (self.score_abs_max + hi)
+
+    @property
+    def den_width(self):
+        return signed_range_width(*self.den_range)
+
+    @property
+    def den_exp_max(self):
+        return pow2_exp(self.den_range[1])
+
+    @property
+    def vsum_width(self):
+        """Signed bits of ``SV = sum_n V_n`` (per element)."""
+        lo, hi = self.v_range
+        return signed_range_width(self.seq_len * lo, self.seq_len * hi)
+
+    # ---- derived: accumulation and output --------------------------------------------------
+
+    @property
+    def weight_range(self):
+        """Range of a per-key weight numerator: maclaurin modes ``[-2^F, 2^(F+1)]`` (the
+        ``SV`` term's ``2^t_C`` plus a signed key term), base2 ``[0, 2^F]``."""
+        if self.mode == "base2":
+            return 0, 1 << self.weight_frac
+        return -(1 << self.weight_frac), 1 << (self.weight_frac + 1)
+
+    @property
+    def weight_width(self):
+        return signed_range_width(*self.weight_range)
+
+    @property
+    def acc_range(self):
+        wl, wh = self.weight_range
+        vl, vh = self.v_range
+        corners = [w * v for w in (wl, wh) for v in (vl, vh)]
+        return self.seq_len * min(corners), self.seq_len * max(corners)
+
+    @property
+    def acc_width(self):
+        """Signed bits of the accumulator of one output element."""
+        return signed_range_width(*self.acc_range)
+
+    @property
+    def out_width(self):
+        """Signed bits of ``Z``: ``v_width + out_guard + out_frac``."""
+        return self.v_width + self.out_guard + self.out_frac
+
+    @property
+    def out_range(self):
+        return -(1 << (self.out_width - 1)), (1 << (self.out_width - 1)) - 1
+
+    # ---- derived: base2 --------------------------------------------------------------------
+
+    @property
+    def delta_width(self):
+        """Unsigned bits of ``A_max - A`` (base2)."""
+        lo, hi = self.score_range
+        return _ubits(hi - lo)
+
+    @property
+    def base2_thresholds(self):
+        """``theta_k = ceil((2k - 1) 2^c_frac / (2 c_int))`` for ``k = 1 .. weight_frac + 1``.
+
+        ``theta_k`` is the smallest ``A_max - A`` whose base2 exponent ``round(c (A_max - A))``
+        is at least ``k``, so the exponent is the number of thresholds it reaches.
+        """
+        return tuple(-(-((2 * k - 1) << self.c_frac) // (2 * self.c_int))
+                     for k in range(1, self.weight_frac + 2))
+
+    @property
+    def delta_limit(self):
+        """``theta_(F+1)``: the smallest ``A_max - A`` whose weight is dropped (exponent > F)."""
+        return self.base2_thresholds[-1]
+
+    @property
+    def wsum_width(self):
+        """Unsigned bits of the base2 weight sum ``W`` in ``[2^F, seq_len 2^F]``."""
+        return _ubits(self.seq_len << self.weight_frac)
+
+    @property
+    def wsum_exp_max(self):
+        return pow2_exp(self.seq_len << self.weight_frac)
+
+    @property
+    def shift_range(self):
+        """``(min, max)`` of the final shift ``sh`` (positive: right) for this mode."""
+        F, of = self.weight_frac, self.out_frac
+        if self.mode == "base2":
+            return F - of, self.wsum_exp_max - of
+        return F - of - self.score_exp_max, max(self.den_exp_max, pow2_exp(self.seq_len)) + F - of
+
+    def derived(self):
+        return {
+            "score_width": self.score_width,
+            "score_exp_max": self.score_exp_max,
+            "count_width": self.count_width,
+            "sum_width": self.sum_width,
+            "den_width": self.den_width,
+            "den_exp_max": self.den_exp_max,
+            "vsum_width": self.vsum_width,
+            "weight_width": self.weight_width,
+            "acc_width": self.acc_width,
+            "out_width": self.out_width,
+            "delta_width": self.delta_width,
+            "delta_limit": self.delta_limit,
+            "base2_thresholds": list(self.base2_thresholds),
+            "wsum_width": self.wsum_width,
+            "wsum_exp_max": self.wsum_exp_max,
+            "shift_range": list(self.shift_range),
+        }
+
+
+def default_pq_width(ip_cfg):
+    """``pq_width`` of a head fed by the inner-product unit ``ip_cfg``: ``min(DEFAULT_PQ_WIDTH,
+    out_width)`` (a unit whose exact outputs are narrower keeps them exact)."""
+    return min(DEFAULT_PQ_WIDTH, ip_cfg.out_width)
+
+
+def typical_pq_shift(ip_cfg, pq_width):
+    """``pq_shift`` for the presets' random inputs (``docs/numerics.md`` section 3a).
+
+    ``X``, ``u`` and ``v`` uniform over their signed ranges (the golden vectors and testbenches)
+    make ``p`` and ``q`` sums of ``d_model`` independent products with standard deviation
+    ``sigma = sqrt(d_model) s_x s_w``, ``s_b = sqrt((4^b - 1) / 12)`` for ``b`` bits.  The shift
+    is the smallest ``s >= 0`` with ``4 sigma <= 2^(s + pq_width - 1)``, so ``|p| <= 4 sigma``
+    (all but about 6e-5 of the values) never saturates, at most ``out_width - pq_width`` (beyond
+    that no value can saturate).
+    """
+    def spread(bits):
+        return math.sqrt(((1 << (2 * bits)) - 1) / 12)
+    sigma = math.sqrt(ip_cfg.d_model) * spread(ip_cfg.x_width) * spread(ip_cfg.w_width)
+    shift = max(0, math.ceil(math.log2(4 * sigma) - (pq_width - 1)))
+    return min(shift, max(0, ip_cfg.out_width - pq_width))
 
 
 def _inner_product_field(name):
@@ -38,7 +304,7 @@ class ScoreConfig(DamfHeadConfig):
 
     block = "score"
 
-    parallel: "int" = field(default=2, metadata={"min": 1, "max": 1 << 16,
+    parallel: int = field(default=2, metadata={"min": 1, "max": 1 << 16,
                             "doc": "scores computed per cycle (rank multipliers each); at most seq_len"})
 
     def _validate(self):
@@ -119,7 +385,7 @@ class RowStatsConfig(DamfHeadConfig):
 
     block = "row-stats"
 
-    parallel: "int" = field(default=2, metadata={"min": 1, "max": 1 << 16,
+    parallel: int = field(default=2, metadata={"min": 1, "max": 1 << 16,
                             "doc": "scores per input beat (the score block's parallel); at most seq_len"})
 
     def _validate(self):
@@ -189,9 +455,9 @@ class ShiftAccumulateConfig(DamfHeadConfig):
 
     block = "shift-accumulate"
 
-    parallel: "int" = field(default=2, metadata={"min": 1, "max": 1 << 16,
+    parallel: int = field(default=2, metadata={"min": 1, "max": 1 << 16,
                             "doc": "keys per input beat (the score unit's parallel); at most seq_len"})
-    round_lanes: "int" = field(default=0, metadata={"min": 0, "max": 1 << 12, "doc":
+    round_lanes: int = field(default=0, metadata={"min": 0, "max": 1 << 12, "doc":
         "Z lanes rounded per cycle by the shared end-of-row units (at most d_head); 0: "
         "ceil(d_head / ceil(seq_len / parallel)), so rounding never limits the row rate at L = seq_len"})
 
@@ -281,33 +547,33 @@ class DamfHeadBlockConfig(DamfHeadConfig):
     ``pq_width`` bits before the score unit: shifted right by ``pq_shift`` with rounding half away
     from zero, then saturated (``golden.quant.requantize``, ``docs/numerics.md`` section 3a).
     :meth:`from_preset` and :meth:`for_inner_product` choose ``pq_width = min(8, out_width)`` and
-    the ``pq_shift`` of :func:`~damf.golden.damf_head.typical_pq_shift`.  Timing:
+    the ``pq_shift`` of :func:`typical_pq_shift`.  Timing:
     :meth:`cycles_per_head`.
     """
 
     block = "damf-head"
 
     # the inner-product unit's fields, with its defaults, limits and docs (one definition)
-    d_model: "int" = _inner_product_field("d_model")
-    lanes: "int" = _inner_product_field("lanes")
-    x_width: "int" = _inner_product_field("x_width")
-    w_width: "int" = _inner_product_field("w_width")
-    weights: "str" = _inner_product_field("weights")
-    weight_seed: "int" = _inner_product_field("weight_seed")
-    u: "tuple | None" = _inner_product_field("u")
-    v: "tuple | None" = _inner_product_field("v")
+    d_model: int = _inner_product_field("d_model")
+    lanes: int = _inner_product_field("lanes")
+    x_width: int = _inner_product_field("x_width")
+    w_width: int = _inner_product_field("w_width")
+    weights: str = _inner_product_field("weights")
+    weight_seed: int = _inner_product_field("weight_seed")
+    u: tuple | None = _inner_product_field("u")
+    v: tuple | None = _inner_product_field("v")
     # default: the default preset's, so that DamfHeadBlockConfig() is from_preset("default")
-    pq_shift: "int" = field(
+    pq_shift: int = field(
         default=typical_pq_shift(InnerProductConfig(), default_pq_width(InnerProductConfig())),
         metadata={"min": 0, "max": 61, "doc": "rounding right shift (half away from zero) of the inner "
                   "product's exact p and q before they are saturated to pq_width bits; 0 .. out_width - 1"})
-    parallel: "int" = field(default=2, metadata={"min": 1, "max": 1 << 16,
+    parallel: int = field(default=2, metadata={"min": 1, "max": 1 << 16,
                             "doc": "scores computed per cycle by the score unit; at most seq_len"})
-    causal: "bool" = field(default=False, metadata={
+    causal: bool = field(default=False, metadata={
         "doc": "causal self-attention: query m attends only to keys n <= m"})
-    cross: "bool" = field(default=False, metadata={
+    cross: bool = field(default=False, metadata={
         "doc": "cross-attention: p from the x tokens, q from a second token stream y (V: one per y token)"})
-    round_lanes: "int" = field(default=0, metadata={"min": 0, "max": 4096, "doc":
+    round_lanes: int = field(default=0, metadata={"min": 0, "max": 4096, "doc":
         "Z lanes rounded per cycle by shift-accumulate's shared end-of-row unit; 0: "
         "ceil(d_head / ceil(seq_len / parallel)), so rounding never limits the row rate at L = seq_len"})
 
@@ -325,21 +591,20 @@ class DamfHeadBlockConfig(DamfHeadConfig):
     @classmethod
     def from_preset(cls, name="default"):
         """The preset's head with ``pq_width = min(8, out_width)`` of its inner-product unit and
-        the ``pq_shift`` of :func:`~damf.golden.damf_head.typical_pq_shift` (``docs/numerics.md``
+        the ``pq_shift`` of :func:`typical_pq_shift` (``docs/numerics.md``
         section 3a)."""
-        if name not in PRESETS:
-            raise ConfigError(f"unknown preset '{name}'; expected one of: {', '.join(PRESETS)}")
+        preset = get_preset(name).values()
         ip_keys = set(InnerProductConfig.keys())
-        ip = InnerProductConfig(**{k: v for k, v in PRESETS[name].items() if k in ip_keys})
+        ip = InnerProductConfig(**{k: v for k, v in preset.items() if k in ip_keys})
         known = set(cls.keys())
-        values = {k: v for k, v in PRESETS[name].items() if k in known}
+        values = {k: v for k, v in preset.items() if k in known}
         width = default_pq_width(ip)
         return cls(**{**values, "pq_width": width, "pq_shift": typical_pq_shift(ip, width)})
 
     @classmethod
     def for_inner_product(cls, ip_cfg, **overrides):
         """A head whose inner-product fields are those of ``ip_cfg``, with ``pq_width = min(8,
-        out_width)`` and the ``pq_shift`` of :func:`~damf.golden.damf_head.typical_pq_shift` for
+        out_width)`` and the ``pq_shift`` of :func:`typical_pq_shift` for
         that width (both unless given in ``overrides``; calibrate ``pq_shift`` on real data
         instead, as ``damf/models/real_head.py`` does, when the inputs are not uniform random)."""
         values = {k: getattr(ip_cfg, k) for k in ("d_model", "lanes", "rank", "x_width", "w_width",
