@@ -140,6 +140,8 @@ weights the projection forgets its weights (``x.ready`` low until a complete new
 ``w`` under Ports); with fixed weights they are a ROM.
 """
 
+import functools
+
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -148,13 +150,15 @@ from amaranth.lib.wiring import In, Out
 from ..config import BaselineHeadConfig
 from .damf_head import _requantize, v_layout, x_layout
 from .inner_product import InnerProduct, pack_weight_words, weight_word_layout
+from .payload import pack, unpack
 from .softmax import Softmax
 from .systolic_qk import SystolicQK
 
-__all__ = ["BaselineHead", "input_layout", "output_layout", "x_layout", "v_layout", "x_words", "v_words",
-           "w_words"]
+__all__ = ["BaselineHead", "input_layout", "output_layout", "x_layout", "v_layout", "qkv_words", "x_words",
+           "v_words", "w_words", "unpack_output"]
 
 
+@functools.cache
 def input_layout(cfg):
     """One input beat: token ``t``'s rows of ``Q``, ``K`` and ``V``."""
     return data.StructLayout({
@@ -164,6 +168,7 @@ def input_layout(cfg):
     })
 
 
+@functools.cache
 def output_layout(cfg):
     """One output beat: ``C`` elements of one row of ``Z``."""
     return data.ArrayLayout(signed(cfg.out_width), cfg.cols)
@@ -518,33 +523,38 @@ class BaselineHead(wiring.Component):
         return m
 
 
-# ---- payload helpers for testbenches (plain integers, lane 0 in the least significant bits) ---
+# ---- payload helpers (testbenches, vector replay): the layouts through hdl.payload -------------
 
-def _pack(values, width):
-    word = 0
-    for i, value in enumerate(values):
-        word |= (int(value) & ((1 << width) - 1)) << (i * width)
-    return word
+def qkv_words(cfg, q, k, v):
+    """inputs=qk: the ``seq_len`` ``i`` payloads of one head, token ``t``'s rows ``q[t]``,
+    ``k[t]``, ``v[t]`` (``d_head`` ints each) in beat ``t``."""
+    layout = input_layout(cfg)
+    return [pack(layout, {"q": q[t], "k": k[t], "v": v[t]}) for t in range(cfg.seq_len)]
 
 
 def x_words(cfg, X, pad=lambda: 0):
     """inputs=x: the ``x`` payloads of one head's tokens ``X`` (``seq_len x d_model``), ``beats``
     per token, ``last`` on the last token's last beat; the padding lanes of a token's last beat
     take ``pad()`` (ignored by the head: testbenches send noise)."""
-    lanes, beats, out = cfg.lanes, cfg.projection.beats, []
+    lanes, beats, layout, out = cfg.lanes, cfg.projection.beats, x_layout(cfg), []
     for t, row in enumerate(X):
         row = list(row) + [pad() for _ in range(beats * lanes - len(row))]
         for b in range(beats):
             last = t == len(X) - 1 and b == beats - 1
-            out.append(_pack(row[b * lanes:(b + 1) * lanes], cfg.x_width) | int(last) << (lanes * cfg.x_width))
+            out.append(pack(layout, {"x": row[b * lanes:(b + 1) * lanes], "last": int(last)}))
     return out
 
 
 def v_words(cfg, V):
     """inputs=x: the ``v`` payloads of one head's values ``V`` (``seq_len x d_head``), ``last`` on
     the last."""
-    return [_pack(row, cfg.v_width) | int(t == len(V) - 1) << (cfg.d_head * cfg.v_width)
-            for t, row in enumerate(V)]
+    layout = v_layout(cfg)
+    return [pack(layout, {"v": row, "last": int(t == len(V) - 1)}) for t, row in enumerate(V)]
+
+
+def unpack_output(cfg, word):
+    """The ``C`` elements (ints) of one ``o`` beat: part of a row of ``Z``."""
+    return unpack(output_layout(cfg), word)
 
 
 def w_words(cfg, wq, wk, pad=lambda: 0):

@@ -120,6 +120,8 @@ heads.  The tests check all of them cycle-exactly.
 Multi-head attention: one instance per head (the heads share only ``X``).
 """
 
+import functools
+
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib import data, stream, wiring
@@ -128,23 +130,28 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import DamfHeadBlockConfig
 from .inner_product import InnerProduct, weight_word_layout
+from .payload import pack, unpack
 from .row_stats import RowStats, pow2_exp
 from .score import Score
 from .shift_accumulate import ShiftAccumulate
 
-__all__ = ["DamfHead", "x_layout", "v_layout", "o_layout"]
+__all__ = ["DamfHead", "x_layout", "v_layout", "o_layout", "x_beats", "v_words", "unpack_last",
+           "unpack_output"]
 
 
+@functools.cache
 def x_layout(cfg):
     """One beat of ``X``: ``lanes`` elements and the head's ``last`` flag."""
     return data.StructLayout({"x": data.ArrayLayout(signed(cfg.x_width), cfg.lanes), "last": unsigned(1)})
 
 
+@functools.cache
 def v_layout(cfg):
     """One value vector ``V_n`` and the ``last`` flag."""
     return data.StructLayout({"v": data.ArrayLayout(signed(cfg.v_width), cfg.d_head), "last": unsigned(1)})
 
 
+@functools.cache
 def o_layout(cfg):
     """One output row ``Z_m`` and ``last`` (1 on a head's row ``Lq - 1``)."""
     return data.StructLayout({"z": data.ArrayLayout(signed(cfg.out_width), cfg.d_head), "last": unsigned(1)})
@@ -568,43 +575,32 @@ def _requantize(x, shift, width):
     return Mux(fits, x[:width].as_signed(), Mux(x[-1], -(1 << (width - 1)), (1 << (width - 1)) - 1))
 
 
-# ---- payload helpers for testbenches (plain integers, lane 0 in the least significant bits) ---
+# ---- payload helpers (testbenches, vector replay): the layouts above through hdl.payload ------
 
-def _pack(values, width):
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << width) - 1)) << (i * width)
-    return word
-
-
-def x_beats(cfg, X):
-    """The ``x`` payloads of tokens ``X`` (``L x d_model``), ``last`` on the last token."""
-    lanes, out = cfg.lanes, []
+def x_beats(cfg, X, *, last=True):
+    """The ``x`` payloads of tokens ``X`` (``L x d_model``), ``last`` on the last token unless
+    ``last`` is false (the padding lanes of a token's last beat 0)."""
+    lanes, beats, layout, out = cfg.lanes, cfg.inner_product.beats, x_layout(cfg), []
     for t, row in enumerate(X):
-        row = list(row) + [0] * (cfg.inner_product.beats * lanes - len(row))
-        for b in range(cfg.inner_product.beats):
-            word = _pack(row[b * lanes:(b + 1) * lanes], cfg.x_width)
-            last = t == len(X) - 1 and b == cfg.inner_product.beats - 1
-            out.append(word | (int(last) << (lanes * cfg.x_width)))
+        row = list(row) + [0] * (beats * lanes - len(row))
+        for b in range(beats):
+            end = last and t == len(X) - 1 and b == beats - 1
+            out.append(pack(layout, {"x": row[b * lanes:(b + 1) * lanes], "last": int(end)}))
     return out
 
 
-def v_words(cfg, V):
-    """The ``v`` payloads of values ``V`` (``L x d_head``), ``last`` on the last one."""
-    return [_pack(row, cfg.v_width) | (int(n == len(V) - 1) << (cfg.d_head * cfg.v_width))
-            for n, row in enumerate(V)]
+def v_words(cfg, V, *, last=True):
+    """The ``v`` payloads of values ``V`` (``L x d_head``), ``last`` on the last one unless
+    ``last`` is false."""
+    layout = v_layout(cfg)
+    return [pack(layout, {"v": row, "last": int(last and n == len(V) - 1)}) for n, row in enumerate(V)]
 
 
 def unpack_last(cfg, word):
-    """The ``last`` flag of an ``o`` payload (above ``Z_m``'s ``d_head * out_width`` bits)."""
-    return (word >> (cfg.d_head * cfg.out_width)) & 1
+    """The ``last`` flag of an ``o`` payload."""
+    return unpack(o_layout(cfg), word)["last"]
 
 
 def unpack_output(cfg, word):
     """``Z_m`` (``d_head`` ints) of an ``o`` payload (its ``last`` flag: :func:`unpack_last`)."""
-    w, out = cfg.out_width, []
-    for _ in range(cfg.d_head):
-        x = word & ((1 << w) - 1)
-        word >>= w
-        out.append(x - (1 << w) if x >> (w - 1) else x)
-    return out
+    return unpack(o_layout(cfg), word)["z"]

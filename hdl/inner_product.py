@@ -1,13 +1,17 @@
 """Singular-vector inner-product unit (block ``inner-product``)."""
 
+import functools
+
 from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import InnerProductConfig, signed_range_width
+from .payload import pack, unpack
 
-__all__ = ["InnerProduct", "weight_word_layout", "output_layout", "lane_groups", "LANES_PER_SUM"]
+__all__ = ["InnerProduct", "input_layout", "weight_word_layout", "output_layout", "lane_groups",
+           "LANES_PER_SUM", "pack_weight_words", "pack_tokens", "unpack_output"]
 
 # Lanes summed in one cycle (stage 2): at most three adder levels.  Wider beats are summed in
 # groups of at most this many lanes and the stage-3 accumulator adds the group sums, so the adder
@@ -15,12 +19,20 @@ __all__ = ["InnerProduct", "weight_word_layout", "output_layout", "lane_groups",
 LANES_PER_SUM = 8
 
 
+@functools.cache
+def input_layout(cfg):
+    """Layout of one input beat: ``lanes`` elements of a token."""
+    return data.ArrayLayout(signed(cfg.x_width), cfg.lanes)
+
+
+@functools.cache
 def weight_word_layout(cfg):
     """Layout of one weight word: the u and v slices of one beat, for every rank."""
     slice_ = data.ArrayLayout(data.ArrayLayout(signed(cfg.w_width), cfg.lanes), cfg.rank)
     return data.StructLayout({"u": slice_, "v": slice_})
 
 
+@functools.cache
 def output_layout(cfg):
     """Layout of one result: ``p`` (rank values) then ``q`` (rank values)."""
     vec = data.ArrayLayout(signed(cfg.out_width), cfg.rank)
@@ -33,19 +45,30 @@ def pack_weight_words(cfg, u, v, pad=lambda: 0):
     Word ``b`` holds elements ``b*lanes .. b*lanes+lanes-1`` of every u_k and v_k; padding
     lanes of the last word take ``pad()`` (the unit ignores them; testbenches send noise).
     """
-    words = []
-    mask = (1 << cfg.w_width) - 1
-    for b in range(cfg.beats):
-        word, offset = 0, 0
-        for vecs in (u, v):
-            for k in range(cfg.rank):
-                for lane in range(cfg.lanes):
-                    i = b * cfg.lanes + lane
-                    value = int(vecs[k][i]) if i < cfg.d_model else pad()
-                    word |= (value & mask) << offset
-                    offset += cfg.w_width
-        words.append(word)
-    return words
+    layout, lanes = weight_word_layout(cfg), range(cfg.lanes)
+
+    def beat(vecs, b):
+        return [[vec[i] if i < cfg.d_model else pad() for i in (b * cfg.lanes + j for j in lanes)]
+                for vec in vecs[:cfg.rank]]
+    return [pack(layout, {"u": beat(u, b), "v": beat(v, b)}) for b in range(cfg.beats)]
+
+
+def pack_tokens(cfg, tokens, pad=lambda: 0):
+    """The ``i`` beats of ``tokens`` (each ``d_model`` integers), ``beats`` per token, element
+    ``b*lanes + j`` in lane ``j`` of beat ``b``; the padding lanes of a token's last beat take
+    ``pad()`` (ignored by the unit; testbenches send noise)."""
+    layout, width, out = input_layout(cfg), cfg.beats * cfg.lanes, []
+    for token in tokens:
+        token = list(token)
+        token += [pad() for _ in range(width - len(token))]
+        out += [pack(layout, token[b * cfg.lanes:(b + 1) * cfg.lanes]) for b in range(cfg.beats)]
+    return out
+
+
+def unpack_output(cfg, word):
+    """``(p, q)`` (rank ints each) of an ``o`` payload."""
+    result = unpack(output_layout(cfg), word)
+    return result["p"], result["q"]
 
 
 class InnerProduct(wiring.Component):
@@ -110,7 +133,7 @@ class InnerProduct(wiring.Component):
             raise TypeError(f"Config must be an InnerProductConfig, not {config!r}")
         self._config = config
         members = {
-            "i": In(stream.Signature(data.ArrayLayout(signed(config.x_width), config.lanes))),
+            "i": In(stream.Signature(input_layout(config))),
             "o": Out(stream.Signature(output_layout(config))),
         }
         if config.weights == "runtime":

@@ -94,18 +94,22 @@ set-up in flight comes out; every other register returns to its reset value too 
 accumulators are reloaded by the next row's first beat anyway).  There is no memory.
 """
 
-from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+import functools
+
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import signed_range_width
 from ..config import RowStatsConfig
+from .payload import unpack
 from .score import output_layout as score_layout
 
 __all__ = ["RowStats", "output_layout", "pow2_exp", "pow2_exp_latency", "count_times", "adder_tree",
            "unpack_output"]
 
 
+@functools.cache
 def output_layout(cfg):
     """One row's statistics and set-up (fields in :func:`damf.golden.row_stats.fields` order)."""
     if cfg.mode == "base2":
@@ -402,15 +406,8 @@ class RowStats(wiring.Component):
         return m
 
 
-# ---- payload helpers for testbenches --------------------------------------------------------
+# ---- payload helpers for testbenches ------------------------------------------------------------
 
 def unpack_output(cfg, word):
     """``{field: int}`` of an ``o`` payload (signed fields sign-extended)."""
-    out = {}
-    for name, member in output_layout(cfg):
-        shape = Shape.cast(member.shape)
-        v = (word >> member.offset) & ((1 << shape.width) - 1)
-        if shape.signed and v >> (shape.width - 1):
-            v -= 1 << shape.width
-        out[name] = v
-    return out
+    return unpack(output_layout(cfg), word)

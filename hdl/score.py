@@ -94,27 +94,33 @@ bank whose load has completed after the reset, so stale keys are never used.  A 
 bank's load is complete.
 """
 
+import functools
+
 from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import ScoreConfig
+from .payload import pack, unpack
 
 __all__ = ["Score", "key_layout", "query_layout", "output_layout",
            "pack_key", "pack_query", "unpack_output", "pack_output"]
 
 
+@functools.cache
 def key_layout(cfg):
     """One key: ``q`` (rank values) and the load's ``last`` flag."""
     return data.StructLayout({"q": data.ArrayLayout(signed(cfg.pq_width), cfg.rank), "last": unsigned(1)})
 
 
+@functools.cache
 def query_layout(cfg):
     """One query: ``p`` (rank values) and ``last``, the last query of the set using the bank."""
     return data.StructLayout({"p": data.ArrayLayout(signed(cfg.pq_width), cfg.rank), "last": unsigned(1)})
 
 
+@functools.cache
 def output_layout(cfg):
     """One beat of a score row: ``a`` (parallel scores), ``count`` (valid lanes), ``last``."""
     return data.StructLayout({
@@ -285,41 +291,27 @@ class Score(wiring.Component):
         return m
 
 
-# ---- payload helpers for testbenches (plain integers, lane 0 in the least significant bits) ---
-
-def _pack(values, width):
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << width) - 1)) << (i * width)
-    return word
-
-
-def _signed(v, width):
-    v &= (1 << width) - 1
-    return v - (1 << width) if v >> (width - 1) else v
-
+# ---- payload helpers (testbenches, vector replay): the layouts above through hdl.payload ------
 
 def pack_key(cfg, q, last):
     """The ``k`` payload of key ``q`` (rank values); ``last`` ends the load."""
-    return _pack(q, cfg.pq_width) | (int(bool(last)) << (cfg.rank * cfg.pq_width))
+    return pack(key_layout(cfg), {"q": q, "last": int(bool(last))})
 
 
 def pack_query(cfg, p, last=False):
     """The ``i`` payload of query ``p`` (rank values); ``last`` ends the bank's query set."""
-    return _pack(p, cfg.pq_width) | (int(bool(last)) << (cfg.rank * cfg.pq_width))
+    return pack(query_layout(cfg), {"p": p, "last": int(bool(last))})
 
 
 def unpack_output(cfg, word):
     """``(scores, count, last)`` of an ``o`` payload; ``scores`` holds the ``count`` valid lanes."""
-    w, P = cfg.score_width, cfg.parallel
-    cw = P.bit_length()
-    count = (word >> (P * w)) & ((1 << cw) - 1)
-    last = bool((word >> (P * w + cw)) & 1)
-    return [_signed(word >> (j * w), w) for j in range(count)], count, last
+    beat = unpack(output_layout(cfg), word)
+    return beat["a"][:beat["count"]], beat["count"], bool(beat["last"])
 
 
-def pack_output(cfg, scores, last):
-    """An ``o`` payload (also the ``row-stats`` input) carrying ``scores`` (1..parallel)."""
-    w, P = cfg.score_width, cfg.parallel
-    count = len(scores)
-    return _pack(scores, w) | (count << (P * w)) | (int(bool(last)) << (P * w + P.bit_length()))
+def pack_output(cfg, scores, last, *, pad=()):
+    """An ``o`` payload (also the ``row-stats`` input) carrying ``scores`` (1..parallel),
+    ``count = len(scores)``; the lanes past the count hold ``pad`` (default 0)."""
+    lanes = list(scores) + list(pad)
+    return pack(output_layout(cfg), {"a": lanes + [0] * (cfg.parallel - len(lanes)),
+                                     "count": len(scores), "last": int(bool(last))})

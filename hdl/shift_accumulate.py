@@ -104,6 +104,8 @@ The data registers have no reset (``reset_less``): each is written before it is 
 the valid bit that travels with it.  There is no memory.
 """
 
+import functools
+
 from amaranth import Array, C, Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -111,10 +113,12 @@ from amaranth.lib.wiring import In, Out
 from ..config import signed_range_width
 from ..golden.shift_accumulate import beats_of_row
 from ..config import ShiftAccumulateConfig
+from .payload import pack, unpack
 
 __all__ = ["ShiftAccumulate", "input_layout", "output_layout", "pack_input", "pack_row", "unpack_output"]
 
 
+@functools.cache
 def input_layout(cfg):
     """The :class:`~amaranth.lib.data.StructLayout` of one input beat (see the module docstring)."""
     P = cfg.parallel
@@ -130,6 +134,7 @@ def input_layout(cfg):
     return data.StructLayout({k: v for k, v in fields.items() if v is not None})
 
 
+@functools.cache
 def output_layout(cfg):
     """``Z_m``: ``ArrayLayout(signed(out_width), d_head)``."""
     return data.ArrayLayout(signed(cfg.out_width), cfg.d_head)
@@ -398,11 +403,10 @@ def pack_input(cfg, v, sign, shift, count, c_shift, sh, last):
     base2) and ``sh``, ``last``."""
     if cfg.has_sv and c_shift is None:
         raise ValueError(f"c_shift must be an integer in mode {cfg.mode}, not None")
-    fields = {"v": [list(map(int, x)) for x in v], "sign": list(map(int, sign)),
-              "shift": list(map(int, shift)), "count": int(count), "sh": int(sh), "last": int(bool(last))}
+    fields = {"v": v, "sign": sign, "shift": shift, "count": count, "sh": sh, "last": int(bool(last))}
     if cfg.has_sv:
-        fields["c_shift"] = int(c_shift)
-    return input_layout(cfg).const(fields).as_bits()
+        fields["c_shift"] = c_shift
+    return pack(input_layout(cfg), fields)
 
 
 def pack_row(cfg, V, sign, shift, c_shift, sh, pad=None):
@@ -415,4 +419,4 @@ def pack_row(cfg, V, sign, shift, c_shift, sh, pad=None):
 
 def unpack_output(cfg, word):
     """``Z_m`` (``d_head`` ints) of an output payload."""
-    return list(output_layout(cfg).from_bits(word))
+    return unpack(output_layout(cfg), word)

@@ -75,16 +75,20 @@ two memories (row buffer, row queue) and the ``reset_less`` data registers are n
 an entry is read only after it has been written since the reset (the pointers say which).
 """
 
+import functools
+
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import SOFTMAX_POLY_A1, SOFTMAX_POLY_A2, SOFTMAX_POLY_FRAC, SoftmaxConfig
+from .payload import pack, unpack
 
 __all__ = ["Softmax", "input_layout", "output_layout", "pack_input", "unpack_output"]
 
 
+@functools.cache
 def input_layout(cfg):
     """One input beat: ``parallel`` signed scores, the valid lanes, the row's ``last`` flag."""
     return data.StructLayout({
@@ -94,6 +98,7 @@ def input_layout(cfg):
     })
 
 
+@functools.cache
 def output_layout(cfg):
     """One output beat: ``parallel`` unsigned probabilities, the valid lanes, ``last``."""
     return data.StructLayout({
@@ -107,15 +112,13 @@ def pack_input(cfg, scores, last, *, pad=()):
     """The ``i`` payload (an int) of one beat carrying ``scores`` (1 .. parallel valid lanes),
     ``count = len(scores)``; lanes past the count hold ``pad`` (default 0), which the unit ignores."""
     lanes = list(scores) + list(pad) + [0] * (cfg.parallel - len(scores) - len(pad))
-    return input_layout(cfg).const({"data": lanes, "count": len(scores), "last": int(bool(last))}).as_value().value
+    return pack(input_layout(cfg), {"data": lanes, "count": len(scores), "last": int(bool(last))})
 
 
 def unpack_output(cfg, word):
     """``(probabilities of the valid lanes, count, last, all lanes)`` of one ``o`` payload."""
-    view = data.Const(output_layout(cfg), word)
-    lanes = [int(view.data[j]) for j in range(cfg.parallel)]
-    count = int(view.count)
-    return lanes[:count], count, int(view.last), lanes
+    beat = unpack(output_layout(cfg), word)
+    return beat["data"][:beat["count"]], beat["count"], beat["last"], beat["data"]
 
 
 def _word_layout(cfg):

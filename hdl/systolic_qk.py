@@ -81,15 +81,19 @@ output row flags are cleared, so the tile in progress is abandoned, nothing of i
 and the next input beat starts a new ``S`` at tile 0.  There is no memory.
 """
 
+import functools
+
 from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import SystolicQKConfig
+from .payload import pack, unpack
 
-__all__ = ["SystolicQK", "input_layout", "output_layout", "pack_input_beats"]
+__all__ = ["SystolicQK", "input_layout", "output_layout", "pack_input_beats", "unpack_output"]
 
 
+@functools.cache
 def input_layout(cfg):
     """Layout of one input beat: ``R`` elements of ``Q`` then ``C`` elements of ``K``."""
     return data.StructLayout({
@@ -98,6 +102,7 @@ def input_layout(cfg):
     })
 
 
+@functools.cache
 def output_layout(cfg):
     """Layout of one output beat: ``C`` scores of one row of a tile."""
     return data.ArrayLayout(signed(cfg.acc_width), cfg.cols)
@@ -119,21 +124,18 @@ def pack_input_beats(cfg, q, k, pad=lambda: 0):
     ``q`` is ``A'`` (``seq_len x seq_len``) and ``k`` is ``V^T`` (``d_head x seq_len``)).  Padding lanes take ``pad()`` (the
     block ignores them; testbenches send noise).
     """
-    words = []
-    q_mask, k_mask = (1 << cfg.q_width) - 1, (1 << cfg.k_width) - 1
+    layout, words = input_layout(cfg), []
     for r0, c0 in cfg.tile_origins():
         for step in range(cfg.steps):
-            word, offset = 0, 0
-            for r in range(cfg.rows):
-                value = int(q[r0 + r][step]) if r0 + r < cfg.q_rows else pad()
-                word |= (value & q_mask) << offset
-                offset += cfg.q_width
-            for c in range(cfg.cols):
-                value = int(k[c0 + c][step]) if c0 + c < cfg.k_rows else pad()
-                word |= (value & k_mask) << offset
-                offset += cfg.k_width
-            words.append(word)
+            qs = [q[r0 + r][step] if r0 + r < cfg.q_rows else pad() for r in range(cfg.rows)]
+            ks = [k[c0 + c][step] if c0 + c < cfg.k_rows else pad() for c in range(cfg.cols)]
+            words.append(pack(layout, {"q": qs, "k": ks}))
     return words
+
+
+def unpack_output(cfg, word):
+    """The ``cols`` scores (ints) of an ``o`` payload: one row of a tile."""
+    return unpack(output_layout(cfg), word)
 
 
 class SystolicQK(wiring.Component):
