@@ -186,3 +186,87 @@ def test_generate_axis_every_block(tmp_path):
         lint = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", top, str(WAIVERS),
                                str(axis / f"{name}.v")], env=env, capture_output=True, text=True)
         assert lint.returncode == 0 and "%" not in lint.stderr, (name, lint.stderr)
+
+
+def _commands():
+    """``{command: its argparse parser}`` of the ``damf`` parser."""
+    import argparse
+    from damf import cli
+    top = cli.parser()
+    return next(a for a in top._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def _options(parser):
+    return {s: a for a in parser._actions for s in a.option_strings}
+
+
+# what each command needs besides its folders to get as far as the folder checks
+_REQUIRED = {"generate": ["inner-product"], "import": ["ckpt"], "sim": ["--vectors", "v.json"]}
+
+
+def test_output_folders_are_checked_alike(tmp_path, capsys, monkeypatch):
+    """Every command that takes an output folder (--out, --build) refuses an existing file there
+    with the same one line and exit status 2 (damf/cli/args.py, written once), before any work."""
+    from damf import cli
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("not a folder\n")
+    seen = set()
+    for command, parser in _commands().items():
+        for option in ("--out", "--build"):
+            if option not in _options(parser):
+                continue
+            seen.add((command, option))
+            others = [a for o in ("--out", "--build") if o != option and o in _options(parser)
+                      and _options(parser)[o].required for a in (o, "o")]
+            assert cli.main([command, *_REQUIRED.get(command, []), *others, option, "afile"]) == 2, command
+            out, err = capsys.readouterr()
+            assert out == "" and err == f"damf: error: {option} must be a directory, not the file 'afile'\n", \
+                (command, err)
+    assert {c for c, _ in seen} == {"generate", "import", "minilm-head", "golden", "sim", "lint", "synth", "eval",
+                                    "finetune"}
+    assert {c for c, o in seen if o == "--build"} == {"sim", "synth"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_choice_lists_come_from_their_sources():
+    """The command line's choice lists are the registry's: blocks, presets, modes, simulators,
+    weight modes -- never a copy that could drift."""
+    from damf import cli
+    from damf.cli.args import block_list, field_choices, names
+    from damf.config import MODES, DamfHeadConfig, InnerProductConfig
+    from damf.toolchain import SIMULATORS
+    commands = _commands()
+    assert list(commands) == ["generate", "import", "minilm-head", "golden", "sim", "lint", "cost", "synth", "eval",
+                              "accuracy", "finetune", "bench"]
+    choices = {(c, o): tuple(a.choices) for c, p in commands.items() for o, a in _options(p).items() if a.choices}
+    assert choices == {("import", "--mode"): MODES, ("minilm-head", "--mode"): MODES,
+                       ("accuracy", "--mode"): MODES,
+                       ("import", "--weights"): field_choices(InnerProductConfig, "weights"),
+                       ("minilm-head", "--weights"): field_choices(InnerProductConfig, "weights"),
+                       ("sim", "--sim"): SIMULATORS, ("bench", "--sim"): SIMULATORS}
+    assert field_choices(DamfHeadConfig, "mode") == MODES
+    for command in ("generate", "accuracy", "cost", "synth"):
+        assert names(PRESETS) in _options(commands[command])["--preset"].help, command
+    assert [line.split()[0] for line in block_list().splitlines()] == list(BLOCKS)
+    assert cli.parser().epilog == "blocks:\n" + block_list()
+
+
+def test_shared_checks():
+    """The range checks every command uses: one line naming what was expected and what was given."""
+    from damf.cli.args import int_range, one_of, positive
+    from damf.errors import ConfigError
+    assert int_range("--n", 3, 1, 64) == 3 and int_range("--n", 10 ** 30, 1) == 10 ** 30
+    cases = [(lambda: int_range("--n", 0, 1, 64), "--n must be in [1, 64], not 0"),
+             (lambda: int_range("--n", 0, 1), "--n must be at least 1, not 0"),
+             (lambda: int_range("--length", 9, 1, 8, hi_name="seq_len"), "--length must be in [1, seq_len = 8], not 9"),
+             (lambda: positive("--t", float("inf"), noun="a positive number of seconds"),
+              "--t must be a positive number of seconds, not inf"),
+             (lambda: positive("--g", float("nan"), at_most=1000, noun="a positive finite number"),
+              "--g must be a positive finite number of at most 1000, not nan"),
+             (lambda: positive("--lr", 0.0, at_most=1, note=" (Adam's step)"),
+              "--lr must be a positive number of at most 1 (Adam's step), not 0"),
+             (lambda: one_of("preset", "huge", PRESETS), "unknown preset 'huge'; expected one of: default, bert-base")]
+    for check, message in cases:
+        with pytest.raises(ConfigError) as e:
+            check()
+        assert str(e.value) == message
