@@ -19,7 +19,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from . import cost_model
-from .blocks import BLOCKS, to_verilog
+from .blocks import BLOCKS
+from .verilog import to_verilog
 from .config import PRESETS, InnerProductConfig
 from .sim.runner import run_testbench
 

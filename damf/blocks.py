@@ -1,33 +1,29 @@
-"""The registry of block generators: name -> configuration, RTL and golden model."""
+"""The block registry: one entry per block holds everything the tools need to know about it.
 
+A :class:`Block` names the block's configuration class, its Amaranth component, its golden
+model with its vector files (:class:`~damf.golden.vector_checks.VectorSpec`), its cocotb
+testbench, its cycle figures (the configuration's cycle model, written into ``BLOCK.json``),
+the variants linted beside each preset, and its part in the DAMF / baseline comparison of
+``damf synth``.  The command line, the vector files, lint, synth, compare, bench, soak and the
+testbench runner iterate :data:`BLOCKS`; adding a block is one entry here plus its own files
+(``tests/test_registry.py`` registers a toy block and checks that every command sees it).
+
+The registry imports no Amaranth: a vector file or a golden model is used without it, and a
+block's component class is imported when it is first built (:meth:`Block.build`).
+"""
+
+import importlib
 import re
 from dataclasses import dataclass
+from typing import Callable
 
-from amaranth.back import verilog
-from amaranth.hdl import Value
+from .config import (BaselineHeadConfig, ConfigError, DamfHeadBlockConfig, InnerProductConfig, RowStatsConfig,
+                     ScoreConfig, ShiftAccumulateConfig, SoftmaxConfig, SystolicAVConfig, SystolicQKConfig)
+from .golden import vectors
+from .golden.vector_checks import VectorFileError
 
-from .config import ConfigError, InnerProductConfig
-from .config import SystolicQKConfig
-from .config import SoftmaxConfig
-from .config import SystolicAVConfig
-from .config import BaselineHeadConfig
-from .config import RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
-from .config import DamfHeadBlockConfig
-from .hdl.axis import AxisWrapper
-from .hdl.baseline_head import BaselineHead
-from .hdl.damf_head import DamfHead
-from .hdl.inner_product import InnerProduct
-from .hdl.row_stats import RowStats
-from .hdl.score import Score
-from .hdl.shift_accumulate import ShiftAccumulate
-from .hdl.softmax import Softmax
-from .hdl.systolic_qk import SystolicQK
-
-__all__ = ["Block", "BLOCKS", "DEFAULT_PREFIX", "MAX_VALUE_BITS", "check_prefix", "generate", "get_block", "module_name",
-           "to_verilog"]
-
-#: the widest value Amaranth 0.5's netlist represents (``amaranth.hdl._nir``: bits < 2**16)
-MAX_VALUE_BITS = (1 << 16) - 1
+__all__ = ["Figure", "Block", "BLOCKS", "SIDES", "get_block", "comparisons", "load_vectors", "generate_vectors",
+           "DEFAULT_PREFIX", "MAX_PREFIX_CHARS", "check_prefix", "module_name"]
 
 #: the prefix of every Verilog module ``damf generate`` writes (``--prefix``)
 DEFAULT_PREFIX = "damf_"
@@ -35,128 +31,239 @@ DEFAULT_PREFIX = "damf_"
 MAX_PREFIX_CHARS = 64
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
+#: the two sides of a comparison (:attr:`Block.role`)
+SIDES = ("damf", "baseline")
+
 
 @dataclass(frozen=True)
+class Figure:
+    """One cycle figure of a block: ``BLOCK.json``'s ``timing[key]`` is the configuration's
+    ``attribute``, called with the configuration fields ``args`` when it is a method (``()``: no
+    arguments; ``None``: a property).  ``meaning`` replaces the attribute's docstring where it
+    has none (a plain class attribute) or only its base class's; ``when`` limits the figure to
+    the configurations it holds for."""
+
+    key: str
+    attribute: str
+    args: tuple | None = None
+    meaning: str | None = None
+    when: Callable | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Block:
+    """A registered block (see the module docstring).
+
+    ``rtl`` is ``"module:Class"``, the :class:`amaranth.lib.wiring.Component` built from one
+    configuration; ``vectors`` the block's golden model and vector-file functions; ``timing``
+    its cycle figures, of which ``latency`` names the one that is ``BLOCK.json``'s latency;
+    ``role`` the ``(comparison, side)`` it is part of in ``damf synth``'s comparison (``None``:
+    in none) and ``part_of(damf_head, baseline_head)`` its configuration at a head's shape."""
+
     name: str
     summary: str
     config_cls: type
-    build: object          # config -> wiring.Component
-    module: str            # Verilog module name at the default prefix (explicit, so output is deterministic)
-    testbench: str         # its cocotb testbench (sim/tb_*.py): damf sim and make test run it
-    variants: tuple = ({},)  # overrides linted beside each preset (structurally different RTL)
+    rtl: str
+    vectors: vectors.VectorSpec
+    testbench: str
+    timing: tuple
+    latency: str = "latency"
+    role: tuple | None = None
+    part_of: Callable | None = None
+    variants: tuple = ({},)     # overrides linted beside each preset (structurally different RTL)
+
+    @property
+    def module(self):
+        """The top module's name at the default prefix (``damf_`` + the name without ``damf-``)."""
+        return module_name(self.name)
+
+    @property
+    def golden(self):
+        """The bit-exact golden model (``golden/``)."""
+        return self.vectors.model
+
+    def component_class(self):
+        """The block's Amaranth component class (``rtl``)."""
+        path, _, attribute = self.rtl.partition(":")
+        # imported on first use, not with the registry: vector files and golden models need no Amaranth
+        return getattr(importlib.import_module(path), attribute)
+
+    def build(self, cfg):
+        """The block's component for configuration ``cfg``."""
+        return self.component_class()(cfg)
 
 
-BLOCKS = {
-    "inner-product": Block(
+_HDL = "damf.hdl."
+_TB = "damf.sim.tb_"
+
+BLOCKS = {block.name: block for block in (
+    Block(
         name="inner-product",
         summary="singular-vector inner-product unit: streams X_m, outputs p_m = X_m.u_k and q_m = X_m.v_k",
         config_cls=InnerProductConfig,
-        build=InnerProduct,
-        module="damf_inner_product",
-        testbench="damf.sim.tb_inner_product",
+        rtl=_HDL + "inner_product:InnerProduct",
+        vectors=vectors.INNER_PRODUCT,
+        testbench=_TB + "inner_product",
+        timing=(Figure("latency", "latency", meaning="Cycles from the handshake of a token's last beat to o.valid, "
+                                                     "without backpressure"),
+                Figure("cycles_per_token", "beats")),
+        role=("score", "damf"),
+        part_of=lambda damf, base: damf.inner_product,
         variants=({}, {"weights": "fixed"}),
     ),
-    "systolic-qk": Block(
+    Block(
         name="systolic-qk",
         summary="output-stationary systolic array: streams tiles of Q and K, outputs rows of S = Q.K^T",
         config_cls=SystolicQKConfig,
-        build=SystolicQK,
-        module="damf_systolic_qk",
-        testbench="damf.sim.tb_systolic_qk",
+        rtl=_HDL + "systolic_qk:SystolicQK",
+        vectors=vectors.SYSTOLIC_QK,
+        testbench=_TB + "systolic_qk",
+        timing=(Figure("latency", "latency"), Figure("cycles_per_tile", "cycles_per_tile"),
+                Figure("tile_cycles", "tile_cycles"), Figure("cycles", "cycles")),
+        role=("score", "baseline"),
+        part_of=lambda damf, base: base.qk,
         # padding rows and columns, and i.ready held between tiles (d_head < max(rows, cols))
         variants=({}, {"rows": 3, "cols": 5, "d_head": 2}),
     ),
-    "score": Block(
+    Block(
         name="score",
         summary="DAMF scores: loads keys q_n, then streams each query's row A_mn = p_m.q_n, parallel per beat",
         config_cls=ScoreConfig,
-        build=Score,
-        module="damf_score",
-        testbench="damf.sim.tb_score",
+        rtl=_HDL + "score:Score",
+        vectors=vectors.SCORE,
+        testbench=_TB + "score",
+        timing=(Figure("latency", "latency"), Figure("cycles_per_row", "row_beats", ("seq_len",)),
+                Figure("cycles", "cycles", ("seq_len", "seq_len"))),
+        role=("score", "damf"),
+        part_of=lambda damf, base: damf.score,
         # one score per beat, and a partial last beat (seq_len not a multiple of parallel)
         variants=({}, {"parallel": 1}, {"parallel": 3}),
     ),
-    "row-stats": Block(
+    Block(
         name="row-stats",
         summary="DAMF row set-up: from a score row, N, A_max, max|A|, S, normaliser C, denominator D, "
                 "exponents and shifts (base2: N and A_max only)",
         config_cls=RowStatsConfig,
-        build=RowStats,
-        module="damf_row_stats",
-        testbench="damf.sim.tb_row_stats",
+        rtl=_HDL + "row_stats:RowStats",
+        vectors=vectors.ROW_STATS,
+        testbench=_TB + "row_stats",
+        timing=(Figure("setup_cycles", "setup_cycles"), Figure("cycles_per_row", "row_cycles", ("seq_len",))),
+        latency="setup_cycles",
+        role=("axv", "damf"),
+        part_of=lambda damf, base: damf.row_stats,
         variants=({}, {"mode": "maclaurin-abs"}, {"parallel": 3}, {"mode": "base2"}),
     ),
-    "shift-accumulate": Block(
+    Block(
         name="shift-accumulate",
         summary="DAMF A'xV without multipliers: parallel keys per beat, acc += sign (V_n << t_n) by adder trees; "
                 "shared end-of-row units add SV << t_C, round and saturate Z_m (base2: no SV term)",
         config_cls=ShiftAccumulateConfig,
-        build=ShiftAccumulate,
-        module="damf_shift_accumulate",
-        testbench="damf.sim.tb_shift_accumulate",
+        rtl=_HDL + "shift_accumulate:ShiftAccumulate",
+        vectors=vectors.SHIFT_ACCUMULATE,
+        testbench=_TB + "shift_accumulate",
+        timing=(Figure("latency", "latency"), Figure("round_cycles", "round_cycles")),
+        role=("axv", "damf"),
+        part_of=lambda damf, base: damf.shift_accumulate,
         # one key per beat; an odd tree and one end-of-row unit per lane
         variants=({}, {"mode": "base2"}, {"parallel": 1}, {"parallel": 3, "round_lanes": 3}),
     ),
-    "damf-head": Block(
+    Block(
         name="damf-head",
         summary="the whole DAMF head: X tokens (inner-product unit) and V in, Z rows out "
                 "(requantize, score once per row, row-stats and row buffer, weight stage, shift-accumulate; "
                 "maclaurin or base2, causal, cross; two banks)",
         config_cls=DamfHeadBlockConfig,
-        build=DamfHead,
-        module="damf_head",
-        testbench="damf.sim.tb_damf_head",
+        rtl=_HDL + "damf_head:DamfHead",
+        vectors=vectors.DAMF_HEAD,
+        testbench=_TB + "damf_head",
+        timing=(Figure("latency", "latency"), Figure("issue_latency", "issue_latency"),
+                Figure("row_latency", "row_latency"), Figure("row_period", "row_period", ()),
+                Figure("cycles_per_head", "cycles_per_head", ("seq_len",)), Figure("head_interval", "head_interval")),
+        role=("head", "damf"),
+        part_of=lambda damf, base: damf,
         # fixed weights; one score per beat; partial beats (seq_len not a multiple of parallel);
         # causal; cross-attention (the y stream)
         variants=({}, {"weights": "fixed"}, {"parallel": 1}, {"parallel": 3, "mode": "maclaurin-abs"},
                   {"causal": True}, {"cross": True}, {"mode": "base2"}, {"mode": "base2", "causal": True},
                   {"pq_width": 4, "pq_shift": 2}),
     ),
-    "softmax": Block(
+    Block(
         name="softmax",
         summary="baseline integer softmax: streams rows of scores, parallel per beat, one pass per row "
                 "(running reference, shift-rescaled sum, pipelined reciprocal), outputs rows of probabilities",
         config_cls=SoftmaxConfig,
-        build=Softmax,
-        module="damf_softmax",
-        testbench="damf.sim.tb_softmax",
+        rtl=_HDL + "softmax:Softmax",
+        vectors=vectors.SOFTMAX,
+        testbench=_TB + "softmax",
+        timing=(Figure("row_latency", "row_latency"), Figure("row_cycles", "row_cycles", ("seq_len",)),
+                Figure("row_interval", "row_interval", ("seq_len",))),
+        latency="row_latency",
+        role=("axv", "baseline"),
+        part_of=lambda damf, base: base.softmax,
         # exp_shift < exp_frac (a left shift of the fraction) with one score per beat and a
         # single-score row; a partial last beat (seq_len not a multiple of parallel)
         variants=({}, {"scale": 3, "scale_frac": 0, "seq_len": 1, "parallel": 1}, {"parallel": 3}),
     ),
-    "systolic-av": Block(
+    Block(
         name="systolic-av",
         summary="the systolic-qk array as the A'.V engine: streams tiles of A' and V^T, outputs rows of Z = A'.V",
         config_cls=SystolicAVConfig,
-        build=SystolicQK,
-        module="damf_systolic_av",
-        testbench="damf.sim.tb_systolic_av",
+        rtl=_HDL + "systolic_qk:SystolicQK",
+        vectors=vectors.SYSTOLIC_AV,
+        testbench=_TB + "systolic_av",
+        timing=(Figure("latency", "latency"), Figure("cycles_per_tile", "cycles_per_tile"),
+                Figure("tile_cycles", "tile_cycles"),
+                Figure("cycles", "cycles", meaning="Cycles from the first input handshake to the last Z row's "
+                                                   "handshake for one A' V, with a source always valid and a sink "
+                                                   "always ready")),
+        role=("axv", "baseline"),
+        part_of=lambda damf, base: base.av,
         # padding rows and columns (L and d_head multiples of neither), i.ready held (L < cols)
         variants=({}, {"rows": 3, "cols": 5, "seq_len": 4, "d_head": 11}),
     ),
-    "baseline-head": Block(
+    Block(
         name="baseline-head",
         summary="conventional attention head: streams tokens of Q, K, V (or, inputs=x, tokens X projected to "
                 "Q, K inside, and V); systolic Q.K^T, row softmax, systolic A'.V; outputs rows of Z",
         config_cls=BaselineHeadConfig,
-        build=BaselineHead,
-        module="damf_baseline_head",
-        testbench="damf.sim.tb_baseline_head",
+        rtl=_HDL + "baseline_head:BaselineHead",
+        vectors=vectors.BASELINE_HEAD,
+        testbench=_TB + "baseline_head",
+        timing=(Figure("load_end", "load_end"), Figure("cycles", "cycles"), Figure("head_interval", "head_interval"),
+                Figure("compute_span", "compute_span", when=lambda cfg: cfg.banks == 2)),
+        role=("head", "baseline"),
+        part_of=lambda damf, base: base,
         # padding rows and columns in both arrays, a 1 x 1 array; inputs=x (the Q/K projection:
         # runtime weights on w, and fixed weights); two banks of Q, K, V
         variants=({}, {"rows": 3, "cols": 2, "seq_len": 7, "d_head": 5}, {"rows": 1, "cols": 1},
                   {"inputs": "x"}, {"inputs": "x", "weights": "fixed"}, {"banks": 2}),
     ),
-}
+)}
 
 
 def get_block(name):
+    """The registered block ``name``; :class:`ConfigError` naming the registered ones otherwise."""
     try:
         return BLOCKS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ConfigError(f"unknown block '{name}'; expected one of: {', '.join(BLOCKS)}") from None
 
+
+def comparisons():
+    """``{comparison: (DAMF part names, baseline part names)}`` of the registered blocks'
+    :attr:`Block.role`, in registry order (``score``, ``axv``, ``head``)."""
+    out = {}
+    for block in BLOCKS.values():
+        if block.role is not None:
+            name, side = block.role
+            out.setdefault(name, ((), ()))
+            parts = list(out[name])
+            parts[SIDES.index(side)] += (block.name,)
+            out[name] = tuple(parts)
+    return out
+
+
+# ---- Verilog names --------------------------------------------------------------------------
 
 def check_prefix(prefix):
     """``prefix`` if it can start a Verilog identifier (``[A-Za-z_][A-Za-z0-9_]*``, at most
@@ -176,29 +283,24 @@ def module_name(block_name, prefix=DEFAULT_PREFIX, *, axis=False):
     return check_prefix(prefix) + base + ("_axis" if axis else "")
 
 
-def to_verilog(cfg, *, prefix=DEFAULT_PREFIX, axis=False):
-    """Deterministic Verilog text for ``cfg`` (no source locations, explicit module names).
+# ---- vector files ---------------------------------------------------------------------------
 
-    The top module is :func:`module_name`; Amaranth names every submodule ``top.sub``, so every
-    module of the file starts with ``prefix``.  ``axis``: the top is the AXI4-Stream wrapper of
-    ``hdl/axis.py`` around the block (docs/integration.md)."""
-    return generate(cfg, prefix=prefix, axis=axis)[0]
+def generate_vectors(cfg, *, seed, count):
+    """A ``damf-vectors/1`` document for ``cfg`` (``golden/vectors.py``): edge inputs, then
+    ``count`` random ones from ``seed``, and the golden model's results."""
+    return vectors.generate(cfg, get_block(cfg.block).vectors, seed=seed, count=count)
 
 
-def generate(cfg, *, prefix=DEFAULT_PREFIX, axis=False):
-    """``(verilog, ports)``: :func:`to_verilog`'s text and ``{port: width}`` of its top module."""
-    block = get_block(cfg.block)
-    check_prefix(prefix)
-    component = block.build(cfg)
-    for path, _, value in component.signature.flatten(component):
-        width = len(Value.cast(value))
-        if width > MAX_VALUE_BITS:
-            name = "__".join(str(p) for p in path)
-            raise ConfigError(f"{cfg.block}: port {name} would be {width:,} bits wide; Amaranth's netlist "
-                              f"takes at most {MAX_VALUE_BITS:,} bits per value (fewer lanes or parallel)")
-    if axis:
-        component = AxisWrapper(component, block_name=module_name(block.name, prefix))
-    ports = {"__".join(str(p) for p in path): len(Value.cast(value))
-             for path, _, value in component.signature.flatten(component)}
-    text = verilog.convert(component, name=module_name(block.name, prefix, axis=axis), emit_src=False)
-    return text, ports
+def load_vectors(path, *, block=None):
+    """Read and validate a vector file (of ``block``, when given): ``(cfg, inputs, expected)``."""
+    doc, where = vectors.read(path, block=block)
+    try:
+        entry = get_block(doc["block"])
+    except ConfigError as e:
+        raise VectorFileError(f"{where}: {e}") from None
+    try:
+        cfg = entry.config_cls.from_dict(doc["config"])
+    except ConfigError as e:
+        raise VectorFileError(f"{where}: config: {e}") from None
+    vectors.check(doc, cfg, entry.vectors, where)
+    return cfg, doc["inputs"], doc["expected"]

@@ -34,24 +34,20 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import iso, synth
-from .blocks import BLOCKS
+from .blocks import BLOCKS, SIDES, comparisons
 from .config import BaselineHeadConfig
 from .golden.damf_head_block import calibrated_base2
 from .config import DamfHeadBlockConfig
 from .synth import SynthError
 
 __all__ = [
-    "COMPARISONS", "head_configs", "part_configs", "damf_score_cycles", "baseline_score_cycles",
+    "TITLES", "head_configs", "part_configs", "damf_score_cycles", "baseline_score_cycles",
     "damf_axv_cycles", "baseline_axv_cycles", "head_cycles", "side_summary", "compare",
     "run_sweeps", "plot_sweeps", "markdown", "write_reports", "run",
 ]
 
-# comparison -> (DAMF parts, baseline parts)
-COMPARISONS = {
-    "score": (("inner-product", "score"), ("systolic-qk",)),
-    "axv": (("row-stats", "shift-accumulate"), ("softmax", "systolic-av")),
-    "head": (("damf-head",), ("baseline-head",)),
-}
+# The comparisons and their parts, (DAMF parts, baseline parts), are the registered blocks'
+# roles (damf.blocks.comparisons(): score, axv, head); their titles and what each side includes:
 TITLES = {
     "score": "Score path: DAMF inner-product + score vs systolic-qk",
     "axv": "A' x V: DAMF row-stats + shift-accumulate vs softmax + systolic-av",
@@ -106,12 +102,9 @@ def head_configs(preset="default", *, seq_len=None, d_head=None, parallel=None, 
 
 
 def part_configs(damf, base):
-    """Every part's configuration, by block name, derived from the two heads."""
-    return {
-        "inner-product": damf.inner_product, "score": damf.score, "row-stats": damf.row_stats,
-        "shift-accumulate": damf.shift_accumulate, "damf-head": damf,
-        "systolic-qk": base.qk, "softmax": base.softmax, "systolic-av": base.av, "baseline-head": base,
-    }
+    """Every part's configuration, by block name, derived from the two heads (each registered
+    block's ``part_of``)."""
+    return {b.name: b.part_of(damf, base) for b in BLOCKS.values() if b.part_of is not None}
 
 
 # ---- cycles per head (L queries, L keys) ------------------------------------------------------
@@ -182,10 +175,10 @@ def side_summary(results):
 
 def compare(cfgs, results):
     """The comparison tables: ``{name: {"damf": side, "baseline": side}}`` or, for a comparison
-    whose blocks are not registered, ``{"available": False, "missing": [...]}``."""
+    of which no registered block plays a side, ``{"available": False, "missing": [side, ...]}``."""
     out = {}
-    for name, sides in COMPARISONS.items():
-        missing = [b for parts in sides for b in parts if b not in BLOCKS]
+    for name, sides in comparisons().items():
+        missing = [side for side, parts in zip(SIDES, sides) if not parts]
         if missing:
             out[name] = {"available": False, "missing": missing}
             continue
@@ -194,7 +187,7 @@ def compare(cfgs, results):
             out[name] = {"available": False, "failed": failed}
             continue
         entry = {"available": True}
-        for side, parts in zip(("damf", "baseline"), sides):
+        for side, parts in zip(SIDES, sides):
             per_part, how = cycles_of(name, side, cfgs)
             total = sum(per_part.values())
             summary = side_summary([results[b] for b in parts])
@@ -310,7 +303,7 @@ def run_sweeps(preset, cache, *, jobs=2, known=(), progress=print, **grid):
                 continue
             cfgs = _side_parts(side, head)
             for comp in ("score", "axv"):
-                parts = COMPARISONS[comp][side == "baseline"]
+                parts = comparisons()[comp][SIDES.index(side)]
                 for b in parts:
                     index.append((n, side, comp, b))
                     jobs_list.append(cfgs[b])
@@ -326,7 +319,7 @@ def run_sweeps(preset, cache, *, jobs=2, known=(), progress=print, **grid):
         head = heads[0] if side == "damf" else heads[1]
         cfgs = _side_parts(side, head)
         per_part, _ = cycles_of(comp, side, cfgs)
-        parts = COMPARISONS[comp][side == "baseline"]
+        parts = comparisons()[comp][SIDES.index(side)]
         out.setdefault(name, []).append({
             "x": x, "side": side, "comparison": comp,
             "transistors": sum(rs[b]["cmos"]["transistors"] for b in parts),
@@ -598,8 +591,8 @@ def _entry_lines(entry, header, rule):
     """The table and notes of one comparison entry."""
     lines = []
     if not entry["available"] and "missing" in entry:
-        return [f"Not yet available: block(s) {', '.join('`' + b + '`' for b in entry['missing'])} "
-                "not registered in `damf/blocks.py`.", ""]
+        return [f"Not available: no block registered in `damf/blocks.py` plays the "
+                f"{' and '.join(entry['missing'])} side.", ""]
     if not entry["available"]:
         return ["Not available: synthesis failed for " + "; ".join(entry["failed"]) + ".", ""]
     lines += [header, rule]
@@ -763,13 +756,14 @@ def run_iso(preset, cache, *, pnr=True, jobs=2, pnr_timeout=None, progress=print
 
 
 def _needed_parts(cfgs):
-    """The part configurations of :data:`COMPARISONS` that are registered blocks, in order."""
-    return [cfgs[b] for parts in COMPARISONS.values() for side in parts for b in side if b in BLOCKS]
+    """The part configurations of the comparisons, in order."""
+    return [cfgs[b] for parts in comparisons().values() for side in parts for b in side]
 
 
 def _needed_base2(cfgs_b2):
     """The DAMF parts whose configuration depends on the mode, from base2 part configurations."""
-    return [cfgs_b2[b] for name in BASE2_COMPARISONS if name in COMPARISONS for b in COMPARISONS[name][0]]
+    comps = comparisons()
+    return [cfgs_b2[b] for name in BASE2_COMPARISONS if name in comps for b in comps[name][0]]
 
 
 def planned_runs(preset, *, iso_points=True, ice40=True, base2_parts=True):

@@ -18,7 +18,7 @@ from amaranth.lib import data, stream, wiring
 from .blocks import DEFAULT_PREFIX, get_block, module_name
 from .hdl.axis import AxisWrapper, stream_fields, tdata_width
 
-__all__ = ["describe", "payload_fields", "TIMING"]
+__all__ = ["describe", "payload_fields", "timing"]
 
 
 # ---- payloads -------------------------------------------------------------------------------
@@ -98,39 +98,6 @@ def _axis_streams(block, ports):
 
 # ---- timing ---------------------------------------------------------------------------------
 
-#: Which configuration properties (or methods, called at ``seq_len``) are a block's cycle
-#: figures: ``{block: [(key, attribute, arguments), ...]}``; the first one named ``latency``
-#: (or the one listed under ``_LATENCY``) is also ``BLOCK.json``'s top-level ``latency``.
-TIMING = {
-    "inner-product": [("latency", "latency", None), ("cycles_per_token", "beats", None)],
-    "systolic-qk": [("latency", "latency", None), ("cycles_per_tile", "cycles_per_tile", None),
-                    ("tile_cycles", "tile_cycles", None), ("cycles", "cycles", None)],
-    "systolic-av": [("latency", "latency", None), ("cycles_per_tile", "cycles_per_tile", None),
-                    ("tile_cycles", "tile_cycles", None), ("cycles", "cycles", None)],
-    "softmax": [("row_latency", "row_latency", None), ("row_cycles", "row_cycles", ("seq_len",)),
-                ("row_interval", "row_interval", ("seq_len",))],
-    "score": [("latency", "latency", None), ("cycles_per_row", "row_beats", ("seq_len",)),
-              ("cycles", "cycles", ("seq_len", "seq_len"))],
-    "row-stats": [("setup_cycles", "setup_cycles", None), ("cycles_per_row", "row_cycles", ("seq_len",))],
-    "shift-accumulate": [("latency", "latency", None), ("round_cycles", "round_cycles", None)],
-    "damf-head": [("latency", "latency", None), ("issue_latency", "issue_latency", None),
-                  ("row_latency", "row_latency", None), ("row_period", "row_period", ()),
-                  ("cycles_per_head", "cycles_per_head", ("seq_len",)), ("head_interval", "head_interval", None)],
-    "baseline-head": [("load_end", "load_end", None), ("cycles", "cycles", None),
-                      ("head_interval", "head_interval", None)],
-}
-#: the figure that is the block's latency when it is not called ``latency``
-_LATENCY = {"softmax": "row_latency", "row-stats": "setup_cycles"}
-
-#: meanings of figures whose attribute has no docstring (a plain class attribute), or whose
-#: docstring is its base class's (the A' V engine is the Q K^T array with other operands)
-_MEANING = {
-    ("inner-product", "latency"): "Cycles from the handshake of a token's last beat to o.valid, without backpressure",
-    ("systolic-av", "cycles"): "Cycles from the first input handshake to the last Z row's handshake for one "
-                               "A' V, with a source always valid and a sink always ready",
-}
-
-
 def _first_clause(text):
     """``text`` up to its first ``: ``, ``. `` or ``; `` outside parentheses."""
     depth = 0
@@ -143,9 +110,7 @@ def _first_clause(text):
 
 def _meaning(cfg, attribute):
     """The first clause of the attribute's docstring, on one line (markup removed); where a
-    subclass's docstring is only a formula (``systolic-av``'s), the base class's words."""
-    if (cfg.block, attribute) in _MEANING:
-        return _MEANING[(cfg.block, attribute)]
+    subclass's docstring is only a formula, the base class's words."""
     for cls in type(cfg).__mro__:
         member = cls.__dict__.get(attribute)
         if member is None:
@@ -167,14 +132,16 @@ def timing(cfg):
     """``{key: {"cycles": value, "meaning": text}}`` of the block's cycle figures (sources
     always valid, sinks always ready; the models the tests check cycle-exactly)."""
     out = {}
-    for key, attribute, args in TIMING[cfg.block]:
-        value = getattr(cfg, attribute)
-        if args is not None:
-            value = value(*(getattr(cfg, a) for a in args))
-        meaning = _meaning(cfg, attribute) + (_arguments(cfg, attribute, args) if args else "")
-        out[key] = {"cycles": value, "meaning": meaning}
-    if cfg.block == "baseline-head" and cfg.banks == 2:
-        out["compute_span"] = {"cycles": cfg.compute_span, "meaning": _meaning(cfg, "compute_span")}
+    for figure in get_block(cfg.block).timing:
+        if figure.when is not None and not figure.when(cfg):
+            continue
+        value = getattr(cfg, figure.attribute)
+        if figure.args is not None:
+            value = value(*(getattr(cfg, a) for a in figure.args))
+        meaning = figure.meaning or _meaning(cfg, figure.attribute)
+        if figure.args:
+            meaning += _arguments(cfg, figure.attribute, figure.args)
+        out[figure.key] = {"cycles": value, "meaning": meaning}
     return out
 
 
@@ -196,6 +163,6 @@ def describe(cfg, *, prefix=DEFAULT_PREFIX, axis=False):
         ports = _ports(component, clock=True)
         streams = _block_streams(component, ports)
     figures = timing(cfg)
-    latency = _LATENCY.get(cfg.block, "latency")
+    latency = block.latency
     return {"module": module_name(block.name, prefix, axis=axis), "ports": ports, "streams": streams,
             "latency": figures[latency]["cycles"] if latency in figures else None, "timing": figures}

@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .blocks import DEFAULT_PREFIX, check_prefix, to_verilog
+from .verilog import DEFAULT_PREFIX, check_prefix, to_verilog
 from .config import InnerProductConfig
 from .describe import describe
 from .errors import ConfigError

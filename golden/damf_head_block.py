@@ -15,9 +15,9 @@ import numpy as np
 from .damf_head import base2_constant, damf_head
 from .inner_product import inner_product
 from .quant import requantize
-from .vector_checks import VectorFileError, check_keys, check_matrix
+from .vector_checks import VectorFileError, VectorSpec, check_keys, check_matrix
 
-__all__ = ["damf_head_block", "head_pq", "weight_vectors", "calibrated_base2", "row_lasts", "head_lengths"]
+__all__ = ["damf_head_block", "head_pq", "weight_vectors", "calibrated_base2", "row_lasts", "head_lengths", "VECTORS"]
 
 
 def weight_vectors(cfg, rng=None):
@@ -123,7 +123,7 @@ def calibrated_base2(cfg, seed=0, heads_count=16):
     return dataclasses.replace(cfg, c_int=c_int, c_frac=c_frac)
 
 
-# ---- vector files (golden/vectors.py: BLOCK_VECTORS["damf-head"]) ---------------------------
+# ---- vector files (golden/vectors.py; VECTORS is the block's VectorSpec) -------------------
 #
 # inputs.lengths: L of each head (cross: [Lq, Lk] pairs); inputs.x: sum(Lq) tokens of d_model
 # integers; inputs.y (cross only): sum(Lk) key tokens; inputs.vals: sum(Lk) value vectors of
@@ -200,3 +200,8 @@ def cross_heads(cfg, rng, count):
                     rng.integers(xlo, xhi, (lk, cfg.d_model), endpoint=True).tolist(),
                     rng.integers(vlo, vhi, (lk, cfg.d_head), endpoint=True).tolist()))
     return out
+
+
+#: the ``damf-head`` vector files (``golden/vectors.py``)
+VECTORS = VectorSpec(model=damf_head_block, generate=vectors_generate, expected=vectors_expected,
+                     check=vectors_check)

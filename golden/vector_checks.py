@@ -1,10 +1,28 @@
-"""The checks of the vector-file format (``golden/vectors.py``) shared by the blocks' own
-checkers: a member is there, a matrix has its shape and every value fits its width."""
+"""The parts of the vector-file format (``golden/vectors.py``) that the blocks' own vector
+functions share: :class:`VectorSpec` (what a block provides), and the checks that a member is
+there, a matrix has its shape and every value fits its width."""
+
+from dataclasses import dataclass
+from typing import Callable
 
 from ..errors import ConfigError
 from .quant import int_range
 
-__all__ = ["VectorFileError", "check_keys", "check_matrix"]
+__all__ = ["VectorSpec", "VectorFileError", "check_keys", "check_matrix"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VectorSpec:
+    """A block's golden model and its vector files (``golden/vectors.py``): ``model`` is the
+    bit-exact model, ``generate(cfg, rng, count)`` the ``inputs`` member (edge inputs, then
+    ``count`` random ones), ``expected(cfg, inputs)`` the ``expected`` member (``model`` on the
+    inputs) and ``check(cfg, inputs, expected, where)`` the block's own rules on a file's
+    members (``expected`` may be ``None``), raising :class:`VectorFileError`."""
+
+    model: Callable
+    generate: Callable
+    expected: Callable
+    check: Callable
 
 
 class VectorFileError(ConfigError):

@@ -69,7 +69,7 @@ Every number is a plain (signed, decimal) JSON integer in the block's own format
     ``expected.z``: the ``Z_m`` of every head stacked (``golden/damf_head_block.py``).
 
 The JSON Schema of the format is ``docs/schemas/vectors.schema.json`` (draft 2020-12);
-:func:`load` checks it after the block's own rules, so a violation is one line
+:func:`check` checks it after the block's own rules, so a violation is one line
 ``vector file 'FILE': <json path>: <message>``.
 
 Files are written deterministically (sorted keys, one row per line), so regenerating from the
@@ -81,11 +81,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import (BaselineHeadConfig, ConfigError, InnerProductConfig, SoftmaxConfig, SystolicAVConfig,
-                      SystolicQKConfig)
+from ..errors import ConfigError
 from ..files import loads, read_text
-from ..config import DamfHeadBlockConfig, RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
-from ..validate import check
+from ..validate import check as check_schema
 from . import baseline_head, damf_head_block, row_stats
 from .inner_product import inner_product
 from .quant import int_range
@@ -93,9 +91,11 @@ from .score import score_matrix
 from .shift_accumulate import shift_accumulate_row
 from .softmax import random_score_rows, softmax_rows
 from .systolic_qk import av_product, scores as systolic_qk_scores
-from .vector_checks import VectorFileError, check_keys, check_matrix
+from .vector_checks import VectorFileError, VectorSpec, check_keys, check_matrix
 
-__all__ = ["FORMAT", "VectorFileError", "generate", "dumps", "load", "compare", "edge_tokens"]
+__all__ = ["FORMAT", "VectorFileError", "VectorSpec", "generate", "dumps", "read", "check", "compare",
+           "edge_tokens", "INNER_PRODUCT", "SYSTOLIC_QK", "SCORE", "ROW_STATS", "SHIFT_ACCUMULATE", "DAMF_HEAD",
+           "SOFTMAX", "SYSTOLIC_AV", "BASELINE_HEAD"]
 
 FORMAT = "damf-vectors/1"
 
@@ -527,29 +527,34 @@ def _baseline_head_check(cfg, inputs, expected, where):
         check_matrix(expected["z"], n, cfg.d_head, cfg.out_width, f"{where}: expected.z")
 
 
-BLOCK_VECTORS = {
-    "inner-product": (_inner_product_generate, _inner_product_expected, _inner_product_check),
-    "systolic-qk": (_systolic_qk_generate, _systolic_qk_expected, _systolic_qk_check),
-    "score": (_score_generate, _score_expected, _score_check),
-    "row-stats": (_row_stats_generate, _row_stats_expected, _row_stats_check),
-    "shift-accumulate": (_shift_accumulate_generate, _shift_accumulate_expected, _shift_accumulate_check),
-    "damf-head": (damf_head_block.vectors_generate, damf_head_block.vectors_expected,
-                  damf_head_block.vectors_check),
-    "softmax": (_softmax_generate, _softmax_expected, _softmax_check),
-    "systolic-av": (_systolic_av_generate, _systolic_av_expected, _systolic_av_check),
-    "baseline-head": (_baseline_head_generate, _baseline_head_expected, _baseline_head_check),
-}
+# ---- each block's VectorSpec (damf/blocks.py: its registry entry names it) -----------------
+
+INNER_PRODUCT = VectorSpec(model=inner_product, generate=_inner_product_generate, expected=_inner_product_expected,
+                           check=_inner_product_check)
+SYSTOLIC_QK = VectorSpec(model=systolic_qk_scores, generate=_systolic_qk_generate, expected=_systolic_qk_expected,
+                         check=_systolic_qk_check)
+SCORE = VectorSpec(model=score_matrix, generate=_score_generate, expected=_score_expected, check=_score_check)
+ROW_STATS = VectorSpec(model=row_stats.row_setup, generate=_row_stats_generate, expected=_row_stats_expected,
+                       check=_row_stats_check)
+SHIFT_ACCUMULATE = VectorSpec(model=shift_accumulate_row, generate=_shift_accumulate_generate,
+                              expected=_shift_accumulate_expected, check=_shift_accumulate_check)
+DAMF_HEAD = damf_head_block.VECTORS
+SOFTMAX = VectorSpec(model=softmax_rows, generate=_softmax_generate, expected=_softmax_expected, check=_softmax_check)
+SYSTOLIC_AV = VectorSpec(model=av_product, generate=_systolic_av_generate, expected=_systolic_av_expected,
+                         check=_systolic_av_check)
+BASELINE_HEAD = VectorSpec(model=baseline_head.head, generate=_baseline_head_generate,
+                           expected=_baseline_head_expected, check=_baseline_head_check)
 
 
 # ---- generic ------------------------------------------------------------------------------
 
 
 
-def generate(cfg, *, seed, count):
-    """A vector-file document for ``cfg``: edge inputs plus ``count`` random ones."""
-    gen, expect, _ = BLOCK_VECTORS[cfg.block]
+def generate(cfg, spec, *, seed, count):
+    """A vector-file document for ``cfg``: edge inputs plus ``count`` random ones, by the
+    block's :class:`VectorSpec` ``spec``."""
     rng = np.random.default_rng(seed)
-    inputs = gen(cfg, rng, count)
+    inputs = spec.generate(cfg, rng, count)
     return {
         "format": FORMAT,
         "block": cfg.block,
@@ -557,7 +562,7 @@ def generate(cfg, *, seed, count):
         "seed": seed,
         "count": count,
         "inputs": inputs,
-        "expected": expect(cfg, inputs),
+        "expected": spec.expected(cfg, inputs),
     }
 
 
@@ -575,25 +580,10 @@ def dumps(doc):
     return emit(doc, 0) + "\n"
 
 
-#: each block's configuration class, in BLOCK_VECTORS order (found without importing Amaranth,
-#: as ``damf.blocks`` would)
-CONFIG_CLASSES = {cls.block: cls for cls in (InnerProductConfig, SystolicQKConfig, ScoreConfig, RowStatsConfig,
-                                             ShiftAccumulateConfig, DamfHeadBlockConfig, SoftmaxConfig,
-                                             SystolicAVConfig, BaselineHeadConfig)}
-assert list(CONFIG_CLASSES) == list(BLOCK_VECTORS)
-
-
-def config_class(name):
-    """The configuration class of block ``name``; :class:`ConfigError` for a name that is not
-    a block."""
-    try:
-        return CONFIG_CLASSES[name]
-    except KeyError:
-        raise ConfigError(f"unknown block '{name}'; expected one of: {', '.join(BLOCK_VECTORS)}") from None
-
-
-def load(path, *, block=None):
-    """Read and validate a vector file.  Returns ``(cfg, inputs, expected)``."""
+def read(path, *, block=None):
+    """Read a vector file and check its envelope: ``(doc, where)``, ``where`` naming the file
+    for messages.  The block's own rules come after, with its configuration (:func:`check`);
+    ``damf.blocks.load_vectors`` does both, finding the block in the registry."""
     path = Path(path)
     where = f"vector file '{path}'"
     try:
@@ -607,24 +597,22 @@ def load(path, *, block=None):
         raise VectorFileError(f"{where}: 'block' must be a block name (a string), not {type(doc['block']).__name__}")
     if block is not None and doc["block"] != block:
         raise VectorFileError(f"{where} holds vectors for block '{doc['block']}', not '{block}'")
-    try:
-        config_cls = config_class(doc["block"])
-    except ConfigError as e:
-        raise VectorFileError(f"{where}: {e}") from None
-    try:
-        cfg = config_cls.from_dict(doc["config"])
-    except ConfigError as e:
-        raise VectorFileError(f"{where}: config: {e}") from None
-    BLOCK_VECTORS[cfg.block][2](cfg, doc["inputs"], doc["expected"], where)
+    return doc, where
+
+
+def check(doc, cfg, spec, where):
+    """The rules of ``doc`` (from :func:`read`) for its block, whose configuration ``cfg`` is
+    read from ``doc["config"]`` and whose :class:`VectorSpec` is ``spec``: the block's own
+    checks of every row, results present, then the JSON Schema."""
+    spec.check(cfg, doc["inputs"], doc["expected"], where)
     if not isinstance(doc["expected"], dict):
         raise VectorFileError(f"{where}: 'expected' must be a JSON object, not {type(doc['expected']).__name__}")
     if not any(doc["expected"].values()):
         raise VectorFileError(f"{where} holds no vectors: its 'expected' results are empty")
     try:
-        check(schema_view(doc), "vectors", where)
+        check_schema(schema_view(doc), "vectors", where)
     except ConfigError as e:
         raise VectorFileError(str(e)) from None
-    return cfg, doc["inputs"], doc["expected"]
 
 
 #: rows of each ``inputs`` / ``expected`` list the loader's schema check sees (see schema_view)
@@ -633,7 +621,7 @@ SCHEMA_ROWS = 16
 
 def schema_view(doc):
     """``doc`` with every ``inputs`` / ``expected`` list cut to its first :data:`SCHEMA_ROWS`
-    rows, for the schema check of :func:`load`: the schema validator takes about 2 s per MiB,
+    rows, for the schema check of :func:`check`: the schema validator takes about 2 s per MiB,
     and every row has already been checked (length and range of every value) by the block's own
     rules; the rest of the document (envelope, members, types) is checked in full."""
     view = dict(doc)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ..blocks import get_block
+from ..blocks import get_block, load_vectors
 from ..golden import vectors
 from .runner import SimFailed, run_testbench
 
@@ -35,7 +35,7 @@ def _committed(cfg):
     path = COMMITTED / f"{cfg.block}.json"
     if not path.is_file():
         return None
-    file_cfg, _, expected = vectors.load(path, block=cfg.block)
+    file_cfg, _, expected = load_vectors(path, block=cfg.block)
     return (path, expected) if file_cfg == cfg else None
 
 

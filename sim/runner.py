@@ -11,7 +11,7 @@ from pathlib import Path
 from cocotb_test.simulator import run as cocotb_run
 
 from .. import toolchain
-from ..blocks import DEFAULT_PREFIX, module_name, to_verilog
+from ..verilog import DEFAULT_PREFIX, module_name, to_verilog
 from ..describe import describe
 
 __all__ = ["SimFailed", "write_block", "run_testbench"]

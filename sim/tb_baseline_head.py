@@ -23,6 +23,7 @@ import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import BaselineHeadConfig
+from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.baseline_head import head, head_x, random_x_head, weights, x_edge_problems, z_beats, z_from_beats
 from ..hdl.baseline_head import v_words, w_words, x_words
@@ -230,7 +231,7 @@ async def vectors_file(dut):
     tb = TB(dut)
     assert tb.cfg.inputs == "qk", "baseline-head vector files hold Q, K and V: they need inputs=qk"
     await tb.reset()
-    cfg, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="baseline-head")
+    cfg, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="baseline-head")
     todo = golden_vectors.head_problems(tb.cfg, inputs)
     for q, k, v in todo:
         tb.send(q, k, v, expect=False)

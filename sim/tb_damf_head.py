@@ -13,7 +13,7 @@ import os
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from ..golden import vectors as golden_vectors
+from ..blocks import load_vectors
 from ..golden.damf_head_block import (cross_heads, damf_head_block, head_lengths, heads, row_lasts, split_heads,
                                       weight_vectors)
 from ..config import DamfHeadBlockConfig
@@ -361,7 +361,7 @@ async def vectors_file(dut):
     """Replay a vector file; write what the RTL produced to ``DAMF_RESULTS``."""
     tb = TB(dut)
     await tb.reset()
-    cfg, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="damf-head")
+    cfg, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="damf-head")
     if tb.w is not None:
         await tb.load_weights(inputs["u"], inputs["v"])
     else:

@@ -19,6 +19,7 @@ import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import InnerProductConfig
+from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.inner_product import inner_product
 from ..golden.quant import int_range
@@ -230,7 +231,7 @@ async def vectors_file(dut):
     """Replay a user's vector file; write what the RTL produced to ``DAMF_RESULTS``."""
     tb = TB(dut)
     await tb.reset()
-    _, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="inner-product")
+    _, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="inner-product")
     u, v = (inputs["u"], inputs["v"]) if tb.cfg.weights == "runtime" else tb.cfg.fixed_vectors()
     if tb.w is not None:
         await tb.load(u, v)

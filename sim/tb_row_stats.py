@@ -11,6 +11,7 @@ import os
 import cocotb
 from cocotb.triggers import ClockCycles
 
+from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.row_stats import fields, row_setup
 from ..config import RowStatsConfig
@@ -59,7 +60,7 @@ class TB(BlockTB):
 def rows(tb):
     cfg = tb.cfg
     count = int(os.environ.get("DAMF_COUNT", "60"))
-    inputs = golden_vectors.BLOCK_VECTORS["row-stats"][0](cfg, tb.nprng, count)
+    inputs = golden_vectors.ROW_STATS.generate(cfg, tb.nprng, count)
     return inputs["rows"]
 
 
@@ -110,7 +111,7 @@ async def vectors_file(dut):
     """Replay a vector file; write what the RTL produced to ``DAMF_RESULTS``."""
     tb = TB(dut)
     await tb.reset()
-    _, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="row-stats")
+    _, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="row-stats")
     for row in inputs["rows"]:
         tb.send_row(row, full=True)
     await tb.check()

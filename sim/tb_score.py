@@ -12,6 +12,7 @@ import os
 import cocotb
 from cocotb.triggers import ClockCycles
 
+from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.score import row_beats, score_matrix
 from ..config import ScoreConfig
@@ -137,7 +138,7 @@ async def vectors_file(dut):
     """Replay a vector file; write what the RTL produced to ``DAMF_RESULTS``."""
     tb = TB(dut)
     await tb.reset()
-    _, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="score")
+    _, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="score")
     for p, q in golden_vectors.score_problems(inputs):
         tb.problem(p, q)
     await tb.check()

@@ -16,6 +16,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
+from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.shift_accumulate import shift_accumulate_row
 from ..config import ShiftAccumulateConfig
@@ -90,7 +91,7 @@ def rows(tb, count=None):
     a random row for every sh of the shift range."""
     count = int(os.environ.get("DAMF_COUNT", "80")) if count is None else count
     cfg = tb.cfg
-    inputs = golden_vectors.BLOCK_VECTORS["shift-accumulate"][0](cfg, tb.nprng, count)
+    inputs = golden_vectors.SHIFT_ACCUMULATE.generate(cfg, tb.nprng, count)
     out = golden_vectors.shift_accumulate_rows(cfg, inputs)
     out += random_rows(tb, 8, [1])
     F, L = cfg.weight_frac, cfg.seq_len
@@ -170,7 +171,7 @@ async def vectors_file(dut):
     """Replay a vector file; write what the RTL produced to ``DAMF_RESULTS``."""
     tb = TB(dut)
     await tb.reset()
-    cfg, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="shift-accumulate")
+    cfg, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="shift-accumulate")
     for row in golden_vectors.shift_accumulate_rows(tb.cfg, inputs):
         tb.send_row(*row)
     await tb.check()

@@ -138,7 +138,7 @@ def _score_decode(tb, word):
 # ---- row-stats: rows of scores, one set-up per row -------------------------------------------
 
 def _row_stats_batch(tb, first):
-    for row in golden_vectors.BLOCK_VECTORS["row-stats"][0](tb.cfg, tb.nprng, 200)["rows"]:
+    for row in golden_vectors.ROW_STATS.generate(tb.cfg, tb.nprng, 200)["rows"]:
         tb.send_row(row)
 
 

@@ -18,6 +18,7 @@ import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import SoftmaxConfig
+from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.softmax import row_beats, softmax_beats, split_beats
 from ..hdl.softmax import pack_input, unpack_output
@@ -180,7 +181,7 @@ async def vectors_file(dut):
     """Replay a user's vector file; write what the RTL produced to ``DAMF_RESULTS``."""
     tb = TB(dut)
     await tb.reset()
-    _, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="softmax")
+    _, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="softmax")
     for row in inputs["s"]:
         tb.send(row, expect=False)
     await tb.wait_results(sum(tb.lengths))

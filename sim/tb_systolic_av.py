@@ -12,6 +12,7 @@ import numpy as np
 from cocotb.triggers import ClockCycles
 
 from ..config import SystolicAVConfig
+from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.systolic_qk import av_product, scores_from_rows
 from . import tb_systolic_qk as qk
@@ -78,7 +79,7 @@ async def vectors_file(dut):
     """Replay a user's vector file; write what the RTL produced to ``DAMF_RESULTS``."""
     tb = TB(dut)
     await tb.reset()
-    cfg, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="systolic-av")
+    cfg, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="systolic-av")
     todo = golden_vectors.av_problems(cfg, inputs)
     for a, v in todo:
         tb.send_av(a, v, expect=False)

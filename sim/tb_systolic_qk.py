@@ -20,6 +20,7 @@ import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import SystolicQKConfig
+from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.quant import int_range
 from ..golden.systolic_qk import score_rows, scores, scores_from_rows
@@ -165,7 +166,7 @@ async def vectors_file(dut):
     """Replay a user's vector file; write what the RTL produced to ``DAMF_RESULTS``."""
     tb = TB(dut)
     await tb.reset()
-    cfg, inputs, _ = golden_vectors.load(os.environ["DAMF_VECTORS"], block="systolic-qk")
+    cfg, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="systolic-qk")
     todo = golden_vectors.qk_problems(tb.cfg, inputs)
     for q, k in todo:
         tb.send(q, k, expect=False)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from damf.config import BaselineHeadConfig, ConfigError, typical_shift
+from damf.blocks import generate_vectors, load_vectors
 from damf.golden import vectors
 from damf.golden.baseline_head import (head, head_x, probabilities, projection, random_x_head, weights,
                                        x_edge_problems, z_beats, z_from_beats)
@@ -95,19 +96,19 @@ def test_golden_against_naive(name):
 def test_vector_file_round_trip(tmp_path):
     cfg = SHAPES["ragged"]
     path = tmp_path / "v.json"
-    path.write_text(vectors.dumps(vectors.generate(cfg, seed=2, count=9)))
-    loaded, inputs, expected = vectors.load(path, block="baseline-head")
+    path.write_text(vectors.dumps(generate_vectors(cfg, seed=2, count=9)))
+    loaded, inputs, expected = load_vectors(path, block="baseline-head")
     assert loaded == cfg and len(inputs["v"]) == len(expected["z"]) == 7 * (len(vectors.head_edge_problems(cfg)) + 2)
 
 
 def test_vector_file_rejects_bad_v(tmp_path):
     cfg = SHAPES["1x1"]
-    doc = vectors.generate(cfg, seed=2, count=3)
+    doc = generate_vectors(cfg, seed=2, count=3)
     doc["inputs"]["v"][1] = [0]
     path = tmp_path / "v.json"
     path.write_text(vectors.dumps(doc))
     with pytest.raises(vectors.VectorFileError, match=r": inputs\.v\[1\] must hold 2 integers, not 1$"):
-        vectors.load(path)
+        load_vectors(path)
 
 
 # ---- the RTL in Amaranth's simulator --------------------------------------------------------

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from damf import compare
+from damf.blocks import comparisons
 from damf.config import PRESETS, Preset
 from damf.config import DEFAULT_PQ_WIDTH
 
@@ -86,12 +87,12 @@ def test_head_not_registered(without_damf_head):
     cfgs = compare.part_configs(damf, base)
     results = {b: _fake(b, 0 if b == "shift-accumulate" else 1, 1000, 80.0) for b in cfgs}
     doc = compare.build_doc("default", cfgs, results, {})
-    assert doc["comparisons"]["head"] == {"available": False, "missing": ["damf-head"]}
+    assert doc["comparisons"]["head"] == {"available": False, "missing": ["damf"]}
     score = doc["comparisons"]["score"]
     assert score["damf"]["cmos"]["transistors"] == 2000 and score["baseline"]["cmos"]["transistors"] == 1000
     assert score["damf"]["area_x_cycles"] == 2000 * score["damf"]["cycles"]
     text = compare.markdown(doc)
-    assert "Not yet available: block(s) `damf-head` not registered" in text
+    assert "Not available: no block registered in `damf/blocks.py` plays the damf side." in text
     assert "`shift-accumulate` has 0 `$mul` cells" in text
 
 
@@ -119,7 +120,8 @@ def test_cache_key_keeps_flows_apart():
 def test_tiny_run_with_tools(tmp_path, monkeypatch):
     """Real yosys runs (fast flows, no place and route) on a tiny preset and a two-point sweep."""
     monkeypatch.setitem(PRESETS, "tiny", TINY)
-    monkeypatch.delitem(compare.COMPARISONS, "head")      # the heads take minutes; tested by their owners
+    # the heads take minutes; tested by their owners
+    monkeypatch.setattr(compare, "comparisons", lambda: {k: v for k, v in comparisons().items() if k != "head"})
     grid = {"lengths": (2, 4), "d_heads": (4,), "parallels": (2,), "arrays": ((2, 2),)}
     log = []
     doc = compare.run(preset="tiny", results=[], out=tmp_path / "reports", build=tmp_path / "build",
@@ -170,7 +172,7 @@ def test_planned_runs_default():
     the preset's flows) and every iso design (ECP5 only), each labelled."""
     runs = compare.planned_runs("default")
     labels = [label for label, _, _ in runs]
-    parts = [b for sides in compare.COMPARISONS.values() for side in sides for b in side]
+    parts = [b for sides in comparisons().values() for side in sides for b in side]
     assert labels[:len(parts)] == [f"part {b}" for b in parts]
     assert labels[len(parts):len(parts) + 3] == ["base2 row-stats", "base2 shift-accumulate", "base2 damf-head"]
     assert all(ice40 for label, _, ice40 in runs if not label.startswith("iso"))

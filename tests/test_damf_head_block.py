@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from damf.config import ConfigError, InnerProductConfig
+from damf.blocks import generate_vectors, load_vectors
 from damf.golden.damf_head_block import calibrated_base2, damf_head_block, weight_vectors
 from damf.golden.damf_head_block import cross_heads, heads as golden_heads
 from damf.config import DamfHeadBlockConfig
@@ -278,11 +279,11 @@ def test_cross_config_error():
 def test_vector_file_round_trip(cfg, tmp_path):
     from damf.golden import vectors
     path = tmp_path / "damf-head.json"
-    path.write_text(vectors.dumps(vectors.generate(cfg, seed=3, count=4)))
-    loaded, inputs, expected = vectors.load(path, block="damf-head")
+    path.write_text(vectors.dumps(generate_vectors(cfg, seed=3, count=4)))
+    loaded, inputs, expected = load_vectors(path, block="damf-head")
     assert loaded == cfg and len(expected["z"]) == sum(n if not cfg.cross else n[0] for n in inputs["lengths"])
-    doc = vectors.generate(cfg, seed=3, count=4)
+    doc = generate_vectors(cfg, seed=3, count=4)
     doc["inputs"]["vals"][0] = doc["inputs"]["vals"][0][:-1]
     path.write_text(vectors.dumps(doc))
     with pytest.raises(vectors.VectorFileError, match=rf": inputs\.vals\[0\] must hold {cfg.d_head} integers, not {cfg.d_head - 1}$"):
-        vectors.load(path)
+        load_vectors(path)

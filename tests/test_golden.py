@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from damf.config import InnerProductConfig, PRESETS
+from damf.blocks import generate_vectors, load_vectors
 from damf.golden import damf_float, quant, reference, vectors
 from damf.golden.inner_product import inner_product
 
@@ -141,10 +142,10 @@ def test_inner_product_matches_python_ints():
 @pytest.mark.parametrize("preset", PRESETS)
 def test_generation_is_deterministic(preset):
     cfg = InnerProductConfig.from_preset(preset)
-    a = vectors.dumps(vectors.generate(cfg, seed=1, count=8))
-    b = vectors.dumps(vectors.generate(cfg, seed=1, count=8))
+    a = vectors.dumps(generate_vectors(cfg, seed=1, count=8))
+    b = vectors.dumps(generate_vectors(cfg, seed=1, count=8))
     assert a == b
-    assert a != vectors.dumps(vectors.generate(cfg, seed=2, count=8))
+    assert a != vectors.dumps(generate_vectors(cfg, seed=2, count=8))
 
 
 def test_committed_vectors_match_the_model():
@@ -153,8 +154,8 @@ def test_committed_vectors_match_the_model():
     assert files, "no committed golden vectors"
     for path in files:
         doc = json.loads(path.read_text())
-        cfg, inputs, expected = vectors.load(path)
-        regenerated = vectors.generate(cfg, seed=doc["seed"], count=doc["count"])
+        cfg, inputs, expected = load_vectors(path)
+        regenerated = generate_vectors(cfg, seed=doc["seed"], count=doc["count"])
         assert vectors.dumps(regenerated) == path.read_text(), f"{path} is stale: run `make golden`"
 
 
@@ -165,7 +166,7 @@ def _write(tmp_path, doc):
 
 
 def _doc():
-    return json.loads(vectors.dumps(vectors.generate(InnerProductConfig(d_model=4, lanes=2), seed=1, count=2)))
+    return json.loads(vectors.dumps(generate_vectors(InnerProductConfig(d_model=4, lanes=2), seed=1, count=2)))
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -183,12 +184,12 @@ def test_malformed_vector_files(tmp_path, edit, message):
     doc = _doc()
     edit(doc)
     with pytest.raises(vectors.VectorFileError, match=r"^vector file '.*v\.json'" + message):
-        vectors.load(_write(tmp_path, doc))
+        load_vectors(_write(tmp_path, doc))
 
 
 def test_vector_file_for_another_block(tmp_path):
     with pytest.raises(vectors.VectorFileError, match=r"holds vectors for block 'inner-product', not 'score'$"):
-        vectors.load(_write(tmp_path, _doc()), block="score")
+        load_vectors(_write(tmp_path, _doc()), block="score")
 
 
 def test_compare_reports_first_mismatches():

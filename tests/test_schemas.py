@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from damf import cli, validate
-from damf.blocks import BLOCKS
+from damf.blocks import BLOCKS, generate_vectors, load_vectors
 from damf.config import PRESETS, ConfigError
 from damf.golden import vectors
 
@@ -43,7 +43,7 @@ def test_vector_schema_names_each_blocks_members():
     rules = {r["if"]["properties"]["block"]["const"]: r["then"]["properties"] for r in validate.schema("vectors")["allOf"]}
     assert set(rules) == set(BLOCKS)
     for block, info in BLOCKS.items():
-        doc = vectors.generate(info.config_cls.from_preset("default"), seed=1, count=1)
+        doc = generate_vectors(info.config_cls.from_preset("default"), seed=1, count=1)
         assert set(rules[block]["inputs"]["required"]) <= set(doc["inputs"]), block
         assert set(rules[block]["expected"]["required"]) == set(doc["expected"]), block
 
@@ -100,7 +100,7 @@ def test_broken_vector_files(tmp_path, edit, message):
     path = tmp_path / "v.json"
     path.write_text(json.dumps(doc))
     with pytest.raises(vectors.VectorFileError) as e:
-        vectors.load(path)
+        load_vectors(path)
     assert str(e.value) == f"vector file '{path}': {message}"
 
 
@@ -146,18 +146,18 @@ def test_golden_block_writes_one_configuration(tmp_path):
     assert cli.main(["golden", "score", "--set", "parallel=1", "--count", "3", "--seed", "5",
                      "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["score.json"]
-    cfg, inputs, expected = vectors.load(out / "score.json")
+    cfg, inputs, expected = load_vectors(out / "score.json")
     want = dataclasses.replace(BLOCKS["score"].config_cls.from_preset("default"), parallel=1)
     assert cfg == want
-    assert (out / "score.json").read_text() == vectors.dumps(vectors.generate(want, seed=5, count=3))
+    assert (out / "score.json").read_text() == vectors.dumps(generate_vectors(want, seed=5, count=3))
     # --config takes a BLOCK.json, --preset one preset
     assert cli.main(["generate", "damf-head", "--set", "mode=base2", "--out", str(tmp_path / "g")]) == 0
     assert cli.main(["golden", "damf-head", "--config", str(tmp_path / "g" / "damf-head.json"),
                      "--set", "cross=true", "--count", "2", "--out", str(out)]) == 0
-    cfg, _, _ = vectors.load(out / "damf-head.json")
+    cfg, _, _ = load_vectors(out / "damf-head.json")
     assert (cfg.mode, cfg.cross, cfg.causal) == ("base2", True, False)
     assert cli.main(["golden", "inner-product", "--preset", "bert-base", "--count", "1", "--out", str(out)]) == 0
-    assert vectors.load(out / "inner-product.json")[0].d_model == 768
+    assert load_vectors(out / "inner-product.json")[0].d_model == 768
 
 
 def test_golden_without_block_keeps_the_preset_tree(tmp_path):
@@ -170,7 +170,7 @@ def test_documented_golden_damf_head_reproduces_on_icarus(tmp_path):
     result = damf("golden", "damf-head", "--set", "mode=base2", "--set", "causal=true", "--count", "4",
                   "--out", "d", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    cfg, _, expected = vectors.load(tmp_path / "d" / "damf-head.json")
+    cfg, _, expected = load_vectors(tmp_path / "d" / "damf-head.json")
     assert (cfg.mode, cfg.causal) == ("base2", True)
     result = damf("sim", "--vectors", "d/damf-head.json", "--build", "b", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from damf.blocks import to_verilog
+from damf.verilog import to_verilog
 from damf.config import ConfigError
 from damf.golden.damf_head import damf_head
 from damf.golden.shift_accumulate import beats_of_row, rows_from_trace, shift_accumulate_row

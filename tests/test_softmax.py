@@ -8,6 +8,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from damf.config import ConfigError, SoftmaxConfig
+from damf.blocks import generate_vectors, load_vectors
 from damf.golden import vectors
 from damf.golden.softmax import (accuracy, exp_parts, exp_poly, float_softmax, realistic_rows, row_beats,
                                  softmax_beats, softmax_row, split_beats)
@@ -159,10 +160,10 @@ def test_accuracy_bounds():
 
 def test_vector_file_round_trip(tmp_path):
     cfg = SoftmaxConfig(seq_len=5)
-    doc = vectors.generate(cfg, seed=2, count=7)
+    doc = generate_vectors(cfg, seed=2, count=7)
     path = tmp_path / "v.json"
     path.write_text(vectors.dumps(doc))
-    loaded, inputs, expected = vectors.load(path, block="softmax")
+    loaded, inputs, expected = load_vectors(path, block="softmax")
     assert loaded == cfg
     assert len(inputs["s"]) == len(expected["p"])
     assert all(len(r) == len(p) for r, p in zip(inputs["s"], expected["p"]))
@@ -170,7 +171,7 @@ def test_vector_file_round_trip(tmp_path):
     path.write_text(vectors.dumps(doc))
     with pytest.raises(vectors.VectorFileError,
                        match=r"^vector file '.*': inputs\.s\[0\] must hold 1 \.\. 5 integers, not 6$"):
-        vectors.load(path)
+        load_vectors(path)
 
 
 def test_payload_packing():

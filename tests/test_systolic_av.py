@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from damf.config import ConfigError, SystolicAVConfig, SystolicQKConfig
+from damf.blocks import generate_vectors, load_vectors
 from damf.golden import vectors
 from damf.golden.systolic_qk import av_product, score_rows, scores_from_rows
 
@@ -34,6 +35,6 @@ def test_golden_and_stream_order():
 def test_vector_file_round_trip(tmp_path):
     cfg = SystolicAVConfig(rows=2, cols=3, d_head=3, seq_len=4)
     path = tmp_path / "v.json"
-    path.write_text(vectors.dumps(vectors.generate(cfg, seed=2, count=5)))
-    loaded, inputs, expected = vectors.load(path, block="systolic-av")
+    path.write_text(vectors.dumps(generate_vectors(cfg, seed=2, count=5)))
+    loaded, inputs, expected = load_vectors(path, block="systolic-av")
     assert loaded == cfg and len(inputs["a"]) == len(expected["z"])

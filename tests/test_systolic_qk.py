@@ -8,6 +8,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from damf.config import PRESETS, ConfigError, SystolicQKConfig
+from damf.blocks import generate_vectors, load_vectors
 from damf.golden import vectors
 from damf.golden.systolic_qk import score_rows, scores, scores_from_rows
 from damf.hdl.systolic_qk import SystolicQK, pack_input_beats, unpack_output
@@ -99,10 +100,10 @@ def test_edge_problems_pair_every_edge_row():
 
 def test_vector_file_round_trip(tmp_path):
     cfg = SystolicQKConfig(rows=2, cols=3, d_head=3, seq_len=4)
-    doc = vectors.generate(cfg, seed=2, count=5)
+    doc = generate_vectors(cfg, seed=2, count=5)
     path = tmp_path / "v.json"
     path.write_text(vectors.dumps(doc))
-    loaded, inputs, expected = vectors.load(path, block="systolic-qk")
+    loaded, inputs, expected = load_vectors(path, block="systolic-qk")
     assert loaded == cfg
     assert len(inputs["q"]) == len(expected["s"]) == 4 * (len(vectors.qk_edge_problems(cfg)) + 2)
     doc["inputs"]["q"] = doc["inputs"]["q"][:-1]
@@ -110,7 +111,7 @@ def test_vector_file_round_trip(tmp_path):
     path.write_text(vectors.dumps(doc))
     with pytest.raises(vectors.VectorFileError,
                        match=r"^vector file '.*': inputs\.q must hold a positive multiple of seq_len = 4 rows, not 23$"):
-        vectors.load(path)
+        load_vectors(path)
 
 
 def simulate(cfg, problems, *, seed=0, stall=0.3):

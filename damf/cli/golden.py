@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from ..blocks import BLOCKS, get_block
+from ..blocks import BLOCKS, generate_vectors, get_block
 from ..config import PRESETS
 from ..errors import ConfigError
 from ..files import write_atomically
@@ -57,7 +57,7 @@ def run_golden(args):
     files = {}
     for path, cfg in cfgs.items():
         with Heartbeat(f"golden: {path.parent.name}/{cfg.block}" if args.block is None else f"golden: {cfg.block}"):
-            files[path] = vectors.dumps(vectors.generate(cfg, seed=args.seed, count=args.count))
+            files[path] = vectors.dumps(generate_vectors(cfg, seed=args.seed, count=args.count))
     write_atomically(files)
     for path in files:
         print(f"wrote {path}")

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..blocks import get_block
+from ..blocks import get_block, load_vectors
 from ..golden import vectors
 from ..limits import Heartbeat
 from ..toolchain import SIMULATORS
@@ -42,7 +42,7 @@ class _SimLog(logging.Filter):
 
 def run_sim(args):
     from ..sim.runner import SimFailed, run_testbench    # lazy: cocotb-test only when simulating (start-up)
-    cfg, inputs, expected = vectors.load(args.vectors, block=args.block)
+    cfg, inputs, expected = load_vectors(args.vectors, block=args.block)
     build = Path(args.build) / cfg.block
     build.mkdir(parents=True, exist_ok=True)
     results = (build / "results.json").resolve()
