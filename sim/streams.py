@@ -19,8 +19,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 
-__all__ = ["pack", "unpack", "random_pattern", "cocotb_timeout", "STALLS", "stall_probabilities",
-           "StreamDriver", "StreamMonitor", "BlockTB"]
+__all__ = ["random_pattern", "cocotb_timeout", "STALLS", "stall_probabilities", "StreamDriver", "StreamMonitor",
+           "BlockTB"]
 
 
 def cocotb_timeout(default_ms=5):
@@ -46,23 +46,6 @@ def stall_probabilities(stalls, *, idle=0.3, backpressure=0.3):
     idle = float(os.environ.get("DAMF_IDLE", idle))
     backpressure = float(os.environ.get("DAMF_BACKPRESSURE", backpressure))
     return (idle if stalls in ("idle", "both") else 0.0, backpressure if stalls in ("backpressure", "both") else 0.0)
-
-
-def pack(values, width):
-    """Pack signed integers into one int, element 0 in the least significant bits."""
-    word, mask = 0, (1 << width) - 1
-    for i, value in enumerate(values):
-        word |= (int(value) & mask) << (i * width)
-    return word
-
-
-def unpack(word, width, count):
-    """Inverse of :func:`pack`: ``count`` signed integers of ``width`` bits."""
-    out, mask, sign = [], (1 << width) - 1, 1 << (width - 1)
-    for i in range(count):
-        v = (word >> (i * width)) & mask
-        out.append(v - (1 << width) if v & sign else v)
-    return out
 
 
 def random_pattern(rng, probability):

@@ -2,10 +2,11 @@
 around ``damf-head`` and ``inner-product``, driven by cocotbext-axi and checked bit for bit
 against the golden models.
 
-The AXI byte layout is built here from the golden values and the widths of the configuration,
-as docs/integration.md documents it -- not from the wrapper's code: ``tdata`` is the payload
-without ``last`` (lanes packed from bit 0, element 0 lowest, two's complement), zero-padded to
-whole bytes, little-endian bytes (AXI4-Stream byte 0 = ``tdata[7:0]``); ``tlast`` is ``last``.
+The AXI byte layout is built here from the golden values and the block's payload layouts
+(packed by ``hdl.payload``), as docs/integration.md documents it -- not from the wrapper's
+code: ``tdata`` is the payload without ``last`` (lanes packed from bit 0, element 0 lowest,
+two's complement), zero-padded to whole bytes, little-endian bytes (AXI4-Stream byte 0 =
+``tdata[7:0]``); ``tlast`` is ``last``.
 Input pad bits are sent as random noise (the wrapper ignores them); output pad bits must be 0.
 
 Environment (set by ``sim/test_axis.py``): ``DAMF_CONFIG`` (``BLOCK.json``), ``DAMF_SEED``,
@@ -29,8 +30,9 @@ from ..golden import vectors as golden_vectors
 from ..golden.damf_head_block import damf_head_block, heads, weight_vectors
 from ..golden.inner_product import inner_product
 from ..hdl.damf_head import unpack_output, v_words, x_beats
-from ..hdl.inner_product import pack_weight_words
-from .streams import STALLS, cocotb_timeout, random_pattern, stall_probabilities, unpack
+from ..hdl.inner_product import pack_tokens, pack_weight_words
+from ..hdl.inner_product import unpack_output as ip_unpack_output
+from .streams import STALLS, cocotb_timeout, random_pattern, stall_probabilities
 
 TIMEOUT = cocotb_timeout(40)
 
@@ -171,11 +173,7 @@ async def run_inner_product(dut, idle, backpressure):
         u, v = cfg.fixed_vectors()
     tokens = golden_vectors.edge_tokens(cfg) + \
         golden_vectors.random_tokens(cfg, tb.nprng, int(os.environ.get("DAMF_COUNT", "200"))).tolist()
-    beats = []
-    for token in tokens:
-        token = list(token) + [0] * (cfg.beats * cfg.lanes - cfg.d_model)
-        beats += [sum((int(e) & ((1 << cfg.x_width) - 1)) << (j * cfg.x_width)
-                      for j, e in enumerate(token[b * cfg.lanes:(b + 1) * cfg.lanes])) for b in range(cfg.beats)]
+    beats = pack_tokens(cfg, tokens)
     # i has no `last` field: tlast is ignored, so the beats go in frames of random lengths
     while beats:
         n = tb.rng.randint(1, 2 * cfg.beats + 1)
@@ -184,9 +182,8 @@ async def run_inner_product(dut, idle, backpressure):
     p, q = inner_product(cfg, tokens, u, v)
     got = await tb.receive(len(tokens), 2 * cfg.rank * cfg.out_width, 40 * (cfg.beats + cfg.latency) + 1000)
     for t, ((beat, tlast), ep, eq) in enumerate(zip(got, p.tolist(), q.tolist())):
-        g = unpack(beat, cfg.out_width, 2 * cfg.rank)
-        assert (g[:cfg.rank], g[cfg.rank:]) == (ep, eq), \
-            f"token {t}: p={g[:cfg.rank]} q={g[cfg.rank:]}, expected p={ep} q={eq} (seed {tb.seed})"
+        gp, gq = ip_unpack_output(cfg, beat)
+        assert (gp, gq) == (ep, eq), f"token {t}: p={gp} q={gq}, expected p={ep} q={eq} (seed {tb.seed})"
         assert tlast, f"token {t}: tlast 0 on a one-beat result (seed {tb.seed})"
     await ClockCycles(dut.aclk, 20)
     assert tb.sink.empty(), f"more than {len(tokens)} results (seed {tb.seed})"

@@ -26,8 +26,8 @@ from ..config import BaselineHeadConfig
 from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.baseline_head import head, head_x, random_x_head, weights, x_edge_problems, z_beats, z_from_beats
-from ..hdl.baseline_head import v_words, w_words, x_words
-from .streams import STALLS, BlockTB, cocotb_timeout, pack, stall_probabilities, unpack
+from ..hdl.baseline_head import qkv_words, unpack_output, v_words, w_words, x_words
+from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
 
 TIMEOUT = cocotb_timeout()
 IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
@@ -57,10 +57,8 @@ class TB(BlockTB):
         """Queue the ``seq_len`` token beats of one head and, unless ``expect`` is false, its
         golden ``Z`` beats."""
         cfg = self.cfg
-        D = cfg.d_head
-        for t in range(cfg.seq_len):
-            self.src.send(pack(q[t], cfg.q_width) | pack(k[t], cfg.k_width) << (D * cfg.q_width)
-                          | pack(v[t], cfg.v_width) << (D * (cfg.q_width + cfg.k_width)))
+        for word in qkv_words(cfg, q, k, v):
+            self.src.send(word)
         if expect:
             self.expected += z_beats(cfg, head(cfg, q, k, v))
         self.heads += 1
@@ -103,7 +101,7 @@ class TB(BlockTB):
         await super().wait_results(count, budget, "Z beats")
 
     def results(self):
-        return [unpack(word, self.cfg.out_width, self.cfg.cols) for word in self.out.received]
+        return [unpack_output(self.cfg, word) for word in self.out.received]
 
     async def check(self):
         """Wait for every expected beat of ``Z`` and compare them all, in order."""

@@ -47,14 +47,13 @@ class TB(BlockTB):
         """Queue one head (cross-attention: queries ``X``, keys ``Y``, values ``V``) and unless
         ``expect`` is false its golden rows; ``last=False``: no ``last`` flag on any beat (a head
         cut short, or one ended by its ``seq_len``-th token)."""
-        x_last, v_last = 1 << (self.cfg.lanes * self.cfg.x_width), 1 << (self.cfg.d_head * self.cfg.v_width)
-        for word in x_beats(self.cfg, X):
-            self.x.send(word if last else word & ~x_last)
+        for word in x_beats(self.cfg, X, last=last):
+            self.x.send(word)
         if self.cfg.cross:
-            for word in x_beats(self.cfg, Y):
-                self.y.send(word if last else word & ~x_last)
-        for word in v_words(self.cfg, V):
-            self.v.send(word if last else word & ~v_last)
+            for word in x_beats(self.cfg, Y, last=last):
+                self.y.send(word)
+        for word in v_words(self.cfg, V, last=last):
+            self.v.send(word)
         if expect:
             self.expected += damf_head_block(self.cfg, X, V, self.u, self.vw, Y=Y).tolist()
             self.expected_last += row_lasts([len(X)])
@@ -237,11 +236,10 @@ async def reset_mid_head(dut):
         await tb.load_weights(tb.u, tb.vw)
     tb.head(*tb.random_head(S), expect=False)                 # head A: all in, rows under way
     X, V, _ = tb.random_head(2)
-    x_last, v_last = 1 << (cfg.lanes * cfg.x_width), 1 << (cfg.d_head * cfg.v_width)
-    for word in x_beats(cfg, X):                              # head B: two tokens, no last
-        tb.x.send(word & ~x_last)
-    for word in v_words(cfg, V):
-        tb.v.send(word & ~v_last)
+    for word in x_beats(cfg, X, last=False):                  # head B: two tokens, no last
+        tb.x.send(word)
+    for word in v_words(cfg, V, last=False):
+        tb.v.send(word)
     await tb.x.wait_empty()
     await tb.v.wait_empty()
     if tb.y is not None:

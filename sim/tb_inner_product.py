@@ -23,8 +23,8 @@ from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.inner_product import inner_product
 from ..golden.quant import int_range
-from ..hdl.inner_product import pack_weight_words
-from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities, pack, unpack
+from ..hdl.inner_product import pack_tokens, pack_weight_words, unpack_output
+from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
 
 
 # Every test fails, rather than hangs, if the unit deadlocks.
@@ -62,12 +62,9 @@ class TB(BlockTB):
             p, q = inner_product(cfg, tokens, u, v)
             self.expected_p += p.tolist()
             self.expected_q += q.tolist()
-        for token in tokens:
-            token = list(token)
-            # Padding lanes of the last beat must be ignored: fill them with noise.
-            token += [self.rng.randint(lo, hi) for _ in range(cfg.beats * cfg.lanes - cfg.d_model)]
-            for b in range(cfg.beats):
-                self.x.send(pack(token[b * cfg.lanes:(b + 1) * cfg.lanes], cfg.x_width))
+        # Padding lanes of the last beat must be ignored: fill them with noise.
+        for word in pack_tokens(cfg, tokens, pad=lambda: self.rng.randint(lo, hi)):
+            self.x.send(word)
 
     async def wait_results(self, count):
         """Wait for ``count`` results in total, failing (not hanging) if they do not come.
@@ -79,9 +76,8 @@ class TB(BlockTB):
         await super().wait_results(count, budget, "results")
 
     def results(self):
-        w, r = self.cfg.out_width, self.cfg.rank
-        got = [unpack(word, w, 2 * r) for word in self.out.received]
-        return [g[:r] for g in got], [g[r:] for g in got]
+        got = [unpack_output(self.cfg, word) for word in self.out.received]
+        return [p for p, _ in got], [q for _, q in got]
 
     async def check(self):
         """Wait for every expected result and compare them all, in order."""

@@ -38,11 +38,8 @@ class TB(BlockTB):
             c = cfg.parallel if full else self.rng.randint(1, cfg.parallel)
             chunk = [int(a) for a in row[i:i + c]]
             i += len(chunk)
-            word = pack_output(cfg, chunk, i >= len(row))
             pad = [self.rng.randint(lo, hi) for _ in range(cfg.parallel - len(chunk))]
-            for j, a in enumerate(pad):  # noise in the lanes beyond count
-                word |= (a & ((1 << cfg.score_width) - 1)) << ((len(chunk) + j) * cfg.score_width)
-            self.i.send(word)
+            self.i.send(pack_output(cfg, chunk, i >= len(row), pad=pad))  # noise in the lanes beyond count
         r = row_setup(cfg, [row])
         self.expected.append({k: int(r[k][0]) for k in fields(cfg)})
 

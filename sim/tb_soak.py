@@ -35,7 +35,7 @@ from ..golden import vectors as golden_vectors
 from ..golden.damf_head_block import weight_vectors
 from . import tb_baseline_head, tb_damf_head, tb_inner_product, tb_row_stats, tb_score
 from . import tb_shift_accumulate, tb_softmax, tb_systolic_av, tb_systolic_qk
-from .streams import random_pattern, unpack
+from .streams import random_pattern
 
 CLOCK_NS = 10           # BlockTB's clock
 STEP = 500              # cycles between two looks at the output
@@ -98,7 +98,8 @@ def _ip_take(tb):
 
 
 def _ip_decode(tb, word):
-    return unpack(word, tb.cfg.out_width, 2 * tb.cfg.rank)
+    p, q = tb_inner_product.unpack_output(tb.cfg, word)
+    return p + q
 
 
 # ---- systolic-qk / systolic-av: problems, one score row per o beat ---------------------------
@@ -118,7 +119,7 @@ def _av_batch(tb, first):
 
 
 def _rows_decode(tb, word):
-    return unpack(word, tb.cfg.acc_width, tb.cfg.cols)
+    return tb_systolic_qk.unpack_output(tb.cfg, word)
 
 
 # ---- score: heads of keys and queries, one beat of scores per o beat -------------------------
@@ -210,7 +211,7 @@ def _baseline_batch(tb, first):
 
 
 def _baseline_decode(tb, word):
-    return unpack(word, tb.cfg.out_width, tb.cfg.cols)
+    return tb_baseline_head.unpack_output(tb.cfg, word)
 
 
 # Keyed by block name (the names of damf.blocks.BLOCKS; tests/test_soak.py checks they agree).

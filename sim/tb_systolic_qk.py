@@ -24,8 +24,8 @@ from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.quant import int_range
 from ..golden.systolic_qk import score_rows, scores, scores_from_rows
-from ..hdl.systolic_qk import pack_input_beats
-from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities, unpack
+from ..hdl.systolic_qk import pack_input_beats, unpack_output
+from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
 
 
 # Every test fails, rather than hangs, if the engine deadlocks.
@@ -64,7 +64,7 @@ class TB(BlockTB):
         await super().wait_results(count, budget, "score rows")
 
     def results(self):
-        return [unpack(word, self.cfg.acc_width, self.cfg.cols) for word in self.out.received]
+        return [unpack_output(self.cfg, word) for word in self.out.received]
 
     async def check(self):
         """Wait for every expected score row and compare them all, in order."""

@@ -9,8 +9,8 @@ from amaranth.sim import Simulator
 from damf.config import InnerProductConfig
 from damf.golden.inner_product import inner_product
 from damf.golden.vectors import edge_tokens, random_tokens, random_weights
-from damf.hdl.inner_product import LANES_PER_SUM, InnerProduct, lane_groups, pack_weight_words
-from damf.sim.streams import pack, unpack
+from damf.hdl.inner_product import (LANES_PER_SUM, InnerProduct, lane_groups, pack_tokens, pack_weight_words,
+                                    unpack_output)
 
 
 def simulate(cfg, tokens, u, v, *, seed=0, stall=0.3):
@@ -26,10 +26,7 @@ def simulate(cfg, tokens, u, v, *, seed=0, stall=0.3):
                 ctx.set(dut.w.valid, 1)
                 await ctx.tick().until(dut.w.ready)
             ctx.set(dut.w.valid, 0)
-        beats = []
-        for t in tokens:
-            t = list(t) + [rng.randint(-4, 3) for _ in range(cfg.beats * cfg.lanes - cfg.d_model)]
-            beats += [pack(t[b * cfg.lanes:(b + 1) * cfg.lanes], cfg.x_width) for b in range(cfg.beats)]
+        beats = pack_tokens(cfg, tokens, pad=lambda: rng.randint(-4, 3))
         cycles = 0
         while len(results) < len(tokens):
             offer = bool(beats) and rng.random() >= stall
@@ -42,8 +39,7 @@ def simulate(cfg, tokens, u, v, *, seed=0, stall=0.3):
             if offer and i_ready:
                 beats.pop(0)
             if o_valid and o_ready:
-                out = unpack(payload, cfg.out_width, 2 * cfg.rank)
-                results.append((out[:cfg.rank], out[cfg.rank:]))
+                results.append(unpack_output(cfg, payload))
             cycles += 1
             assert cycles < 100 * (len(tokens) + 1) * cfg.beats, "unit stalled"
 
