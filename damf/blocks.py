@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from . import block_sizes as sizes
 from .config import (BaselineHeadConfig, ConfigError, DamfHeadBlockConfig, InnerProductConfig, RowStatsConfig,
                      ScoreConfig, ShiftAccumulateConfig, SoftmaxConfig, SystolicAVConfig, SystolicQKConfig)
 from .golden import vectors
@@ -56,9 +57,13 @@ class Block:
 
     ``rtl`` is ``"module:Class"``, the :class:`amaranth.lib.wiring.Component` built from one
     configuration; ``vectors`` the block's golden model and vector-file functions; ``timing``
-    its cycle figures, of which ``latency`` names the one that is ``BLOCK.json``'s latency;
-    ``role`` the ``(comparison, side)`` it is part of in ``damf synth``'s comparison (``None``:
-    in none) and ``part_of(damf_head, baseline_head)`` its configuration at a head's shape."""
+    its cycle figures, of which ``latency`` names the one that is ``BLOCK.json``'s latency
+    (``None``: the block has none, as a head that takes a whole problem before it answers);
+    ``generate_terms`` and ``vector_values`` its size models (``damf/block_sizes.py``: the
+    time to generate its Verilog, the integers of a vector file per ``--count``), by which
+    ``damf/limits.py`` refuses sizes that could not finish; ``role`` the ``(comparison, side)``
+    it is part of in ``damf synth``'s comparison (``None``: in none) and
+    ``part_of(damf_head, baseline_head)`` its configuration at a head's shape."""
 
     name: str
     summary: str
@@ -67,7 +72,9 @@ class Block:
     vectors: vectors.VectorSpec
     testbench: str
     timing: tuple
-    latency: str = "latency"
+    latency: str | None = "latency"
+    generate_terms: Callable
+    vector_values: Callable
     role: tuple | None = None
     part_of: Callable | None = None
     variants: tuple = ({},)     # overrides linted beside each preset (structurally different RTL)
@@ -104,6 +111,8 @@ BLOCKS = {block.name: block for block in (
         rtl=_HDL + "inner_product:InnerProduct",
         vectors=vectors.INNER_PRODUCT,
         testbench=_TB + "inner_product",
+        generate_terms=sizes.inner_product_terms,
+        vector_values=sizes.inner_product_values,
         timing=(Figure("latency", "latency", meaning="Cycles from the handshake of a token's last beat to o.valid, "
                                                      "without backpressure"),
                 Figure("cycles_per_token", "beats")),
@@ -118,6 +127,8 @@ BLOCKS = {block.name: block for block in (
         rtl=_HDL + "systolic_qk:SystolicQK",
         vectors=vectors.SYSTOLIC_QK,
         testbench=_TB + "systolic_qk",
+        generate_terms=sizes.systolic_terms,
+        vector_values=sizes.systolic_values,
         timing=(Figure("latency", "latency"), Figure("cycles_per_tile", "cycles_per_tile"),
                 Figure("tile_cycles", "tile_cycles"), Figure("cycles", "cycles")),
         role=("score", "baseline"),
@@ -132,6 +143,8 @@ BLOCKS = {block.name: block for block in (
         rtl=_HDL + "score:Score",
         vectors=vectors.SCORE,
         testbench=_TB + "score",
+        generate_terms=sizes.score_terms,
+        vector_values=sizes.score_values,
         timing=(Figure("latency", "latency"), Figure("cycles_per_row", "row_beats", ("seq_len",)),
                 Figure("cycles", "cycles", ("seq_len", "seq_len"))),
         role=("score", "damf"),
@@ -147,6 +160,8 @@ BLOCKS = {block.name: block for block in (
         rtl=_HDL + "row_stats:RowStats",
         vectors=vectors.ROW_STATS,
         testbench=_TB + "row_stats",
+        generate_terms=sizes.row_stats_terms,
+        vector_values=sizes.row_values,
         timing=(Figure("setup_cycles", "setup_cycles"), Figure("cycles_per_row", "row_cycles", ("seq_len",))),
         latency="setup_cycles",
         role=("axv", "damf"),
@@ -161,6 +176,8 @@ BLOCKS = {block.name: block for block in (
         rtl=_HDL + "shift_accumulate:ShiftAccumulate",
         vectors=vectors.SHIFT_ACCUMULATE,
         testbench=_TB + "shift_accumulate",
+        generate_terms=sizes.shift_accumulate_terms,
+        vector_values=sizes.shift_accumulate_values,
         timing=(Figure("latency", "latency"), Figure("round_cycles", "round_cycles")),
         role=("axv", "damf"),
         part_of=lambda damf, base: damf.shift_accumulate,
@@ -176,6 +193,8 @@ BLOCKS = {block.name: block for block in (
         rtl=_HDL + "damf_head:DamfHead",
         vectors=vectors.DAMF_HEAD,
         testbench=_TB + "damf_head",
+        generate_terms=sizes.damf_head_terms,
+        vector_values=sizes.damf_head_values,
         timing=(Figure("latency", "latency"), Figure("issue_latency", "issue_latency"),
                 Figure("row_latency", "row_latency"), Figure("row_period", "row_period", ()),
                 Figure("cycles_per_head", "cycles_per_head", ("seq_len",)), Figure("head_interval", "head_interval")),
@@ -195,6 +214,8 @@ BLOCKS = {block.name: block for block in (
         rtl=_HDL + "softmax:Softmax",
         vectors=vectors.SOFTMAX,
         testbench=_TB + "softmax",
+        generate_terms=sizes.softmax_terms,
+        vector_values=sizes.row_values,
         timing=(Figure("row_latency", "row_latency"), Figure("row_cycles", "row_cycles", ("seq_len",)),
                 Figure("row_interval", "row_interval", ("seq_len",))),
         latency="row_latency",
@@ -211,6 +232,8 @@ BLOCKS = {block.name: block for block in (
         rtl=_HDL + "systolic_qk:SystolicQK",
         vectors=vectors.SYSTOLIC_AV,
         testbench=_TB + "systolic_av",
+        generate_terms=sizes.systolic_terms,
+        vector_values=sizes.systolic_values,
         timing=(Figure("latency", "latency"), Figure("cycles_per_tile", "cycles_per_tile"),
                 Figure("tile_cycles", "tile_cycles"),
                 Figure("cycles", "cycles", meaning="Cycles from the first input handshake to the last Z row's "
@@ -229,8 +252,11 @@ BLOCKS = {block.name: block for block in (
         rtl=_HDL + "baseline_head:BaselineHead",
         vectors=vectors.BASELINE_HEAD,
         testbench=_TB + "baseline_head",
+        generate_terms=sizes.baseline_head_terms,
+        vector_values=sizes.baseline_head_values,
         timing=(Figure("load_end", "load_end"), Figure("cycles", "cycles"), Figure("head_interval", "head_interval"),
                 Figure("compute_span", "compute_span", when=lambda cfg: cfg.banks == 2)),
+        latency=None,
         role=("head", "baseline"),
         part_of=lambda damf, base: base,
         # padding rows and columns in both arrays, a 1 x 1 array; inputs=x (the Q/K projection:

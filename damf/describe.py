@@ -163,6 +163,5 @@ def describe(cfg, *, prefix=DEFAULT_PREFIX, axis=False):
         ports = _ports(component, clock=True)
         streams = _block_streams(component, ports)
     figures = timing(cfg)
-    latency = block.latency
     return {"module": module_name(block.name, prefix, axis=axis), "ports": ports, "streams": streams,
-            "latency": figures[latency]["cycles"] if latency in figures else None, "timing": figures}
+            "latency": figures[block.latency]["cycles"] if block.latency else None, "timing": figures}

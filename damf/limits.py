@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+from .blocks import get_block
 from .errors import ConfigError
 
 __all__ = ["GENERATE_BUDGET_S", "MEMORY_BUDGET_BYTES", "ACCURACY_BUDGET_S", "MAX_FINETUNE_STEPS", "MAX_LOGIT_GAIN", "generate_terms",
@@ -51,43 +52,11 @@ def human_seconds(s):
 
 # ---- generate --------------------------------------------------------------------------------
 
-def _beats(cfg):
-    return -(-cfg.d_model // cfg.lanes)
-
-
 def generate_terms(cfg):
-    """``{part: seconds}``: the estimated time to elaborate and write ``cfg``'s Verilog, by the
-    structures it grows with (multipliers, adder-tree columns, memory words), each at a cost
-    per unit measured on the bert-base blocks (docs/limits.md).  An order of magnitude, for
-    refusing absurd sizes and for the time-left figure, not a benchmark."""
-    b = cfg.block
-    terms = {"fixed": 1.0}
-    if b in ("inner-product", "damf-head"):
-        terms["inner-product multipliers"] = 0.03 * 2 * cfg.lanes * cfg.rank
-        terms["inner-product weight words"] = 0.0012 * _beats(cfg) * 2 * cfg.rank
-    if b in ("score", "damf-head"):
-        terms["score multipliers"] = 0.015 * cfg.parallel * cfg.rank
-        terms["key words"] = 0.0003 * cfg.seq_len * cfg.rank
-    if b in ("row-stats", "damf-head"):
-        terms["row-stats lanes"] = 0.03 * cfg.parallel
-    if b in ("shift-accumulate", "damf-head"):
-        terms["shift-add columns"] = 0.055 * cfg.parallel * cfg.d_head
-    if b == "damf-head":
-        terms["row and V buffers"] = 0.0035 * cfg.seq_len + 0.0001 * cfg.seq_len * cfg.d_head
-    if b == "softmax":
-        terms["softmax lanes"] = 0.04 * cfg.parallel
-    if b in ("systolic-qk", "systolic-av"):
-        terms["processing elements"] = 0.008 * cfg.rows * cfg.cols
-    if b == "baseline-head":
-        terms["processing elements"] = 0.03 * cfg.rows * cfg.cols
-        terms["softmax lanes"] = 0.04 * cfg.cols
-        terms["Q, K, V buffers"] = 0.0003 * cfg.seq_len * cfg.d_head * cfg.banks
-        if cfg.inputs == "x":
-            terms["projection multipliers"] = 0.03 * 2 * cfg.lanes * cfg.d_head
-            terms["projection weight words"] = 0.0012 * _beats(cfg) * 2 * cfg.d_head
-    if len(terms) == 1:
-        raise ValueError(f"no size model for block '{b}'")
-    return terms
+    """``{part: seconds}``: the estimated time to elaborate and write ``cfg``'s Verilog, a fixed
+    second and the terms of the block's size model (its registry entry's ``generate_terms``,
+    ``damf/block_sizes.py``)."""
+    return {"fixed": 1.0, **get_block(cfg.block).generate_terms(cfg)}
 
 
 def generate_seconds(cfg):
@@ -110,23 +79,8 @@ def check_generate(cfg):
 # ---- golden ------------------------------------------------------------------------------------
 
 def vector_values_per_count(cfg):
-    """Integers a vector file holds per unit of ``--count`` (a token, a row or a score row)."""
-    b = cfg.block
-    if b == "inner-product":
-        return cfg.d_model + 2 * cfg.rank
-    if b in ("systolic-qk", "systolic-av"):
-        return 2 * cfg.d_head + cfg.seq_len
-    if b == "score":
-        return 2 * cfg.rank + cfg.seq_len
-    if b in ("softmax", "row-stats"):
-        return 2 * cfg.seq_len + 16
-    if b == "shift-accumulate":
-        return cfg.seq_len * (1 + cfg.d_head) + cfg.d_head
-    if b == "damf-head":
-        return cfg.d_model + 3 * cfg.d_head
-    if b == "baseline-head":
-        return 4 * cfg.d_head + (cfg.d_model if cfg.inputs == "x" else 0)
-    raise ValueError(f"no size model for block '{b}'")
+    """Integers a vector file holds per unit of ``--count`` (its registry entry's ``vector_values``)."""
+    return get_block(cfg.block).vector_values(cfg)
 
 
 def check_golden_count(cfgs, count):
