@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from damf.blocks import BLOCKS
-from damf.golden.vectors import BLOCK_VECTORS
 from damf.sim.block_test import committed_vectors
 
 
@@ -48,7 +47,7 @@ def test_every_block_replays_its_committed_file():
     """Each block's ``sim/test_BLOCK.py`` has the configuration of its committed vector file,
     so ``make test`` replays all nine (``damf.sim.block_test.run_block``)."""
     missing = []
-    for block in BLOCK_VECTORS:
+    for block in BLOCKS:
         path = Path(__file__).resolve().parent / f"test_{block.replace('-', '_')}.py"
         spec = importlib.util.spec_from_file_location(f"_configs_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
