@@ -14,7 +14,7 @@ block's component class is imported when it is first built (:meth:`Block.build`)
 
 import importlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from . import block_sizes as sizes
@@ -23,8 +23,8 @@ from .config import (BaselineHeadConfig, ConfigError, DamfHeadBlockConfig, Inner
 from .golden import vectors
 from .golden.vector_checks import VectorFileError
 
-__all__ = ["Figure", "Block", "BLOCKS", "SIDES", "get_block", "comparisons", "load_vectors", "generate_vectors",
-           "DEFAULT_PREFIX", "MAX_PREFIX_CHARS", "check_prefix", "module_name"]
+__all__ = ["Figure", "Formal", "FORMAL_DEPTHS", "Block", "BLOCKS", "SIDES", "get_block", "comparisons", "load_vectors",
+           "generate_vectors", "DEFAULT_PREFIX", "MAX_PREFIX_CHARS", "check_prefix", "module_name"]
 
 #: the prefix of every Verilog module ``damf generate`` writes (``--prefix``)
 DEFAULT_PREFIX = "damf_"
@@ -51,6 +51,42 @@ class Figure:
     when: Callable | None = None
 
 
+#: depths in cycles of the bounded formal checks (``python -m damf.formal``), unless a block's
+#: :attr:`Formal.depths` says otherwise: ``data`` (and its cover) must let a whole transfer before
+#: the tagged one and the tagged one complete; ``count`` must reach past the first pending unit
+#: plus the liveness latency of the block's spec relations (a head's: past the head's latency)
+FORMAL_DEPTHS = {"stable": 16, "count": 12, "order": 12, "data": 12}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Formal:
+    """A block's formal harness (``python -m damf.formal``, docs/formal.md).
+
+    ``spec`` is ``"module:function"``, the spec builder (in ``hdl/formal.py``) that turns a
+    configuration into the :class:`~damf.hdl.formal.Spec` of properties the harness checks;
+    ``config`` the overrides of the block's default preset that make the small configuration the
+    checks run at (every stream and control path, data paths of two or three bits, so that the
+    solver's work is in the control); ``depths`` the depths, per check, that differ from
+    :data:`FORMAL_DEPTHS` (``self.depths`` holds every check's)."""
+
+    spec: str
+    config: dict
+    depths: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        unknown = set(self.depths) - set(FORMAL_DEPTHS)
+        if unknown:
+            raise ValueError(f"Formal depths must be among {', '.join(FORMAL_DEPTHS)}, "
+                             f"not {', '.join(sorted(unknown))}")
+        object.__setattr__(self, "depths", {**FORMAL_DEPTHS, **self.depths})    # frozen: set once, here
+
+    def spec_builder(self):
+        """The spec builder function (``spec``)."""
+        path, _, attribute = self.spec.partition(":")
+        # imported on first use, not with the registry: the specs are written in Amaranth
+        return getattr(importlib.import_module(path), attribute)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Block:
     """A registered block (see the module docstring).
@@ -63,7 +99,8 @@ class Block:
     time to generate its Verilog, the integers of a vector file per ``--count``), by which
     ``damf/limits.py`` refuses sizes that could not finish; ``role`` the ``(comparison, side)``
     it is part of in ``damf synth``'s comparison (``None``: in none) and
-    ``part_of(damf_head, baseline_head)`` its configuration at a head's shape."""
+    ``part_of(damf_head, baseline_head)`` its configuration at a head's shape; ``formal`` its
+    formal harness (``None``: it has none, and ``python -m damf.formal`` passes it by)."""
 
     name: str
     summary: str
@@ -78,6 +115,7 @@ class Block:
     role: tuple | None = None
     part_of: Callable | None = None
     variants: tuple = ({},)     # overrides linted beside each preset (structurally different RTL)
+    formal: Formal | None = None
 
     @property
     def module(self):
@@ -119,6 +157,8 @@ BLOCKS = {block.name: block for block in (
         role=("score", "damf"),
         part_of=lambda damf, base: damf.inner_product,
         variants=({}, {"weights": "fixed"}),
+        formal=Formal(spec="damf.hdl.formal:inner_product_spec",
+                      config={"d_model": 4, "lanes": 2, "x_width": 2, "w_width": 2}),
     ),
     Block(
         name="systolic-qk",
@@ -135,6 +175,9 @@ BLOCKS = {block.name: block for block in (
         part_of=lambda damf, base: base.qk,
         # padding rows and columns, and i.ready held between tiles (d_head < max(rows, cols))
         variants=({}, {"rows": 3, "cols": 5, "d_head": 2}),
+        formal=Formal(spec="damf.hdl.formal:systolic_spec",
+                      config={"rows": 2, "cols": 2, "d_head": 1, "seq_len": 2, "q_width": 2, "k_width": 2},
+                      depths={"count": 14}),
     ),
     Block(
         name="score",
@@ -151,6 +194,9 @@ BLOCKS = {block.name: block for block in (
         part_of=lambda damf, base: damf.score,
         # one score per beat, and a partial last beat (seq_len not a multiple of parallel)
         variants=({}, {"parallel": 1}, {"parallel": 3}),
+        formal=Formal(spec="damf.hdl.formal:score_spec",
+                      config={"seq_len": 2, "d_head": 1, "pq_width": 2, "v_width": 2, "parallel": 1},
+                      depths={"count": 14}),
     ),
     Block(
         name="row-stats",
@@ -167,6 +213,9 @@ BLOCKS = {block.name: block for block in (
         role=("axv", "damf"),
         part_of=lambda damf, base: damf.row_stats,
         variants=({}, {"mode": "maclaurin-abs"}, {"parallel": 3}, {"mode": "base2"}),
+        formal=Formal(spec="damf.hdl.formal:row_stats_spec",
+                      config={"seq_len": 2, "d_head": 1, "pq_width": 2, "v_width": 2, "parallel": 1},
+                      depths={"count": 14}),
     ),
     Block(
         name="shift-accumulate",
@@ -183,6 +232,10 @@ BLOCKS = {block.name: block for block in (
         part_of=lambda damf, base: damf.shift_accumulate,
         # one key per beat; an odd tree and one end-of-row unit per lane
         variants=({}, {"mode": "base2"}, {"parallel": 1}, {"parallel": 3, "round_lanes": 3}),
+        formal=Formal(spec="damf.hdl.formal:shift_accumulate_spec",
+                      config={"seq_len": 2, "d_head": 1, "pq_width": 2, "v_width": 2, "parallel": 1,
+                              "weight_frac": 2},
+                      depths={"count": 16}),
     ),
     Block(
         name="damf-head",
@@ -205,6 +258,11 @@ BLOCKS = {block.name: block for block in (
         variants=({}, {"weights": "fixed"}, {"parallel": 1}, {"parallel": 3, "mode": "maclaurin-abs"},
                   {"causal": True}, {"cross": True}, {"mode": "base2"}, {"mode": "base2", "causal": True},
                   {"pq_width": 4, "pq_shift": 2}),
+        # heads of exactly seq_len tokens; count passes the head's latency (43 cycles)
+        formal=Formal(spec="damf.hdl.formal:damf_head_spec",
+                      config={"seq_len": 2, "d_head": 1, "pq_width": 2, "v_width": 2, "parallel": 1, "d_model": 2,
+                              "lanes": 2, "x_width": 2, "w_width": 2, "weights": "fixed", "pq_shift": 1},
+                      depths={"count": 52}),
     ),
     Block(
         name="softmax",
@@ -224,6 +282,12 @@ BLOCKS = {block.name: block for block in (
         # exp_shift < exp_frac (a left shift of the fraction) with one score per beat and a
         # single-score row; a partial last beat (seq_len not a multiple of parallel)
         variants=({}, {"scale": 3, "scale_frac": 0, "seq_len": 1, "parallel": 1}, {"parallel": 3}),
+        # data: a row's output starts row_latency = 22 cycles after it (at 12 the cover fails);
+        # count: the first row's liveness bound (26 cycles from the first pending row) is in
+        # reach at 31, and ABC's bmc3 takes about 3.5 times longer per frame past 30
+        formal=Formal(spec="damf.hdl.formal:softmax_spec",
+                      config={"seq_len": 4, "parallel": 2, "in_width": 4, "exp_frac": 4, "prob_width": 2},
+                      depths={"count": 31, "data": 30}),
     ),
     Block(
         name="systolic-av",
@@ -243,6 +307,8 @@ BLOCKS = {block.name: block for block in (
         part_of=lambda damf, base: base.av,
         # padding rows and columns (L and d_head multiples of neither), i.ready held (L < cols)
         variants=({}, {"rows": 3, "cols": 5, "seq_len": 4, "d_head": 11}),
+        formal=Formal(spec="damf.hdl.formal:systolic_spec",
+                      config={"rows": 2, "cols": 1, "d_head": 1, "seq_len": 2, "q_width": 2, "k_width": 2}),
     ),
     Block(
         name="baseline-head",
@@ -263,6 +329,11 @@ BLOCKS = {block.name: block for block in (
         # runtime weights on w, and fixed weights); two banks of Q, K, V
         variants=({}, {"rows": 3, "cols": 2, "seq_len": 7, "d_head": 5}, {"rows": 1, "cols": 1},
                   {"inputs": "x"}, {"inputs": "x", "weights": "fixed"}, {"banks": 2}),
+        # inputs qk; count passes the head's latency (46 cycles)
+        formal=Formal(spec="damf.hdl.formal:baseline_head_spec",
+                      config={"rows": 1, "cols": 1, "d_head": 1, "seq_len": 2, "q_width": 2, "k_width": 2,
+                              "v_width": 2, "prob_width": 2},
+                      depths={"count": 56}),
     ),
 )}
 

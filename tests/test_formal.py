@@ -17,7 +17,7 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 
 from damf.blocks import BLOCKS
-from damf.formal import CONFIGS, checks_of, run_check
+from damf.formal import checks_of, config_of, run_check
 from damf.hdl import score as score_module
 from damf.hdl.score import Score
 
@@ -83,27 +83,27 @@ class _Wrapped(wiring.Component):
 def test_score_without_key_before_query_fails(tmp_path):
     broken = _mutant(Score, "self.i.ready.eq(pick(full, next_bank) & (~busy | (issue & issue_last)))",
                      "self.i.ready.eq(~busy | (issue & issue_last))")
-    result = run_check("score", "order", out=tmp_path, dut=broken(CONFIGS["score"]))
+    result = run_check("score", "order", out=tmp_path, dut=broken(config_of("score")))
     assert result.status == "FAIL", result.line()
     assert "before its bank's keys were loaded" in result.detail
 
 
 def test_score_mutant_helper_is_faithful(tmp_path):
     same = _mutant(Score, "rd.en.eq(adv),", "rd.en.eq(adv),")
-    assert run_check("score", "ready", out=tmp_path, dut=same(CONFIGS["score"])).status == "PASS"
+    assert run_check("score", "ready", out=tmp_path, dut=same(config_of("score"))).status == "PASS"
     assert score_module.Score is Score
 
 
 @pytest.mark.parametrize("name", ["systolic-qk", "score"])
 def test_payload_changing_while_stalled_fails(name, tmp_path):
-    dut = _Wrapped(BLOCKS[name].build(CONFIGS[name]), "stall")
+    dut = _Wrapped(BLOCKS[name].build(config_of(name)), "stall")
     result = run_check(name, "stable", out=tmp_path, dut=dut)
     assert result.status == "FAIL", result.line()
     assert "o.payload changed while stalled" in result.detail
 
 
 def test_ready_from_valid_fails(tmp_path):
-    dut = _Wrapped(BLOCKS["systolic-qk"].build(CONFIGS["systolic-qk"]), "ready")
+    dut = _Wrapped(BLOCKS["systolic-qk"].build(config_of("systolic-qk")), "ready")
     result = run_check("systolic-qk", "ready", out=tmp_path, dut=dut)
     assert result.status == "FAIL", result.line()
     assert "i.ready depends combinationally on i.valid" in result.detail
