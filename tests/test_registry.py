@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from damf import bench, blocks, cli
-from damf.blocks import BLOCKS, SIDES, Block, Figure, comparisons, get_block, load_vectors
+from damf import bench, blocks, cli, formal
+from damf.blocks import BLOCKS, SIDES, Block, Figure, Formal, comparisons, get_block, load_vectors
 from damf.config import BlockConfig, ConfigError
 from damf.golden.vector_checks import VectorSpec
 
@@ -120,3 +120,31 @@ def test_toy_synth_and_bench(toy, tmp_path, capsys):
     assert report["blocks"][0]["ecp5"]["luts"] > 0
     rows = bench.generation_times(1)
     assert [(preset, name) for preset, name, *_ in rows] == [("default", "toy-negate"), ("bert-base", "toy-negate")]
+
+
+# ---- the formal harnesses ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", BLOCKS)
+def test_every_block_has_a_formal_harness(name):
+    """Each entry says how ``python -m damf.formal`` checks it: a spec builder that exists, a
+    small configuration its class accepts, a depth for every bounded check."""
+    harness, cls = BLOCKS[name].formal, BLOCKS[name].config_cls
+    assert isinstance(harness, Formal)
+    assert callable(harness.spec_builder())
+    cls.from_dict(harness.config, base=cls.from_preset("default"))
+    assert set(harness.depths) == {"stable", "count", "order", "data"} and min(harness.depths.values()) >= 1
+
+
+def test_formal_depths_are_checked():
+    with pytest.raises(ValueError, match=r"^Formal depths must be among stable, count, order, data, not cuont$"):
+        Formal(spec="damf.hdl.formal:score_spec", config={}, depths={"cuont": 3})
+
+
+def test_toy_has_no_formal_harness(toy, tmp_path, capsys):
+    """The formal driver passes a block without a harness by in one line, and refuses it by name."""
+    assert formal.main(["--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "toy-negate        skipped: no formal harness" and out[1].startswith("== 0 of 0 checks passed")
+    assert formal.main(["toy-negate", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("damf: error: block 'toy-negate' has no formal harness "
+                                       "(no formal= in its entry in damf/blocks.py)\n")
