@@ -3,9 +3,9 @@
 A :class:`Block` names the block's configuration class, its Amaranth component, its golden
 model with its vector files (:class:`~damf.golden.vector_checks.VectorSpec`), its cocotb
 testbench, its cycle figures (the configuration's cycle model, written into ``BLOCK.json``),
-the variants linted beside each preset, and its part in the DAMF / baseline comparison of
-``damf synth``.  The command line, the vector files, lint, synth, compare, bench, soak and the
-testbench runner iterate :data:`BLOCKS`; adding a block is one entry here plus its own files
+its size models, its formal harness, the variants linted beside each preset, and its part in
+the DAMF / baseline comparison of ``damf synth``.  The command line, the vector files, lint,
+synth, compare, bench, soak, formal and the testbench runner iterate :data:`BLOCKS`; adding a block is one entry here plus its own files
 (``tests/test_registry.py`` registers a toy block and checks that every command sees it).
 
 The registry imports no Amaranth: a vector file or a golden model is used without it, and a
