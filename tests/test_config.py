@@ -1,11 +1,17 @@
 """Configuration objects: presets, validation messages, exact derived widths."""
 
+import ast
+import dataclasses
 import json
-import re
+from pathlib import Path
 
 import pytest
 
+from damf import config
+from damf.blocks import BLOCKS
 from damf.config import ConfigError, InnerProductConfig, PRESETS, product_range, signed_range_width
+
+CONFIG = Path(config.__file__).resolve().parent
 
 
 def test_presets():
@@ -14,6 +20,42 @@ def test_presets():
         assert cfg.d_model == PRESETS[name].d_model
     bert = InnerProductConfig.from_preset("bert-base")
     assert (bert.d_model, bert.rank) == (768, 1)
+
+
+def test_presets_are_named_objects():
+    assert PRESETS == {"default": config.DEFAULT, "bert-base": config.BERT_BASE}
+    for name, preset in PRESETS.items():
+        assert isinstance(preset, config.Preset) and preset.name == name and preset.description
+        assert config.get_preset(name) is preset
+        assert preset.d_model == preset.n_heads * preset.d_head
+    with pytest.raises(ConfigError, match=r"^unknown preset 'huge'; expected one of: default, bert-base$"):
+        config.get_preset("huge")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.DEFAULT.d_model = 32
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_fields_are_typed(block):
+    """Every field of every configuration has a real type (no strings standing in for one),
+    and a value of another type is refused with one line naming the field."""
+    cls = BLOCKS[block].config_cls
+    allowed = (int, str, bool, tuple | None)
+    for f in dataclasses.fields(cls):
+        assert f.type in allowed, (block, f.name, f.type)
+        assert f.metadata.get("doc"), (block, f.name)
+    first_int = next(f.name for f in dataclasses.fields(cls) if f.type is int)
+    with pytest.raises(ConfigError, match=rf"^{first_int} must be an integer, not '1'$"):
+        cls.from_dict({first_int: "1"})
+
+
+def test_configuration_package_imports_no_golden_model():
+    """The layers point one way: the configuration package imports neither golden/ nor hdl/."""
+    for path in CONFIG.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = "." * node.level + (node.module or "")
+                assert not any(part in target.split(".") for part in ("golden", "hdl", "sim", "blocks")), \
+                    f"{path.name} imports {target}"
 
 
 @pytest.mark.parametrize("kwargs, message", [
