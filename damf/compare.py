@@ -296,6 +296,7 @@ def run_sweeps(preset, cache, *, jobs=2, known=(), progress=print, **grid):
     DAMF, ``rows * cols`` for the baseline, whose ``systolic-av`` uses the same array).
     """
     points = sweep_points(preset, **grid)
+    comps = comparisons()
     jobs_list, index = [], []
     for n, (name, x, (damf, base)) in enumerate(points):
         for side, head in (("damf", damf), ("baseline", base)):
@@ -303,7 +304,7 @@ def run_sweeps(preset, cache, *, jobs=2, known=(), progress=print, **grid):
                 continue
             cfgs = _side_parts(side, head)
             for comp in ("score", "axv"):
-                parts = comparisons()[comp][SIDES.index(side)]
+                parts = comps[comp][SIDES.index(side)]
                 for b in parts:
                     index.append((n, side, comp, b))
                     jobs_list.append(cfgs[b])
@@ -319,7 +320,7 @@ def run_sweeps(preset, cache, *, jobs=2, known=(), progress=print, **grid):
         head = heads[0] if side == "damf" else heads[1]
         cfgs = _side_parts(side, head)
         per_part, _ = cycles_of(comp, side, cfgs)
-        parts = comparisons()[comp][SIDES.index(side)]
+        parts = comps[comp][SIDES.index(side)]
         out.setdefault(name, []).append({
             "x": x, "side": side, "comparison": comp,
             "transistors": sum(rs[b]["cmos"]["transistors"] for b in parts),
