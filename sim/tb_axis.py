@@ -32,7 +32,8 @@ from ..golden.inner_product import inner_product
 from ..hdl.damf_head import unpack_output, v_words, x_beats
 from ..hdl.inner_product import pack_tokens, pack_weight_words
 from ..hdl.inner_product import unpack_output as ip_unpack_output
-from .streams import STALLS, cocotb_timeout, random_pattern, stall_probabilities
+from .common_tests import random_vectors_test
+from .streams import cocotb_timeout, random_pattern
 
 TIMEOUT = cocotb_timeout(40)
 
@@ -195,9 +196,7 @@ async def run(dut, idle, backpressure):
     await {"damf-head": run_damf_head, "inner-product": run_inner_product}[block](dut, idle, backpressure)
 
 
-@cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=STALLS)
-async def random_vectors(dut, stalls):
-    """Under each mix of random pauses on every source (cocotbext-axi pause generators) and on
-    the sink (tready low): none, sources only, sink only, both."""
-    await run(dut, *stall_probabilities(stalls))
+random_vectors = random_vectors_test(
+    run, timeout=TIMEOUT,
+    doc="Under each mix of random pauses on every source (cocotbext-axi pause generators) and on the sink "
+        "(tready low): none, sources only, sink only, both.")

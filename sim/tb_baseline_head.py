@@ -16,18 +16,17 @@ With ``inputs = "x"`` a head is its tokens ``X`` on ``x`` (padding lanes carry n
 between heads in ``new_weights``).
 """
 
-import json
 import os
 
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import BaselineHeadConfig
-from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.baseline_head import head, head_x, random_x_head, weights, x_edge_problems, z_beats, z_from_beats
 from ..hdl.baseline_head import qkv_words, unpack_output, v_words, w_words, x_words
-from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
+from .common_tests import random_vectors_test, vectors_file_test
+from .streams import BlockTB, cocotb_timeout
 
 TIMEOUT = cocotb_timeout()
 IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
@@ -132,16 +131,17 @@ async def start(tb):
         await tb.load_weights(tb.wq, tb.wk)
 
 
-@cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=STALLS)
-async def random_vectors(dut, stalls):
-    """Edge and random heads back to back, under every mix of input gaps and backpressure."""
-    idle, backpressure = stall_probabilities(stalls)
+async def run_random(dut, idle, backpressure):
     tb = TB(dut, idle=idle, backpressure=backpressure)
     await start(tb)
     for problem in problems(tb, int(os.environ.get("DAMF_COUNT", "3"))):
         tb.send_problem(problem)
     await tb.check()
+
+
+random_vectors = random_vectors_test(
+    run_random, timeout=TIMEOUT,
+    doc="Edge and random heads back to back, under every mix of input gaps and backpressure.")
 
 
 @cocotb.test(skip=False, **TIMEOUT)
@@ -223,20 +223,20 @@ async def reset_mid_head(dut):
     await tb.check()
 
 
-@cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)
-async def vectors_file(dut):
-    """Replay a user's vector file; write what the RTL produced to ``DAMF_RESULTS``."""
-    tb = TB(dut)
-    assert tb.cfg.inputs == "qk", "baseline-head vector files hold Q, K and V: they need inputs=qk"
-    await tb.reset()
-    cfg, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="baseline-head")
-    todo = golden_vectors.head_problems(tb.cfg, inputs)
+async def replay(tb, inputs):
+    """Every head of a vector file (``inputs=qk``); ``{"z": rows of Z}``."""
+    cfg = tb.cfg
+    assert cfg.inputs == "qk", "baseline-head vector files hold Q, K and V: they need inputs=qk"
+    todo = golden_vectors.head_problems(cfg, inputs)
     for q, k, v in todo:
         tb.send(q, k, v, expect=False)
     await tb.wait_results(len(todo) * cfg.out_beats)
-    await ClockCycles(dut.clk, 2)
+    await ClockCycles(tb.dut.clk, 2)
     got = tb.results()
     z = [row for n in range(len(todo))
          for row in z_from_beats(cfg, got[n * cfg.out_beats:(n + 1) * cfg.out_beats]).tolist()]
-    with open(os.environ["DAMF_RESULTS"], "w") as f:
-        json.dump({"z": z}, f)
+    return {"z": z}
+
+
+vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
+

@@ -7,19 +7,18 @@ default 24), ``DAMF_IDLE`` / ``DAMF_BACKPRESSURE``, ``DAMF_TIMEOUT_MS``, and ``D
 ``DAMF_RESULTS`` for ``vectors_file``.
 """
 
-import json
 import os
 
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from ..blocks import load_vectors
 from ..golden.damf_head_block import (cross_heads, damf_head_block, head_lengths, heads, row_lasts, split_heads,
                                       weight_vectors)
 from ..config import DamfHeadBlockConfig
 from ..hdl.damf_head import unpack_last, unpack_output, v_words, x_beats
 from ..hdl.inner_product import pack_weight_words
-from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
+from .common_tests import random_vectors_test, vectors_file_test
+from .streams import BlockTB, cocotb_timeout
 
 TIMEOUT = cocotb_timeout(20)
 
@@ -128,13 +127,11 @@ async def run_random(dut, idle, backpressure):
     await tb.check()
 
 
-@cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=STALLS)
-async def random_vectors(dut, stalls):
-    """Edge heads (zero tokens: uniform rows; all-max / all-min tokens: equal scores; L = 1)
-    and random heads of random length, back to back, under each mix of gaps on ``x`` and
-    ``v`` and backpressure on ``o``."""
-    await run_random(dut, *stall_probabilities(stalls))
+random_vectors = random_vectors_test(
+    run_random, timeout=TIMEOUT,
+    doc="Edge heads (zero tokens: uniform rows; all-max / all-min tokens: equal scores; L = 1) and random "
+        "heads of random length, back to back, under each mix of gaps on ``x`` and ``v`` and backpressure on "
+        "``o``.")
 
 
 @cocotb.test(skip=False, **TIMEOUT)
@@ -354,12 +351,8 @@ async def seq_len_ends_head(dut):
     await tb.check()
 
 
-@cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)
-async def vectors_file(dut):
-    """Replay a vector file; write what the RTL produced to ``DAMF_RESULTS``."""
-    tb = TB(dut)
-    await tb.reset()
-    cfg, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="damf-head")
+async def replay(tb, inputs):
+    """A vector file's weights, then every head of it; ``{"z": the rows of Z}``."""
     if tb.w is not None:
         await tb.load_weights(inputs["u"], inputs["v"])
     else:
@@ -367,5 +360,8 @@ async def vectors_file(dut):
     for X, Y, V in split_heads(tb.cfg, inputs):
         tb.head(X, V, Y if tb.cfg.cross else None)
     await tb.check()
-    with open(os.environ["DAMF_RESULTS"], "w") as f:
-        json.dump({"z": [unpack_output(tb.cfg, w) for w in tb.out.received]}, f)
+    return {"z": [unpack_output(tb.cfg, w) for w in tb.out.received]}
+
+
+vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
+

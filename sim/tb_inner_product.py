@@ -12,19 +12,18 @@ Environment (set by the runner ``sim/test_inner_product.py`` or ``damf sim``):
   where to write what the RTL produced.
 """
 
-import json
 import os
 
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import InnerProductConfig
-from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.inner_product import inner_product
 from ..golden.quant import int_range
 from ..hdl.inner_product import pack_tokens, pack_weight_words, unpack_output
-from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
+from .common_tests import random_vectors_test, vectors_file_test
+from .streams import BlockTB, cocotb_timeout
 
 
 # Every test fails, rather than hangs, if the unit deadlocks.
@@ -114,12 +113,9 @@ async def run_random(dut, idle, backpressure):
     await tb.check()
 
 
-@cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=STALLS)
-async def random_vectors(dut, stalls):
-    """Edge and random tokens, every weight set, under each mix of input gaps and output
-    backpressure."""
-    await run_random(dut, *stall_probabilities(stalls))
+random_vectors = random_vectors_test(
+    run_random, timeout=TIMEOUT,
+    doc="Edge and random tokens, every weight set, under each mix of input gaps and output backpressure.")
 
 
 @cocotb.test(**TIMEOUT)
@@ -222,17 +218,16 @@ async def reset_mid_load(dut):
     await tb.check()
 
 
-@cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)
-async def vectors_file(dut):
-    """Replay a user's vector file; write what the RTL produced to ``DAMF_RESULTS``."""
-    tb = TB(dut)
-    await tb.reset()
-    _, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="inner-product")
+async def replay(tb, inputs):
+    """Drive a vector file's inputs (its ``u``, ``v`` for runtime weights); ``{"p": ..., "q": ...}``."""
     u, v = (inputs["u"], inputs["v"]) if tb.cfg.weights == "runtime" else tb.cfg.fixed_vectors()
     if tb.w is not None:
         await tb.load(u, v)
     tb.send_tokens(inputs["x"], u, v)
     await tb.wait_results(len(inputs["x"]))
     got_p, got_q = tb.results()
-    with open(os.environ["DAMF_RESULTS"], "w") as f:
-        json.dump({"p": got_p, "q": got_q}, f)
+    return {"p": got_p, "q": got_q}
+
+
+vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
+

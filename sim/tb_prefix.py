@@ -20,7 +20,8 @@ from ..golden.damf_head_block import damf_head_block, heads, weight_vectors
 from ..config import DamfHeadBlockConfig
 from ..hdl.damf_head import unpack_output, v_words, x_beats
 from ..hdl.inner_product import pack_weight_words
-from .streams import STALLS, StreamDriver, StreamMonitor, cocotb_timeout, random_pattern, stall_probabilities
+from .common_tests import random_vectors_test
+from .streams import StreamDriver, StreamMonitor, cocotb_timeout, random_pattern
 
 TIMEOUT = cocotb_timeout(20)
 
@@ -95,8 +96,6 @@ async def run(dut, idle, backpressure):
         dut._log.info("%s: %d rows match the golden model", head.name, len(head.expected))
 
 
-@cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=STALLS)
-async def both_heads(dut, stalls):
-    """Both heads at once under each mix of source gaps and sink backpressure."""
-    await run(dut, *stall_probabilities(stalls))
+both_heads = random_vectors_test(
+    run, timeout=TIMEOUT, name="both_heads",
+    doc="Both heads at once under each mix of source gaps and sink backpressure.")

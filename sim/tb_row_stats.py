@@ -5,19 +5,18 @@ rows, default 60), ``DAMF_IDLE`` / ``DAMF_BACKPRESSURE``, ``DAMF_TIMEOUT_MS``,
 ``DAMF_VECTORS`` / ``DAMF_RESULTS`` (``vectors_file``).
 """
 
-import json
 import os
 
 import cocotb
 from cocotb.triggers import ClockCycles
 
-from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.row_stats import fields, row_setup
 from ..config import RowStatsConfig
 from ..hdl.row_stats import unpack_output
 from ..hdl.score import pack_output
-from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
+from .common_tests import random_vectors_test, vectors_file_test
+from .streams import BlockTB, cocotb_timeout
 
 TIMEOUT = cocotb_timeout()
 
@@ -69,12 +68,10 @@ async def run_random(dut, idle, backpressure):
     await tb.check()
 
 
-@cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=STALLS)
-async def random_vectors(dut, stalls):
-    """Edge rows (numerics.md section 9) and random rows of every length, under each mix of
-    input gaps and output backpressure."""
-    await run_random(dut, *stall_probabilities(stalls))
+random_vectors = random_vectors_test(
+    run_random, timeout=TIMEOUT,
+    doc="Edge rows (numerics.md section 9) and random rows of every length, under each mix of input gaps "
+        "and output backpressure.")
 
 
 @cocotb.test(**TIMEOUT)
@@ -103,15 +100,13 @@ async def latency_and_throughput(dut):
     dut._log.info("set-up %d cycles, %d rows in %d cycles", cfg.setup_cycles, len(lengths), measured)
 
 
-@cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)
-async def vectors_file(dut):
-    """Replay a vector file; write what the RTL produced to ``DAMF_RESULTS``."""
-    tb = TB(dut)
-    await tb.reset()
-    _, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="row-stats")
+async def replay(tb, inputs):
+    """Every row of a vector file, in full beats; ``{"setup": a row's set-up fields}``."""
     for row in inputs["rows"]:
         tb.send_row(row, full=True)
     await tb.check()
-    got = [[unpack_output(tb.cfg, w)[k] for k in fields(tb.cfg)] for w in tb.out.received]
-    with open(os.environ["DAMF_RESULTS"], "w") as f:
-        json.dump({"setup": got}, f)
+    return {"setup": [[unpack_output(tb.cfg, w)[k] for k in fields(tb.cfg)] for w in tb.out.received]}
+
+
+vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
+

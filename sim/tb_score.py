@@ -6,18 +6,17 @@ Environment (set by ``sim/test_score.py`` or ``damf sim``): ``DAMF_CONFIG`` (the
 ``DAMF_RESULTS`` for ``vectors_file``.
 """
 
-import json
 import os
 
 import cocotb
 from cocotb.triggers import ClockCycles
 
-from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.score import row_beats, score_matrix
 from ..config import ScoreConfig
 from ..hdl.score import pack_key, pack_query, unpack_output
-from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
+from .common_tests import random_vectors_test, vectors_file_test
+from .streams import BlockTB, cocotb_timeout
 
 TIMEOUT = cocotb_timeout()
 
@@ -88,12 +87,10 @@ async def run_random(dut, idle, backpressure):
     await tb.check()
 
 
-@cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=STALLS)
-async def random_vectors(dut, stalls):
-    """Edge and random keys and queries, heads of several lengths queued at once (loads
-    overlap query sets), under each mix of input gaps and output backpressure."""
-    await run_random(dut, *stall_probabilities(stalls))
+random_vectors = random_vectors_test(
+    run_random, timeout=TIMEOUT,
+    doc="Edge and random keys and queries, heads of several lengths queued at once (loads overlap query "
+        "sets), under each mix of input gaps and output backpressure.")
 
 
 @cocotb.test(**TIMEOUT)
@@ -133,12 +130,8 @@ async def bank_schedule(dut):
                   sch[2]["query"], sch[2]["load_end"])
 
 
-@cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)
-async def vectors_file(dut):
-    """Replay a vector file; write what the RTL produced to ``DAMF_RESULTS``."""
-    tb = TB(dut)
-    await tb.reset()
-    _, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="score")
+async def replay(tb, inputs):
+    """Every head of a vector file; ``{"a": rows of scores}``."""
     for p, q in golden_vectors.score_problems(inputs):
         tb.problem(p, q)
     await tb.check()
@@ -148,5 +141,8 @@ async def vectors_file(dut):
         if last:
             rows.append(row)
             row = []
-    with open(os.environ["DAMF_RESULTS"], "w") as f:
-        json.dump({"a": rows}, f)
+    return {"a": rows}
+
+
+vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
+

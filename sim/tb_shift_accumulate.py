@@ -9,19 +9,18 @@ Environment: ``DAMF_CONFIG`` (the ``shift-accumulate.json``), ``DAMF_SEED``, ``D
 ``DAMF_RESULTS`` (``vectors_file``).
 """
 
-import json
 import os
 
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
-from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.shift_accumulate import shift_accumulate_row
 from ..config import ShiftAccumulateConfig
 from ..hdl.shift_accumulate import pack_input, pack_row, unpack_output
-from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
+from .common_tests import random_vectors_test, vectors_file_test
+from .streams import BlockTB, cocotb_timeout
 
 TIMEOUT = cocotb_timeout(20)
 
@@ -112,13 +111,10 @@ async def run_random(dut, idle, backpressure, split=False):
     await tb.check()
 
 
-@cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=STALLS)
-async def random_vectors(dut, stalls):
-    """Extreme, short, every-t_n, every-sh and random rows under each mix of input gaps and
-    output backpressure (no row lost or repeated); with both, beats of random counts (not
-    only a short last beat)."""
-    await run_random(dut, *stall_probabilities(stalls, backpressure=0.5), split=stalls == "both")
+random_vectors = random_vectors_test(
+    run_random, timeout=TIMEOUT, backpressure=0.5, options=lambda stalls: {"split": stalls == "both"},
+    doc="Extreme, short, every-t_n, every-sh and random rows under each mix of input gaps and output "
+        "backpressure (no row lost or repeated); with both, beats of random counts (not only a short last beat).")
 
 
 def _timing(tb):
@@ -166,14 +162,13 @@ async def short_rows_wait(dut):
     assert measured == cfg.cycles(beats), f"{measured} cycles, documented {cfg.cycles(beats)} for beats {beats}"
 
 
-@cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)
-async def vectors_file(dut):
-    """Replay a vector file; write what the RTL produced to ``DAMF_RESULTS``."""
-    tb = TB(dut)
-    await tb.reset()
-    cfg, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="shift-accumulate")
+async def replay(tb, inputs):
+    """Every row of a vector file; ``{"z": the rows Z_m}``."""
     for row in golden_vectors.shift_accumulate_rows(tb.cfg, inputs):
         tb.send_row(*row)
     await tb.check()
-    with open(os.environ["DAMF_RESULTS"], "w") as f:
-        json.dump({"z": [unpack_output(tb.cfg, w) for w in tb.out.received]}, f)
+    return {"z": [unpack_output(tb.cfg, w) for w in tb.out.received]}
+
+
+vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
+

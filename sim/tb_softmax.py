@@ -11,18 +11,17 @@ Environment (set by the runner ``sim/test_softmax.py`` or ``damf sim``):
 * ``DAMF_VECTORS`` / ``DAMF_RESULTS`` -- for ``vectors_file``.
 """
 
-import json
 import os
 
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import SoftmaxConfig
-from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.softmax import row_beats, softmax_beats, split_beats
 from ..hdl.softmax import pack_input, unpack_output
-from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
+from .common_tests import random_vectors_test, vectors_file_test
+from .streams import BlockTB, cocotb_timeout
 
 TIMEOUT = cocotb_timeout()
 
@@ -97,17 +96,18 @@ def rows(tb, count):
     return golden_vectors.softmax_edge_rows(tb.cfg) + golden_vectors.random_score_rows(tb.cfg, tb.nprng, count)
 
 
-@cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=STALLS)
-async def random_vectors(dut, stalls):
-    """Edge and random rows back to back, under every mix of input gaps and backpressure;
-    every other random row cut into beats of random counts."""
-    idle, backpressure = stall_probabilities(stalls)
+async def run_random(dut, idle, backpressure):
     tb = TB(dut, idle=idle, backpressure=backpressure)
     await tb.reset()
     for n, row in enumerate(rows(tb, int(os.environ.get("DAMF_COUNT", "12")))):
         tb.send(row, ragged=n % 2 == 1)
     await tb.check()
+
+
+random_vectors = random_vectors_test(
+    run_random, timeout=TIMEOUT,
+    doc="Edge and random rows back to back, under every mix of input gaps and backpressure; every other "
+        "random row cut into beats of random counts.")
 
 
 @cocotb.test(**TIMEOUT)
@@ -176,15 +176,13 @@ async def reset_mid_row(dut):
     await tb.check()
 
 
-@cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)
-async def vectors_file(dut):
-    """Replay a user's vector file; write what the RTL produced to ``DAMF_RESULTS``."""
-    tb = TB(dut)
-    await tb.reset()
-    _, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="softmax")
+async def replay(tb, inputs):
+    """Every row of scores of a vector file; ``{"p": rows of probabilities}``."""
     for row in inputs["s"]:
         tb.send(row, expect=False)
     await tb.wait_results(sum(tb.lengths))
-    got = [sum(r, []) for r in split_beats(tb.cfg, tb.beats())]
-    with open(os.environ["DAMF_RESULTS"], "w") as f:
-        json.dump({"p": got}, f)
+    return {"p": [sum(r, []) for r in split_beats(tb.cfg, tb.beats())]}
+
+
+vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
+

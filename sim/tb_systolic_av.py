@@ -4,7 +4,6 @@
 Environment as in ``tb_systolic_qk`` (``DAMF_CONFIG`` is the ``systolic-av.json``).
 """
 
-import json
 import os
 
 import cocotb
@@ -12,11 +11,10 @@ import numpy as np
 from cocotb.triggers import ClockCycles
 
 from ..config import SystolicAVConfig
-from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.systolic_qk import av_product, scores_from_rows
 from . import tb_systolic_qk as qk
-from .streams import STALLS, stall_probabilities
+from .common_tests import random_vectors_test, vectors_file_test
 
 TIMEOUT = qk.TIMEOUT
 
@@ -37,17 +35,18 @@ def problems(tb, count):
                                                       for _ in range(count)]
 
 
-@cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=STALLS)
-async def random_vectors(dut, stalls):
-    """Edge and random ``(A', V)`` problems back to back, under each mix of input gaps and
-    output backpressure."""
-    idle, backpressure = stall_probabilities(stalls)
+async def run_random(dut, idle, backpressure):
     tb = TB(dut, idle=idle, backpressure=backpressure)
     await tb.reset()
     for a, v in problems(tb, int(os.environ.get("DAMF_COUNT", "4"))):
         tb.send_av(a, v)
     await tb.check()
+
+
+random_vectors = random_vectors_test(
+    run_random, timeout=TIMEOUT,
+    doc="Edge and random ``(A', V)`` problems back to back, under each mix of input gaps and output "
+        "backpressure.")
 
 
 @cocotb.test(**TIMEOUT)
@@ -74,19 +73,19 @@ async def cycles_per_product(dut):
                   latencies, intervals, total, cfg.latency, cfg.cycles_per_tile, cfg.cycles)
 
 
-@cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)
-async def vectors_file(dut):
-    """Replay a user's vector file; write what the RTL produced to ``DAMF_RESULTS``."""
-    tb = TB(dut)
-    await tb.reset()
-    cfg, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="systolic-av")
+async def replay(tb, inputs):
+    """Every ``(A', V)`` problem of a vector file; ``{"z": rows of Z}``."""
+    cfg = tb.cfg
     todo = golden_vectors.av_problems(cfg, inputs)
     for a, v in todo:
         tb.send_av(a, v, expect=False)
     await tb.wait_results(len(todo) * cfg.score_beats)
-    await ClockCycles(dut.clk, 2)
+    await ClockCycles(tb.dut.clk, 2)
     got = tb.results()
     z = [row for n in range(len(todo))
          for row in scores_from_rows(cfg, got[n * cfg.score_beats:(n + 1) * cfg.score_beats]).tolist()]
-    with open(os.environ["DAMF_RESULTS"], "w") as f:
-        json.dump({"z": z}, f)
+    return {"z": z}
+
+
+vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
+

@@ -13,19 +13,18 @@ Environment (set by the runner ``sim/test_systolic_qk.py`` or ``damf sim``):
   where to write what the RTL produced.
 """
 
-import json
 import os
 
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..config import SystolicQKConfig
-from ..blocks import load_vectors
 from ..golden import vectors as golden_vectors
 from ..golden.quant import int_range
 from ..golden.systolic_qk import score_rows, scores, scores_from_rows
 from ..hdl.systolic_qk import pack_input_beats, unpack_output
-from .streams import STALLS, BlockTB, cocotb_timeout, stall_probabilities
+from .common_tests import random_vectors_test, vectors_file_test
+from .streams import BlockTB, cocotb_timeout
 
 
 # Every test fails, rather than hangs, if the engine deadlocks.
@@ -89,16 +88,17 @@ def problems(tb, count):
     return edges + [golden_vectors.random_qk(tb.cfg, tb.nprng) for _ in range(count)]
 
 
-@cocotb.test(**TIMEOUT)
-@cocotb.parametrize(stalls=STALLS)
-async def random_vectors(dut, stalls):
-    """Edge and random problems back to back, under every mix of input gaps and backpressure."""
-    idle, backpressure = stall_probabilities(stalls)
+async def run_random(dut, idle, backpressure):
     tb = TB(dut, idle=idle, backpressure=backpressure)
     await tb.reset()
     for q, k in problems(tb, int(os.environ.get("DAMF_COUNT", "6"))):
         tb.send(q, k)
     await tb.check()
+
+
+random_vectors = random_vectors_test(
+    run_random, timeout=TIMEOUT,
+    doc="Edge and random problems back to back, under every mix of input gaps and backpressure.")
 
 
 @cocotb.test(**TIMEOUT)
@@ -161,18 +161,18 @@ async def reset_mid_stream(dut):
     await tb.check()
 
 
-@cocotb.test(skip="DAMF_VECTORS" not in os.environ, **TIMEOUT)
-async def vectors_file(dut):
-    """Replay a user's vector file; write what the RTL produced to ``DAMF_RESULTS``."""
-    tb = TB(dut)
-    await tb.reset()
-    cfg, inputs, _ = load_vectors(os.environ["DAMF_VECTORS"], block="systolic-qk")
-    todo = golden_vectors.qk_problems(tb.cfg, inputs)
+async def replay(tb, inputs):
+    """Every ``(Q, K)`` problem of a vector file; ``{"s": rows of S}``."""
+    cfg = tb.cfg
+    todo = golden_vectors.qk_problems(cfg, inputs)
     for q, k in todo:
         tb.send(q, k, expect=False)
-    await tb.wait_results(len(todo) * tb.cfg.score_beats)
+    await tb.wait_results(len(todo) * cfg.score_beats)
     got = tb.results()
     s = [row for n in range(len(todo))
-         for row in scores_from_rows(tb.cfg, got[n * cfg.score_beats:(n + 1) * cfg.score_beats]).tolist()]
-    with open(os.environ["DAMF_RESULTS"], "w") as f:
-        json.dump({"s": s}, f)
+         for row in scores_from_rows(cfg, got[n * cfg.score_beats:(n + 1) * cfg.score_beats]).tolist()]
+    return {"s": s}
+
+
+vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
+

@@ -1,11 +1,13 @@
 """`damf sim --vectors FILE`: replay a vector file on the RTL and report matches/mismatches."""
 
+import importlib
 import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import cocotb.regression
 from damf.blocks import BLOCKS
 from damf.sim.block_test import committed_vectors
 
@@ -58,8 +60,14 @@ def test_every_block_replays_its_committed_file():
 
 
 def test_every_block_names_its_testbench():
-    """``damf.blocks`` names each block's testbench; it exists and can replay a vector file."""
+    """``damf.blocks`` names each block's testbench; it exists and can replay a vector file: it
+    registers the cocotb test ``vectors_file`` (the one ``damf sim --vectors`` runs), made by
+    ``vectors_file_test`` for the block's own ``TB``."""
     for block in BLOCKS.values():
         spec = importlib.util.find_spec(block.testbench)
         assert spec is not None, f"{block.name}: no module {block.testbench}"
-        assert "async def vectors_file(dut)" in Path(spec.origin).read_text(), f"{block.testbench} has no vectors_file test"
+        module = importlib.import_module(block.testbench)
+        test = getattr(module, "vectors_file", None)
+        assert isinstance(test, cocotb.regression.TestGenerator), f"{block.testbench} has no vectors_file test"
+        assert [(t.name, t.module) for t in test.generate_tests()] == [("vectors_file", block.testbench)]
+        assert module.TB.config_cls.block == block.name, f"{block.testbench}.TB is not {block.name}'s"
