@@ -2,12 +2,14 @@
 clock cycles under random stalls, every result checked bit-exact against the golden model.
 
 Each block is built at its default preset and runs the cocotb test ``soak`` of
-``sim/tb_soak.py`` (the block's own testbench, fed random batches under changing random
-source idling and sink backpressure until the cycle budget is spent).  Prints a line as each
-block starts and ends, the testbench's progress every 30 s, then a table per block -- cycles
-simulated, wall seconds of the simulation (the Verilator build excluded), cycles per second,
-results checked -- and a total line.  Exit status 1 on any mismatch or stall (the seed and the
-first mismatch are printed), 2 on a bad option (one line ``damf: error: ...``).
+``sim/tb_soak.py``: the block's own testbench, fed random batches under changing random
+source idling and sink backpressure until the cycle budget is spent, by its soak harness
+(``SOAK`` in ``sim/tb_BLOCK.py``).  A block whose testbench has no harness is passed by in one
+line, and refused (exit status 2) when named.  Prints a line as each block starts and ends,
+the testbench's progress every 30 s, then a table per block -- cycles simulated, wall seconds
+of the simulation (the Verilator build excluded), cycles per second, results checked -- and a
+total line.  Exit status 1 on any mismatch or stall (the seed and the first mismatch are
+printed), 2 on a bad option (one line ``damf: error: ...``).
 """
 
 import argparse
@@ -20,6 +22,7 @@ from pathlib import Path
 from .blocks import BLOCKS, get_block
 from .config import ConfigError
 from .sim.runner import SimFailed, run_testbench
+from .sim.tb_soak import soak_of
 
 __all__ = ["main", "soak_block"]
 
@@ -85,6 +88,11 @@ def soak_block(name, *, cycles, seed, build, echo=True, env=None):
     return report
 
 
+def _no_harness(name):
+    """Why block ``name`` cannot be soaked: ``no soak harness (...)``."""
+    return f"no soak harness (no SOAK in its testbench {get_block(name).testbench})"
+
+
 def _int_at_least(option, text, minimum, expected):
     """``text`` as an integer of at least ``minimum`` (``1_000_000`` allowed), else one line."""
     try:
@@ -112,6 +120,8 @@ def _parse(argv):
     names = args.block or list(BLOCKS)
     for name in names:
         get_block(name)     # unknown block: ConfigError naming the valid ones
+        if args.block and soak_of(name) is None:
+            raise ConfigError(f"block '{name}' has {_no_harness(name)}")
     args.block = list(dict.fromkeys(names))
     if Path(args.build).exists() and not Path(args.build).is_dir():
         raise ConfigError(f"--build must be a directory, not the file '{args.build}'")
@@ -119,7 +129,7 @@ def _parse(argv):
 
 
 def _table(reports):
-    width = max(len("block"), *(len(r["block"]) for r in reports))
+    width = max([len("block")] + [len(r["block"]) for r in reports])
     lines = [f"{'block':<{width}}  {'cycles':>10}  {'seconds':>8}  {'cycles/s':>9}  {'checked':>9}  result"]
     for r in reports:
         rate = r["cycles"] / r["wall_s"] if r["wall_s"] else 0.0
@@ -143,6 +153,9 @@ def main(argv=None):
           flush=True)
     reports, failed = [], []
     for n, name in enumerate(args.block, 1):
+        if soak_of(name) is None:
+            print(f"[{n}/{len(args.block)}] {name}: skipped: {_no_harness(name)}", flush=True)
+            continue
         print(f"[{n}/{len(args.block)}] {name}: building and soaking ...", flush=True)
         r = soak_block(name, cycles=args.cycles, seed=args.seed, build=args.build)
         reports.append(r)

@@ -27,6 +27,7 @@ from ..golden.baseline_head import head, head_x, random_x_head, weights, x_edge_
 from ..hdl.baseline_head import qkv_words, unpack_output, v_words, w_words, x_words
 from .common_tests import random_vectors_test, vectors_file_test
 from .streams import BlockTB, cocotb_timeout
+from .tb_soak import Soak
 
 TIMEOUT = cocotb_timeout()
 IDLE = float(os.environ.get("DAMF_IDLE", "0.3"))
@@ -240,3 +241,19 @@ async def replay(tb, inputs):
 
 vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
 
+
+# ---- soak (python -m damf.soak): heads, one Z beat per o beat ----------------------------------
+
+def _soak_batch(tb, first):
+    todo = problems(tb, 10)
+    if not first:
+        todo = todo[-10:]
+    for problem in todo:
+        tb.send_problem(problem)
+
+
+def _soak_decode(tb, word):
+    return unpack_output(tb.cfg, word)
+
+
+SOAK = Soak("Z beats", TB, batch=_soak_batch, decode=_soak_decode, start=start)

@@ -19,6 +19,7 @@ from ..hdl.damf_head import unpack_last, unpack_output, v_words, x_beats
 from ..hdl.inner_product import pack_weight_words
 from .common_tests import random_vectors_test, vectors_file_test
 from .streams import BlockTB, cocotb_timeout
+from .tb_soak import Soak
 
 TIMEOUT = cocotb_timeout(20)
 
@@ -365,3 +366,25 @@ async def replay(tb, inputs):
 
 vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
 
+
+# ---- soak (python -m damf.soak): heads of X (and Y) and V, one Z row per o beat --------------
+
+async def _soak_start(tb):
+    await tb.reset()
+    if tb.w is not None:
+        await tb.load_weights(*weight_vectors(tb.cfg, tb.nprng))
+
+
+def _soak_batch(tb, first):
+    todo = tb.heads(30)
+    if not first:
+        todo = todo[len(tb.heads(0)):]   # the edge heads come first; once is enough
+    for X, V, Y in todo:
+        tb.head(X, V, Y)
+
+
+def _soak_decode(tb, word):
+    return unpack_output(tb.cfg, word)
+
+
+SOAK = Soak("Z rows", TB, batch=_soak_batch, decode=_soak_decode, start=_soak_start)

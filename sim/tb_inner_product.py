@@ -24,6 +24,7 @@ from ..golden.quant import int_range
 from ..hdl.inner_product import pack_tokens, pack_weight_words, unpack_output
 from .common_tests import random_vectors_test, vectors_file_test
 from .streams import BlockTB, cocotb_timeout
+from .tb_soak import Soak
 
 
 # Every test fails, rather than hangs, if the unit deadlocks.
@@ -231,3 +232,32 @@ async def replay(tb, inputs):
 
 vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
 
+
+# ---- soak (python -m damf.soak): tokens, one (p, q) result each -------------------------------
+
+async def _soak_start(tb):
+    await tb.reset()
+    tb.soak_weights = weight_sets(tb)[-1]
+    if tb.w is not None:
+        await tb.load(*tb.soak_weights)
+
+
+def _soak_batch(tb, first):
+    tokens = golden_vectors.random_tokens(tb.cfg, tb.nprng, 400).tolist()
+    if first:
+        tokens = golden_vectors.edge_tokens(tb.cfg) + tokens
+    tb.send_tokens(tokens, *tb.soak_weights)
+
+
+def _soak_take(tb):
+    out = [p + q for p, q in zip(tb.expected_p, tb.expected_q)]
+    tb.expected_p, tb.expected_q = [], []
+    return out
+
+
+def _soak_decode(tb, word):
+    p, q = unpack_output(tb.cfg, word)
+    return p + q
+
+
+SOAK = Soak("tokens (p, q)", TB, batch=_soak_batch, decode=_soak_decode, take=_soak_take, start=_soak_start)

@@ -17,6 +17,7 @@ from ..hdl.row_stats import unpack_output
 from ..hdl.score import pack_output
 from .common_tests import random_vectors_test, vectors_file_test
 from .streams import BlockTB, cocotb_timeout
+from .tb_soak import Soak
 
 TIMEOUT = cocotb_timeout()
 
@@ -110,3 +111,16 @@ async def replay(tb, inputs):
 
 vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
 
+
+# ---- soak (python -m damf.soak): rows of scores, one set-up per row ---------------------------
+
+def _soak_batch(tb, first):
+    for row in golden_vectors.ROW_STATS.generate(tb.cfg, tb.nprng, 200)["rows"]:
+        tb.send_row(row)
+
+
+def _soak_decode(tb, word):
+    return unpack_output(tb.cfg, word)
+
+
+SOAK = Soak("row set-ups", TB, batch=_soak_batch, decode=_soak_decode)

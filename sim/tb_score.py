@@ -17,6 +17,7 @@ from ..config import ScoreConfig
 from ..hdl.score import pack_key, pack_query, unpack_output
 from .common_tests import random_vectors_test, vectors_file_test
 from .streams import BlockTB, cocotb_timeout
+from .tb_soak import Soak
 
 TIMEOUT = cocotb_timeout()
 
@@ -146,3 +147,19 @@ async def replay(tb, inputs):
 
 vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
 
+
+# ---- soak (python -m damf.soak): heads of keys and queries, one beat of scores per o beat ----
+
+def _soak_batch(tb, first):
+    cfg, rng = tb.cfg, tb.nprng
+    for lk in lengths(cfg, rng, 30)[0 if first else 3:]:
+        lq = int(rng.integers(1, 2 * cfg.seq_len + 1))
+        tb.problem(pq_rows(cfg, rng, lq, edges=first), pq_rows(cfg, rng, lk, edges=first))
+    tb.bounds.clear()
+
+
+def _soak_decode(tb, word):
+    return unpack_output(tb.cfg, word)
+
+
+SOAK = Soak("beats of scores", TB, batch=_soak_batch, decode=_soak_decode)

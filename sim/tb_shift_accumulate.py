@@ -21,6 +21,7 @@ from ..config import ShiftAccumulateConfig
 from ..hdl.shift_accumulate import pack_input, pack_row, unpack_output
 from .common_tests import random_vectors_test, vectors_file_test
 from .streams import BlockTB, cocotb_timeout
+from .tb_soak import Soak
 
 TIMEOUT = cocotb_timeout(20)
 
@@ -172,3 +173,19 @@ async def replay(tb, inputs):
 
 vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
 
+
+# ---- soak (python -m damf.soak): rows of keys, one Z row each ---------------------------------
+
+def _soak_batch(tb, first):
+    todo = rows(tb, 100) if first else random_rows(tb, 200)
+    split = bool(tb.rng.getrandbits(1))
+    for row in todo:
+        tb.send_row(*row, split=split)
+    tb.beats.clear()
+
+
+def _soak_decode(tb, word):
+    return unpack_output(tb.cfg, word)
+
+
+SOAK = Soak("Z rows", TB, batch=_soak_batch, decode=_soak_decode)

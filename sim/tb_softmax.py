@@ -22,6 +22,7 @@ from ..golden.softmax import row_beats, softmax_beats, split_beats
 from ..hdl.softmax import pack_input, unpack_output
 from .common_tests import random_vectors_test, vectors_file_test
 from .streams import BlockTB, cocotb_timeout
+from .tb_soak import Soak
 
 TIMEOUT = cocotb_timeout()
 
@@ -186,3 +187,24 @@ async def replay(tb, inputs):
 
 vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
 
+
+# ---- soak (python -m damf.soak): rows of scores, one beat of probabilities per o beat --------
+
+def _soak_batch(tb, first):
+    todo = rows(tb, 100) if first else golden_vectors.random_score_rows(tb.cfg, tb.nprng, 100)
+    for n, row in enumerate(todo):
+        tb.send(row, ragged=n % 2 == 1)
+
+
+def _soak_take(tb):
+    out = [(list(beat), int(b == len(row) - 1), True) for row in tb.expected for b, beat in enumerate(row)]
+    tb.expected, tb.lengths = [], []
+    return out
+
+
+def _soak_decode(tb, word):
+    values, count, last, lanes = unpack_output(tb.cfg, word)
+    return list(values), int(last), not any(lanes[count:])   # lanes past count must be zero
+
+
+SOAK = Soak("beats of probabilities", TB, batch=_soak_batch, decode=_soak_decode, take=_soak_take)

@@ -15,6 +15,7 @@ from ..golden import vectors as golden_vectors
 from ..golden.systolic_qk import av_product, scores_from_rows
 from . import tb_systolic_qk as qk
 from .common_tests import random_vectors_test, vectors_file_test
+from .tb_soak import Soak
 
 TIMEOUT = qk.TIMEOUT
 
@@ -89,3 +90,17 @@ async def replay(tb, inputs):
 
 vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
 
+
+# ---- soak (python -m damf.soak): (A', V) problems, one row of a Z tile per o beat ------------
+
+def _soak_batch(tb, first):
+    todo = problems(tb, 20) if first else [golden_vectors.random_av(tb.cfg, tb.nprng) for _ in range(20)]
+    for a, v in todo:
+        tb.send_av(a, v)
+
+
+def _soak_decode(tb, word):
+    return qk.unpack_output(tb.cfg, word)
+
+
+SOAK = Soak("Z rows", TB, batch=_soak_batch, decode=_soak_decode)

@@ -25,6 +25,7 @@ from ..golden.systolic_qk import score_rows, scores, scores_from_rows
 from ..hdl.systolic_qk import pack_input_beats, unpack_output
 from .common_tests import random_vectors_test, vectors_file_test
 from .streams import BlockTB, cocotb_timeout
+from .tb_soak import Soak
 
 
 # Every test fails, rather than hangs, if the engine deadlocks.
@@ -176,3 +177,17 @@ async def replay(tb, inputs):
 
 vectors_file = vectors_file_test(TB, replay, timeout=TIMEOUT)
 
+
+# ---- soak (python -m damf.soak): (Q, K) problems, one score row per o beat --------------------
+
+def _soak_batch(tb, first):
+    todo = problems(tb, 20) if first else [golden_vectors.random_qk(tb.cfg, tb.nprng) for _ in range(20)]
+    for q, k in todo:
+        tb.send(q, k)
+
+
+def _soak_decode(tb, word):
+    return unpack_output(tb.cfg, word)
+
+
+SOAK = Soak("score rows", TB, batch=_soak_batch, decode=_soak_decode)

@@ -2,6 +2,7 @@
 block is one entry plus its own files -- a toy block (tests/registry_toy.py) registered at run
 time is seen by every command: --help, generate, golden, sim --vectors, lint, synth and bench."""
 
+import asyncio
 import importlib
 import inspect
 import json
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from damf import bench, blocks, cli, formal
+from damf import bench, blocks, cli, formal, soak
 from damf.blocks import BLOCKS, SIDES, Block, Figure, Formal, comparisons, get_block, load_vectors
 from damf.config import BlockConfig, ConfigError
 from damf.golden.vector_checks import VectorSpec
+from damf.sim.common_tests import random_vectors_test
 
 HERE = Path(__file__).resolve().parent
 
@@ -148,3 +150,45 @@ def test_toy_has_no_formal_harness(toy, tmp_path, capsys):
     assert formal.main(["toy-negate", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err == ("damf: error: block 'toy-negate' has no formal harness "
                                        "(no formal= in its entry in damf/blocks.py)\n")
+
+
+# ---- the common testbench tests and the soak harnesses -----------------------------------------
+
+@pytest.mark.parametrize("name", BLOCKS)
+def test_every_testbench_has_the_common_tests(name):
+    """Each block's testbench registers the tests written once in ``sim/common_tests.py``, under
+    the names the tools run: the random test under the four mixes of stalls, and the replay."""
+    testbench = importlib.import_module(BLOCKS[name].testbench)
+    tests = [t.name for t in testbench.random_vectors.generate_tests()] + [testbench.vectors_file.name]
+    assert tests == [f"random_vectors/stalls={s}" for s in ("none", "idle", "backpressure", "both")] + ["vectors_file"]
+    assert {t.module for t in testbench.random_vectors.generate_tests()} | {testbench.vectors_file.module} \
+        == {BLOCKS[name].testbench}
+
+
+def test_toy_has_no_soak_harness(toy, tmp_path, capsys):
+    """The soak driver passes a block without a harness by in one line, and refuses it by name."""
+    assert soak.main(["--build", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "[1/1] toy-negate: skipped: no soak harness (no SOAK in its testbench registry_toy)"
+    assert not any(tmp_path.iterdir())      # nothing built
+    assert soak.main(["--block", "toy-negate", "--build", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("damf: error: block 'toy-negate' has no soak harness "
+                                       "(no SOAK in its testbench registry_toy)\n")
+
+
+def test_the_random_test_runs_each_mix(monkeypatch):
+    """The common random test calls the block's ``run`` once per mix of source idling and sink
+    backpressure, with that mix's probabilities (the block's defaults) and options."""
+    monkeypatch.delenv("DAMF_IDLE", raising=False)
+    monkeypatch.delenv("DAMF_BACKPRESSURE", raising=False)
+    calls = []
+
+    async def run(dut, idle, backpressure, **options):
+        calls.append((dut, idle, backpressure, options))
+
+    generator = random_vectors_test(run, timeout={}, doc="d", backpressure=0.5,
+                                    options=lambda stalls: {"split": stalls == "both"})
+    for test in generator.generate_tests():
+        asyncio.run(test.func("dut", **test.kwargs))
+    assert calls == [("dut", 0.0, 0.0, {"split": False}), ("dut", 0.3, 0.0, {"split": False}),
+                     ("dut", 0.0, 0.5, {"split": False}), ("dut", 0.3, 0.5, {"split": True})]

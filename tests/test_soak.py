@@ -1,20 +1,26 @@
-"""The soak machinery (``damf.soak``, ``sim/tb_soak.py``): options, the adapter table, and a
-short soak of the inner-product unit on Verilator that passes, then fails on an injected
+"""The soak machinery (``damf.soak``, ``sim/tb_soak.py``): options, every block's harness, and
+a short soak of the inner-product unit on Verilator that passes, then fails on an injected
 mismatch."""
 
+import importlib
 import re
 
 import pytest
 
 from damf import soak
 from damf.blocks import BLOCKS
-from damf.sim.tb_soak import SOAKS
+from damf.sim.tb_soak import Soak, soak_of
 
 CYCLES = 3000
 
 
-def test_every_block_has_a_soak():
-    assert list(SOAKS) == list(BLOCKS)
+@pytest.mark.parametrize("name", BLOCKS)
+def test_every_block_has_a_soak_harness(name):
+    """Each block's testbench holds its harness, ``SOAK``, driving that testbench's ``TB``."""
+    harness, testbench = soak_of(name), importlib.import_module(BLOCKS[name].testbench)
+    assert isinstance(harness, Soak) and harness is testbench.SOAK
+    assert harness.tb is testbench.TB and harness.tb.config_cls.block == name
+    assert harness.unit and callable(harness.batch) and callable(harness.decode)
 
 
 @pytest.mark.parametrize("argv, message", [
