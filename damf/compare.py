@@ -38,6 +38,7 @@ from .blocks import BLOCKS, SIDES, comparisons
 from .config import BaselineHeadConfig
 from .golden.damf_head_block import calibrated_base2
 from .config import DamfHeadBlockConfig
+from .report import number
 from .synth import SynthError
 
 __all__ = [
@@ -386,12 +387,6 @@ def plot_sweeps(preset, sweeps, out_dir):
 
 # ---- reports ----------------------------------------------------------------------------------
 
-def _fmt(value, digits=0):
-    if value is None:
-        return "-"
-    return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
-
-
 def _ratio(a, b):
     return None if a is None or b in (None, 0) else a / b
 
@@ -493,17 +488,17 @@ def _iso_table(point):
             lines.append(f"| {label} | not reachable with the searched knobs |" + " |" * (len(ISO_COLUMNS) - 1))
             continue
         cells = [_knobs_text(side["config"])] + [
-            _fmt(v, 1 if isinstance(v, float) and digits == 0 and v != int(v) else digits)
+            number(v, 1 if isinstance(v, float) and digits == 0 and v != int(v) else digits)
             for v, digits in ((_get(side, path), digits) for _, path, digits in ISO_COLUMNS[1:])]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
         for note in (side.get("pnr"), side.get("error"), _get(side, ("ecp5", "note"))):
             if note:
                 notes.append(f"- {label}: {note}.")
     for d, r in point.get("ratios", {}).items():
-        lines.append(f"| {iso.LABELS[d]} / baseline | | {_fmt(r['cycles'], 2)} | | {_fmt(r['time_per_head_us'], 2)} | "
-                     f"{_fmt(r['logic_transistors'], 2)} | {_fmt(r['memory_bits'], 2)} | | | | | "
-                     f"{_fmt(r['area_x_time'], 2)} | | {_fmt(r.get('time_per_head_gate_delays'), 2)} | "
-                     f"{_fmt(r.get('area_x_gate_delays'), 2)} |")
+        lines.append(f"| {iso.LABELS[d]} / baseline | | {number(r['cycles'], 2)} | | {number(r['time_per_head_us'], 2)} | "
+                     f"{number(r['logic_transistors'], 2)} | {number(r['memory_bits'], 2)} | | | | | "
+                     f"{number(r['area_x_time'], 2)} | | {number(r.get('time_per_head_gate_delays'), 2)} | "
+                     f"{number(r.get('area_x_gate_delays'), 2)} |")
     return lines + [""] + notes + ([""] if notes else [])
 
 
@@ -601,7 +596,7 @@ def _entry_lines(entry, header, rule):
         s = entry[side]
         lines.append(f"| {'DAMF' if side == 'damf' else 'baseline'} | "
                      + " + ".join(f"`{b}`" for b in s["parts"]) + " | "
-                     + " | ".join(_fmt(_get(s, path), digits) for _, path, digits in COLUMNS) + " |")
+                     + " | ".join(number(_get(s, path), digits) for _, path, digits in COLUMNS) + " |")
     ratios = [_ratio(_get(entry["damf"], path), _get(entry["baseline"], path)) for _, path, _ in COLUMNS]
     lines.append("| DAMF / baseline | | " + " | ".join("-" if r is None else f"{r:.2f}" for r in ratios) + " |")
     lines.append("")
@@ -636,8 +631,8 @@ def _tail_lines(doc):
                       "|---|---|---:|---:|---:|---:|---:|"]
             for r in rows:
                 lines.append(f"| {r['comparison']} | {LABELS[(r['side'], r['comparison'])]} | {r['x']} | "
-                             f"{r['multipliers']} | {_fmt(r['transistors'])} | {_fmt(r['cycles'])} | "
-                             f"{_fmt(r['transistors'] * r['cycles'])} |")
+                             f"{r['multipliers']} | {number(r['transistors'])} | {number(r['cycles'])} | "
+                             f"{number(r['transistors'] * r['cycles'])} |")
             lines.append("")
     lines += ["## Cycle models against simulation", ""] + [f"- {c}" for c in CYCLE_CHECKS] + [""]
     return lines

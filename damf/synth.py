@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 from .blocks import get_block
+from .report import number
 from .sim.runner import write_block
 
 __all__ = ["synthesize", "write_reports", "SynthError"]
@@ -343,12 +344,6 @@ def synthesize(cfg, work, *, pnr=True, fpga=True, ice40=True, progress=print, pn
     return out
 
 
-def _fmt(value, digits=0):
-    if value is None:
-        return "-"
-    return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
-
-
 def markdown(preset, results):
     lines = [
         f"# Synthesis report: preset `{preset}`",
@@ -365,11 +360,11 @@ def markdown(preset, results):
     for r in results:
         i, e = r.get("ice40", {}), r.get("ecp5", {})
         lines.append(
-            f"| `{r['block']}` | {r['coarse']['multipliers']} | {_fmt(r['cmos']['transistors'])} | "
-            f"{_fmt(r['cmos']['ffs'])} | {_fmt(r['memory']['bits'])} | {_fmt(i.get('luts'))} | {_fmt(i.get('ffs'))} | "
-            f"{_fmt(i.get('carries'))} | {_fmt(i.get('dsps'))} | {_fmt(i.get('rams'))} | {_fmt(i.get('fmax_mhz'), 1)} | "
-            f"{_fmt(e.get('luts'))} | {_fmt(e.get('ffs'))} | {_fmt(e.get('carries'))} | {_fmt(e.get('dsps'))} | "
-            f"{_fmt(e['rams'] + e['lutrams'] if 'rams' in e else None)} | {_fmt(e.get('fmax_mhz'), 1)} |")
+            f"| `{r['block']}` | {r['coarse']['multipliers']} | {number(r['cmos']['transistors'])} | "
+            f"{number(r['cmos']['ffs'])} | {number(r['memory']['bits'])} | {number(i.get('luts'))} | {number(i.get('ffs'))} | "
+            f"{number(i.get('carries'))} | {number(i.get('dsps'))} | {number(i.get('rams'))} | {number(i.get('fmax_mhz'), 1)} | "
+            f"{number(e.get('luts'))} | {number(e.get('ffs'))} | {number(e.get('carries'))} | {number(e.get('dsps'))} | "
+            f"{number(e['rams'] + e['lutrams'] if 'rams' in e else None)} | {number(e.get('fmax_mhz'), 1)} |")
         if not i:
             notes.append(f"- `{r['block']}`: no iCE40 flows at this preset.")
         if i.get("pnr"):

@@ -35,7 +35,6 @@ Every number of the report is computed here; :func:`run` returns the result dict
 
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from ..config import DEFAULT_PQ_WIDTH, DamfHeadConfig
 from ..golden.damf_head import base2_constant, damf_attention_float, damf_head
 from ..golden.inner_product import inner_product
 from ..golden.quant import choose_frac, choose_shift, quantize, requantize
+from ..report import Log, fixed
 from .minilm import MiniLM, exact_head
 
 __all__ = ["EvalOptions", "DEFAULT_SENTENCES", "read_sentences", "parse_ranks", "parse_widths", "parse_pq_widths",
@@ -188,15 +188,6 @@ def _label(r, d_head):
     return f"full ({d_head})" if r == "full" else str(r)
 
 
-class _Log:
-    def __init__(self, stream):
-        self.stream = stream if stream is not None else sys.stderr
-        self.t0 = time.monotonic()
-
-    def __call__(self, msg):
-        print(f"[eval {time.monotonic() - self.t0:6.1f} s] {msg}", file=self.stream, flush=True)
-
-
 # ---- end to end (shared with :mod:`.finetune`) ----------------------------------------------
 
 def end_to_end_metrics(model, sentences, ref_embeddings, attention):
@@ -333,7 +324,7 @@ def resolve_ranks_layers(model, ranks, layers):
 
 def run(opts, model=None):
     """Run every stage; returns the JSON-able result dict (see the module docstring)."""
-    log = opts.log if callable(opts.log) else _Log(opts.log)
+    log = opts.log if callable(opts.log) else Log("eval", opts.log)
     t_start = time.monotonic()
     sentences = read_sentences(opts.sentences, opts.limit)
     if model is None:
@@ -569,10 +560,6 @@ def run(opts, model=None):
 
 # ---- report ---------------------------------------------------------------------------------
 
-def _f(x, n=3):
-    return f"{x:.{n}f}"
-
-
 def write_report(result, out, *, command=None):
     """Write ``report.json``, ``report.md`` and the PNG plots into ``out``; returns the paths."""
     import matplotlib
@@ -696,10 +683,10 @@ def write_report(result, out, *, command=None):
     md.append("| layer | sigma_max/sum mean | min | max | " + " | ".join(f"top {b} share" for b in labels) + " |")
     md.append("|---|---|---|---|" + "---|" * len(labels))
     for i, l in enumerate(layers):
-        md.append(f"| {l} | {_f(conc[i].mean())} | {_f(conc[i].min())} | {_f(conc[i].max())} | "
-                  + " | ".join(_f(share[i, :, j].mean()) for j in range(len(labels))) + " |")
-    md.append(f"| all | {_f(conc.mean())} | {_f(conc.min())} | {_f(conc.max())} | "
-              + " | ".join(_f(share[:, :, j].mean()) for j in range(len(labels))) + " |")
+        md.append(f"| {l} | {fixed(conc[i].mean())} | {fixed(conc[i].min())} | {fixed(conc[i].max())} | "
+                  + " | ".join(fixed(share[i, :, j].mean()) for j in range(len(labels))) + " |")
+    md.append(f"| all | {fixed(conc.mean())} | {fixed(conc.min())} | {fixed(conc.max())} | "
+              + " | ".join(fixed(share[:, :, j].mean()) for j in range(len(labels))) + " |")
     md += ["", "![concentration](concentration.png)", ""]
 
     md += ["## 2. Fidelity per rank (mean over all evaluated heads; worst head in brackets)", ""]
@@ -708,23 +695,23 @@ def write_report(result, out, *, command=None):
     md.append("|---|---|---|---|---|---|---|---|---|---|")
     for j, b in enumerate(labels):
         def cell(a):
-            return f"{_f(a[:, :, j].mean())} ({_f(a[:, :, j].max())})"
-        md.append(f"| {b} | {cell(serr)} | {_f(sarg[:, :, j].mean())} ({_f(sarg[:, :, j].min())}) | "
+            return f"{fixed(a[:, :, j].mean())} ({fixed(a[:, :, j].max())})"
+        md.append(f"| {b} | {cell(serr)} | {fixed(sarg[:, :, j].mean())} ({fixed(sarg[:, :, j].min())}) | "
                   + " | ".join(cell(af[m]["rel_error"]) for m in FLOAT_MODES) + " | "
                   + " | ".join(cell(ax_[m]["rel_error"]) for m in FIXED_MODES) + " | "
-                  + " / ".join(_f(ax_[m]["vs_float"][:, :, j].mean(), 4) for m in FIXED_MODES) + " |")
+                  + " / ".join(fixed(ax_[m]["vs_float"][:, :, j].mean(), 4) for m in FIXED_MODES) + " |")
     md += ["", "Head-output error columns are relative Frobenius errors against exact softmax attention. "
            "Mean per-row cosine of the head outputs:", ""]
     md.append("| rank | " + " | ".join(FLOAT_MODES) + " | " + " | ".join(f"fixed {m}" for m in FIXED_MODES) + " |")
     md.append("|---|" + "---|" * (len(FLOAT_MODES) + len(FIXED_MODES)))
     for j, b in enumerate(labels):
-        md.append(f"| {b} | " + " | ".join(_f(af[m]["cosine"][:, :, j].mean(), 4) for m in FLOAT_MODES) + " | "
-                  + " | ".join(_f(ax_[m]["cosine"][:, :, j].mean(), 4) for m in FIXED_MODES) + " |")
+        md.append(f"| {b} | " + " | ".join(fixed(af[m]["cosine"][:, :, j].mean(), 4) for m in FLOAT_MODES) + " | "
+                  + " | ".join(fixed(ax_[m]["cosine"][:, :, j].mean(), 4) for m in FIXED_MODES) + " |")
     md += ["", f"Score error per layer (mean over heads), rank by rank:", ""]
     md.append("| layer | " + " | ".join(labels) + " |")
     md.append("|---|" + "---|" * len(labels))
     for i, l in enumerate(layers):
-        md.append(f"| {l} | " + " | ".join(_f(serr[i, :, j].mean()) for j in range(len(labels))) + " |")
+        md.append(f"| {l} | " + " | ".join(fixed(serr[i, :, j].mean()) for j in range(len(labels))) + " |")
     bw = R["baseline_widths"]
     md += ["", f"Fixed point here at the baseline widths x_width {bw['x_width']}, w_width {bw['w_width']}, "
            f"v_width {bw['v_width']}, weight_frac {bw['weight_frac']}, pq_width {bw['pq_width']}, "
@@ -738,7 +725,7 @@ def write_report(result, out, *, command=None):
     md.append("|---|" + "---|" * len(e2e))
     for j, b in enumerate(labels):
         md.append(f"| {b} | " + " | ".join(
-            f"{_f(e2e[m][j]['cosine_mean'], 4)} / {_f(e2e[m][j]['cosine_min'], 4)} / {_f(e2e[m][j]['pairwise_pearson'], 4)}"
+            f"{fixed(e2e[m][j]['cosine_mean'], 4)} / {fixed(e2e[m][j]['cosine_min'], 4)} / {fixed(e2e[m][j]['pairwise_pearson'], 4)}"
             for m in e2e) + " |")
     md += ["", "![end to end](end_to_end_vs_rank.png)", ""]
 
@@ -754,9 +741,9 @@ def write_report(result, out, *, command=None):
             if "vs_float" in row:
                 lo, hi = row["pq_shift_range"]
                 e = row.get("end_to_end")
-                md.append(f"| {key} | {row['value']} | {_f(row['vs_float'], 4)} | {_f(row['vs_exact'], 4)} | "
+                md.append(f"| {key} | {row['value']} | {fixed(row['vs_float'], 4)} | {fixed(row['vs_exact'], 4)} | "
                           f"{row['pq_width']} | {lo if lo == hi else f'{lo}-{hi}'} | {row['acc_width']} | "
-                          + (f"{_f(e['cosine_mean'], 4)} / {_f(e['cosine_min'], 4)}" if e else "") + " |")
+                          + (f"{fixed(e['cosine_mean'], 4)} / {fixed(e['cosine_min'], 4)}" if e else "") + " |")
             else:
                 md.append(f"| {key} | {row['value']} | skipped: {row['skipped']} | | | | | |")
     md += ["", "![width sweeps](width_sweeps.png)", ""]
@@ -770,9 +757,9 @@ def write_report(result, out, *, command=None):
            f"{rec['quant_tolerance']:.0%} of the best swept value's (a knee criterion: the error against float "
            "DAMF does not go to 0, because a power-of-two rounding of D or a base2 exponent flips by a factor "
            "2 when quantization noise moves it across a tie point).", "",
-           f"* **rank {rec['rank_label']}, mode {rec['mode']}**: end-to-end cosine {_f(rec['cosine'], 4)} "
-           f"(full rank: {_f(rec['cosine_full'], 4)}; rank {rec['rank_label']} with exact softmax: "
-           f"{_f(rec['cosine_rank_only'], 4)}).",
+           f"* **rank {rec['rank_label']}, mode {rec['mode']}**: end-to-end cosine {fixed(rec['cosine'], 4)} "
+           f"(full rank: {fixed(rec['cosine_full'], 4)}; rank {rec['rank_label']} with exact softmax: "
+           f"{fixed(rec['cosine_rank_only'], 4)}).",
            f"* **x_width {w['x_width']}, w_width {w['w_width']} (u and v), v_width {w['v_width']}, "
            f"weight_frac {w['weight_frac']}, pq_width {w['pq_width']}, out_frac {rec['out_frac']}**"
            + ((" (p and q exact: the inner product's out_width, " if w["pq_width"] == "exact" else
@@ -783,13 +770,13 @@ def write_report(result, out, *, command=None):
               " Not every criterion was met by a swept value: "
               + ", ".join(k for k in WIDTH_KEYS if not w[k + "_met"]) + " is the largest tried."),
            (f"* Check: the whole model with the bit-exact head at these widths, rank {rec['rank_label']}: "
-            + ", ".join(f"{m} cosine {_f(fe[m]['cosine_mean'], 4)} (min {_f(fe[m]['cosine_min'], 4)})" for m in fe)
+            + ", ".join(f"{m} cosine {fixed(fe[m]['cosine_mean'], 4)} (min {fixed(fe[m]['cosine_min'], 4)})" for m in fe)
             + ".") if fe else "* Check with the bit-exact head in the whole model: skipped (see above)."]
     softmax_full = e2e["softmax"][-1]["cosine_mean"]
     best_full = max(e2e[m][-1]["cosine_mean"] for m in FIXED_MODES)
     if best_full < 0.99:
         md.append(f"* Caveat: even at full rank the softmax approximation alone gives end-to-end cosine "
-                  f"{_f(best_full, 4)} (exact softmax at full rank: {_f(softmax_full, 4)}); on this model, "
+                  f"{fixed(best_full, 4)} (exact softmax at full rank: {fixed(softmax_full, 4)}); on this model, "
                   "without fine-tuning, the shift-based softmax rather than the rank limits fidelity.")
     md.append("")
     files.append(out / "report.md")

@@ -53,7 +53,6 @@ holds and :func:`write_report` renders ``report.md`` and the PNG plots.
 import io
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +63,7 @@ from ..config import ConfigError
 from . import eval as ev
 from ..files import write_atomically
 from ..golden.damf_float import augment, concentration
+from ..report import Log, fixed
 from .minilm import MiniLM
 
 __all__ = ["FinetuneOptions", "parse_lambdas", "split_sentences", "head_factors", "factor_svd",
@@ -301,15 +301,6 @@ def finetune_layer(A0, B0, batch, lam, steps, lr, record=10):
 
 # ---- the run --------------------------------------------------------------------------------
 
-class _Log:
-    def __init__(self, stream):
-        self.stream = stream if stream is not None else sys.stderr
-        self.t0 = time.monotonic()
-
-    def __call__(self, msg):
-        print(f"[finetune {time.monotonic() - self.t0:6.1f} s] {msg}", file=self.stream, flush=True)
-
-
 def _truncate(U, S, V, r, d):
     """Stacked rank-``r`` factors (``sqrt(sigma)`` folded in) padded with zero columns to ``d``."""
     H, n, _ = U.shape
@@ -336,7 +327,7 @@ def _score_error(A, B, Ar, Br, batch):
 
 def run(opts, model=None):
     """Fine-tune for every lambda and evaluate; returns the JSON-able result dict."""
-    log = opts.log if callable(opts.log) else _Log(opts.log)
+    log = opts.log if callable(opts.log) else Log("finetune", opts.log)
     t_start = time.monotonic()
     if not opts.lambdas:
         raise ConfigError("--lambdas must name at least one value")
@@ -445,10 +436,6 @@ def run(opts, model=None):
 
 
 # ---- report ---------------------------------------------------------------------------------
-
-def _f(x, n=3):
-    return f"{x:.{n}f}"
-
 
 def _lam(x):
     return f"{x:g}"
@@ -593,14 +580,14 @@ def write_report(result, out, *, command=None):
               + " | sigma_max | change of M |")
     md.append("|---|---|---|---|" + "---|" * len(labels) + "---|---|")
     for k in range(len(runs)):
-        md.append(f"| {lams[k]} | {_f(conc[k].mean())} | {_f(conc[k].min())} | {_f(conc[k].max())} | "
-                  + " | ".join(_f(share[k, ..., j].mean()) for j in range(len(labels)))
-                  + f" | {_f(sig1[k].mean(), 1)} | {_f(change[k].mean())} |")
+        md.append(f"| {lams[k]} | {fixed(conc[k].mean())} | {fixed(conc[k].min())} | {fixed(conc[k].max())} | "
+                  + " | ".join(fixed(share[k, ..., j].mean()) for j in range(len(labels)))
+                  + f" | {fixed(sig1[k].mean(), 1)} | {fixed(change[k].mean())} |")
     md += ["", "sigma_max / sum sigma per layer (mean of heads):", ""]
     md.append("| layer | " + " | ".join(f"lambda {a}" for a in lams) + " |")
     md.append("|---|" + "---|" * len(runs))
     for i, l in enumerate(layers):
-        md.append(f"| {l} | " + " | ".join(_f(conc[k, i].mean()) for k in range(len(runs))) + " |")
+        md.append(f"| {l} | " + " | ".join(fixed(conc[k, i].mean()) for k in range(len(runs))) + " |")
     md += ["", "![concentration](concentration_vs_lambda.png)", ""]
 
     md += ["## 2. Head outputs, layer by layer (held out)", "",
@@ -610,8 +597,8 @@ def write_report(result, out, *, command=None):
     md.append("| lambda | train, full | " + " | ".join(f"held out, rank {b}" for b in labels) + " |")
     md.append("|---|---|" + "---|" * len(labels))
     for k in range(len(runs)):
-        md.append(f"| {lams[k]} | {_f(terr[k].mean())} ({_f(terr[k].max())}) | "
-                  + " | ".join(f"{_f(herr[k, ..., j].mean())} ({_f(herr[k, ..., j].max())})"
+        md.append(f"| {lams[k]} | {fixed(terr[k].mean())} ({fixed(terr[k].max())}) | "
+                  + " | ".join(f"{fixed(herr[k, ..., j].mean())} ({fixed(herr[k, ..., j].max())})"
                                for j in range(len(labels))) + " |")
     low = [j for j, r in enumerate(ranks) if r < R["d_head"]]
     md += [""]
@@ -623,8 +610,8 @@ def write_report(result, out, *, command=None):
                   + " | " + " | ".join(f"scores, rank {labels[j]}" for j in low) + " |")
         md.append("|---|" + "---|" * (2 * len(low)))
         for k in range(len(runs)):
-            md.append(f"| {lams[k]} | " + " | ".join(_f(merr[k, ..., j].mean()) for j in low) + " | "
-                      + " | ".join(_f(serr[k, ..., j].mean()) for j in low) + " |")
+            md.append(f"| {lams[k]} | " + " | ".join(fixed(merr[k, ..., j].mean()) for j in low) + " | "
+                      + " | ".join(fixed(serr[k, ..., j].mean()) for j in low) + " |")
         md.append("")
     md += ["![held-out error](heldout_error_vs_rank.png)", ""]
 
@@ -641,8 +628,8 @@ def write_report(result, out, *, command=None):
         md.append("|---|" + "---|" * (len(labels) + 1))
         for k, r in enumerate(runs):
             e = r["end_to_end"][m]
-            md.append(f"| {lams[k]} | " + " | ".join(f"{_f(x['cosine_mean'], 4)} ({_f(x['cosine_min'], 4)})" for x in e)
-                      + f" | {_f(e[0]['pairwise_pearson'], 4)} / {_f(e[-1]['pairwise_pearson'], 4)} |")
+            md.append(f"| {lams[k]} | " + " | ".join(f"{fixed(x['cosine_mean'], 4)} ({fixed(x['cosine_min'], 4)})" for x in e)
+                      + f" | {fixed(e[0]['pairwise_pearson'], 4)} / {fixed(e[-1]['pairwise_pearson'], 4)} |")
         md.append("")
     md += ["![end to end](end_to_end_vs_rank.png)", ""]
 
@@ -650,15 +637,15 @@ def write_report(result, out, *, command=None):
     rows = summary(R)
     first, last = rows[0], rows[-1]
     md.append(f"From lambda {_lam(first['lambda'])} to lambda {_lam(last['lambda'])}: mean sigma_max / sum "
-              f"sigma {_f(first['concentration'])} -> {_f(last['concentration'])}; held-out head error at rank "
-              f"{labels[0]} {_f(first['heldout_error_low'])} -> {_f(last['heldout_error_low'])} and at rank "
-              f"{labels[-1]} {_f(first['heldout_error_full'])} -> {_f(last['heldout_error_full'])}; end-to-end "
-              f"held-out cosine at rank {labels[0]} (softmax / base2) {_f(first['softmax_low'], 4)} / "
-              f"{_f(first['base2_low'], 4)} -> {_f(last['softmax_low'], 4)} / {_f(last['base2_low'], 4)}, at rank "
-              f"{labels[-1]} {_f(first['softmax_full'], 4)} / {_f(first['base2_full'], 4)} -> "
-              f"{_f(last['softmax_full'], 4)} / {_f(last['base2_full'], 4)}.")
+              f"sigma {fixed(first['concentration'])} -> {fixed(last['concentration'])}; held-out head error at rank "
+              f"{labels[0]} {fixed(first['heldout_error_low'])} -> {fixed(last['heldout_error_low'])} and at rank "
+              f"{labels[-1]} {fixed(first['heldout_error_full'])} -> {fixed(last['heldout_error_full'])}; end-to-end "
+              f"held-out cosine at rank {labels[0]} (softmax / base2) {fixed(first['softmax_low'], 4)} / "
+              f"{fixed(first['base2_low'], 4)} -> {fixed(last['softmax_low'], 4)} / {fixed(last['base2_low'], 4)}, at rank "
+              f"{labels[-1]} {fixed(first['softmax_full'], 4)} / {fixed(first['base2_full'], 4)} -> "
+              f"{fixed(last['softmax_full'], 4)} / {fixed(last['base2_full'], 4)}.")
     best = max(rows, key=lambda r: r["softmax_low"])
-    md += ["", f"Highest end-to-end cosine at rank {labels[0]} (softmax): {_f(best['softmax_low'], 4)} at lambda "
+    md += ["", f"Highest end-to-end cosine at rank {labels[0]} (softmax): {fixed(best['softmax_low'], 4)} at lambda "
            f"{_lam(best['lambda'])}.", "",
            f"Per lambda, the smallest rank whose end-to-end cosine is within {ev.RANK_TOLERANCE} of the same "
            "lambda's full rank (softmax / base2), with that cosine:", ""]
@@ -667,7 +654,7 @@ def write_report(result, out, *, command=None):
         for m in ("softmax", "base2"):
             e = r["end_to_end"][m]
             j = next(j for j in range(len(e)) if e[j]["cosine_mean"] >= e[-1]["cosine_mean"] - ev.RANK_TOLERANCE)
-            cells.append(f"{m} rank {labels[j]} ({_f(e[j]['cosine_mean'], 4)})")
+            cells.append(f"{m} rank {labels[j]} ({fixed(e[j]['cosine_mean'], 4)})")
         md.append(f"* lambda {lams[k]}: " + ", ".join(cells))
     md += ["", "![training](training.png)", ""]
 
